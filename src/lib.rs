@@ -1,0 +1,35 @@
+//! # mcp-auth-server
+//!
+//! A Model Context Protocol server over HTTP, secured as an OAuth 2.1 protected resource, and a
+//! tutorial: each Cargo feature adds one layer, and each step of the README is a feature set.
+//!
+//! # Features
+//! | feature | module | adds |
+//! |---|---|---|
+//! | (none) | [`health`] | step 1: `GET /health` |
+//! | `mcp` | `mcp` | step 2: JSON-RPC + MCP lifecycle of both eras on `/mcp` |
+//! | `tools` | `tools` | steps 3-4: tool and prompt definitions, and their dispatch |
+//!
+//! # Layout
+//! - [`config`] — typed settings, layered from files and environment.
+//! - [`telemetry`] — logging.
+//! - [`error`] — the one place errors become HTTP responses.
+//! - [`router`] — the composition root, the only place that switches layers per feature.
+//! - [`serve`] — accepting connections, graceful shutdown.
+//! - [`principal`] — the authenticated caller, as later layers see it.
+
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod principal;
+pub mod router;
+pub mod serve;
+pub mod telemetry;
+
+#[cfg(feature = "mcp")]
+pub mod mcp;
+#[cfg(feature = "tools")]
+pub mod tools;
+
+pub use config::Settings;
+pub use router::{AppBuilder, app};

@@ -1,0 +1,43 @@
+//! The binary: load settings, set up logging, build the app, serve until SIGINT/SIGTERM.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use mcp_auth_server::{AppBuilder, Settings, serve, telemetry};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let settings = match Settings::load() {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("mcp-auth-server: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    telemetry::init(&settings.log);
+    match run(settings).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err}");
+            eprintln!("mcp-auth-server: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
+    let shutdown = serve::Shutdown::default();
+    let router = AppBuilder::new(settings.clone()).shutdown(shutdown.clone()).build().await?;
+    let listener = tokio::net::TcpListener::bind(settings.server.bind).await.map_err(|source| {
+        mcp_auth_server::error::StartupError::Bind { addr: settings.server.bind.to_string(), source }
+    })?;
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        public_url = %settings.server.public_url,
+        features = ?mcp_auth_server::router::enabled_features(),
+        "listening"
+    );
+    let grace = Duration::from_secs(settings.server.shutdown_grace_secs);
+    serve::serve(listener, router, serve::shutdown_signal(), shutdown, grace).await?;
+    Ok(())
+}
