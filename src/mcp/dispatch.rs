@@ -1,0 +1,275 @@
+//! The seam between the protocol layer and the features behind it.
+//!
+//! The transport (both eras) turns an HTTP request into an [`McpRequest`] and hands it to an
+//! [`McpService`], a tower service. The `tools` feature provides that service; the `scopes`
+//! feature wraps it in a tower layer. A [`Catalog`] tells the transport what the service offers.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tokio::sync::broadcast;
+use tower::util::BoxCloneSyncService;
+
+use super::bus::ChangeEvent;
+use super::context::RequestContext;
+use super::headers::HeaderParam;
+use super::jsonrpc::RpcError;
+use super::protocol::{InputRequired, ServerCapabilities};
+use crate::error::AppError;
+use crate::principal::Principal;
+
+/// One operation for the feature service: `tools/list`, `tools/call`, `prompts/get`, ...
+pub struct McpRequest {
+    pub method: String,
+    /// The request's params as sent (including `_meta`, `inputResponses`, `requestState`).
+    pub params: Map<String, Value>,
+    pub ctx: RequestContext,
+}
+
+impl McpRequest {
+    /// A required string param, or -32602 naming it.
+    pub fn str_param(&self, name: &str) -> Result<&str, McpError> {
+        self.params
+            .get(name)
+            .and_then(Value::as_str)
+            .ok_or_else(|| McpError::Rpc(RpcError::invalid_params(format!("missing string param `{name}`"))))
+    }
+}
+
+/// Whether a complete result may be shared between callers by caches (2026-07-28 `cacheScope`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheScope {
+    /// Holds nothing specific to the caller.
+    Public,
+    /// Depends on who asked (for example a list filtered by the caller's scopes).
+    Private,
+}
+
+/// What the feature service answers.
+#[derive(Debug)]
+pub enum McpReply {
+    /// The final result. `cache` is set on cacheable results (lists and reads).
+    Complete { result: Map<String, Value>, cache: Option<CacheScope> },
+    /// The client must supply input and retry (multi round-trip requests).
+    InputRequired(InputRequired),
+}
+
+impl McpReply {
+    /// A complete, non-cacheable result.
+    pub fn complete(result: impl Serialize) -> Self {
+        McpReply::Complete { result: to_map(result), cache: None }
+    }
+
+    /// A complete, cacheable result.
+    pub fn cacheable(result: impl Serialize, scope: CacheScope) -> Self {
+        McpReply::Complete { result: to_map(result), cache: Some(scope) }
+    }
+}
+
+fn to_map(value: impl Serialize) -> Map<String, Value> {
+    match serde_json::to_value(value) {
+        Ok(Value::Object(map)) => map,
+        // Results are objects by construction; anything else is a programming error we answer
+        // with an empty result rather than a panic.
+        _ => Map::new(),
+    }
+}
+
+/// Why an operation failed.
+#[derive(Debug)]
+pub enum McpError {
+    /// A JSON-RPC error, answered in the body.
+    Rpc(RpcError),
+    /// An HTTP-level refusal (403 `insufficient_scope`): a status and `WWW-Authenticate`
+    /// challenge, with a JSON-RPC error body.
+    Refused(AppError),
+    /// A handler found out while running that it needs these scopes too; the authorization
+    /// layer turns this into a step-up [`McpError::Refused`].
+    InsufficientScope(Vec<String>),
+}
+
+impl McpError {
+    /// The HTTP-level refusal for this error, if it is one.
+    pub(crate) fn into_refusal(self) -> Result<AppError, RpcError> {
+        match self {
+            McpError::Rpc(error) => Err(error),
+            McpError::Refused(refusal) => Ok(refusal),
+            McpError::InsufficientScope(needed) => Ok(AppError::Forbidden(crate::error::Challenge {
+                error: Some("insufficient_scope"),
+                description: Some("additional scopes are required".into()),
+                scope: Some(needed.join(" ")),
+                resource_metadata: None,
+            })),
+        }
+    }
+}
+
+impl From<RpcError> for McpError {
+    fn from(error: RpcError) -> Self {
+        McpError::Rpc(error)
+    }
+}
+
+/// The feature service: a cloneable, boxed tower service.
+pub type McpService = BoxCloneSyncService<McpRequest, McpReply, McpError>;
+
+/// What the feature layer offers, for the transport: capabilities, `x-mcp-header` bindings
+/// per tool, and change notifications.
+pub trait Catalog: Send + Sync + 'static {
+    fn capabilities(&self) -> ServerCapabilities;
+    /// The `x-mcp-header` annotations of `tool`'s input schema (empty if none or unknown).
+    fn header_params(&self, tool: &str) -> Arc<[HeaderParam]>;
+    /// A receiver of list and resource changes.
+    fn changes(&self) -> broadcast::Receiver<ChangeEvent>;
+}
+
+/// The feature service and its catalog, handed to [`super::router`] by the composition root.
+#[derive(Clone)]
+pub struct Features {
+    pub service: McpService,
+    pub catalog: Arc<dyn Catalog>,
+    /// The authorization policy, when one is on (see [`Features::authorize_with`]).
+    pub access: Option<Arc<dyn AccessControl>>,
+}
+
+impl Features {
+    /// Features without authorization.
+    pub fn new(service: McpService, catalog: Arc<dyn Catalog>) -> Self {
+        Features { service, catalog, access: None }
+    }
+
+    /// Puts every operation under `access`: the service is wrapped in an [`Authorize`] layer,
+    /// and the transport consults the same policy for the methods it serves itself
+    /// (`subscriptions/listen`, `resources/subscribe`).
+    pub fn authorize_with(mut self, access: Arc<dyn AccessControl>) -> Self {
+        self.access = Some(access.clone());
+        self.layer(AuthorizeLayer { access })
+    }
+
+    /// Wraps the service in a tower layer (authorization, metrics, ...).
+    pub fn layer<L>(self, layer: L) -> Self
+    where
+        L: tower::Layer<McpService>,
+        L::Service: tower::Service<McpRequest, Response = McpReply, Error = McpError> + Clone + Send + Sync + 'static,
+        <L::Service as tower::Service<McpRequest>>::Future: Send + 'static,
+    {
+        Features { service: BoxCloneSyncService::new(layer.layer(self.service)), ..self }
+    }
+}
+
+/// A primitive a caller may or may not be allowed to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Item<'a> {
+    Tool(&'a str),
+    Prompt(&'a str),
+    /// A resource by URI, or a resource template by its URI template.
+    Resource(&'a str),
+}
+
+/// An authorization policy: which operations and items a caller may use.
+pub trait AccessControl: Send + Sync + 'static {
+    /// Decides an operation before it runs (for `tools/call`, `prompts/get`, `resources/read`
+    /// the item is known from `params`). A refusal is an HTTP-level answer (403 with a step-up
+    /// challenge).
+    fn authorize(
+        &self,
+        principal: Option<&Principal>,
+        method: &str,
+        params: &Map<String, Value>,
+    ) -> Result<(), AppError>;
+    /// The refusal for an operation that found out while running that it needs more scopes
+    /// than the caller has (a handler-raised challenge).
+    fn challenge(&self, principal: Option<&Principal>, needed: &[String]) -> AppError;
+    /// Whether `principal` may use `item`.
+    fn allows(&self, principal: Option<&Principal>, item: Item<'_>) -> bool;
+    /// What using `item` requires, advertised in the item's `_meta` (for example its scopes).
+    fn requirements(&self, item: Item<'_>) -> Option<Value>;
+}
+
+impl RequestContext {
+    /// Whether the caller may use `item` (always, when no authorization layer is on).
+    pub fn may_use(&self, item: Item<'_>) -> bool {
+        self.access.as_ref().is_none_or(|access| access.allows(self.principal.as_ref(), item))
+    }
+
+    /// What `item` requires, to advertise in its listing.
+    pub fn requirements(&self, item: Item<'_>) -> Option<Value> {
+        self.access.as_ref().and_then(|access| access.requirements(item))
+    }
+
+    /// Whether lists answered to this request depend on the caller.
+    pub fn lists_are_private(&self) -> bool {
+        self.access.is_some()
+    }
+}
+
+/// The tower layer that enforces an [`AccessControl`] on the feature service, and installs it
+/// into each request's context so lists can be filtered item by item.
+#[derive(Clone)]
+pub struct AuthorizeLayer {
+    access: Arc<dyn AccessControl>,
+}
+
+impl<S> tower::Layer<S> for AuthorizeLayer {
+    type Service = Authorize<S>;
+    fn layer(&self, inner: S) -> Authorize<S> {
+        Authorize { inner, access: self.access.clone() }
+    }
+}
+
+/// See [`AuthorizeLayer`].
+#[derive(Clone)]
+pub struct Authorize<S> {
+    inner: S,
+    access: Arc<dyn AccessControl>,
+}
+
+impl<S> tower::Service<McpRequest> for Authorize<S>
+where
+    S: tower::Service<McpRequest, Response = McpReply, Error = McpError> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = McpReply;
+    type Error = McpError;
+    type Future = futures_util::future::BoxFuture<'static, Result<McpReply, McpError>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), McpError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: McpRequest) -> Self::Future {
+        let verdict = self.access.authorize(request.ctx.principal.as_ref(), &request.method, &request.params);
+        request.ctx.access = Some(self.access.clone());
+        // Take the service that was driven to readiness; leave a fresh clone in its place.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let access = self.access.clone();
+        let principal = request.ctx.principal.clone();
+        Box::pin(async move {
+            verdict.map_err(McpError::Refused)?;
+            inner.call(request).await.map_err(|error| match error {
+                McpError::InsufficientScope(needed) => McpError::Refused(access.challenge(principal.as_ref(), &needed)),
+                other => other,
+            })
+        })
+    }
+}
+
+/// The capability a feature method belongs to; `None` for methods the feature layer does not
+/// serve.
+pub(crate) fn feature_method_offered(method: &str, capabilities: &ServerCapabilities) -> Option<bool> {
+    Some(match method {
+        "tools/list" | "tools/call" => capabilities.tools.is_some(),
+        "prompts/list" | "prompts/get" => capabilities.prompts.is_some(),
+        "resources/list" | "resources/templates/list" | "resources/read" => capabilities.resources.is_some(),
+        "completion/complete" => capabilities.completions.is_some(),
+        _ => return None,
+    })
+}
+
+/// Methods that may answer `input_required` (2026-07-28 MRTR rules).
+pub(crate) fn may_require_input(method: &str) -> bool {
+    matches!(method, "tools/call" | "prompts/get" | "resources/read")
+}

@@ -1,0 +1,522 @@
+//! The modern era (2026-07-28): stateless. Every request carries its own envelope in `_meta`
+//! (protocol version, client capabilities), mirrored in HTTP headers that must agree with it.
+//! There is no handshake, no session and no GET stream; `server/discover` describes the server
+//! and `subscriptions/listen` delivers change notifications.
+//!
+//! The validation ladder, in the order the spec and the conformance suite require:
+//! envelope (-32602) -> routing headers (-32020) -> version (-32022) -> method (-32601, 404).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde_json::{Map, Value, json};
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tower::ServiceExt;
+
+use super::Mcp;
+use super::bus::ChangeEvent;
+use super::context::{Outbound, RequestContext};
+use super::dispatch::{CacheScope, Item, McpError, McpReply, McpRequest, feature_method_offered, may_require_input};
+use super::headers::check_routing_headers;
+use super::jsonrpc::{Id, Message, RpcError, code, error_frame, notification_frame};
+use super::protocol::{ClientCapabilities, InputRequired, LogLevel};
+use super::sse;
+use super::transport::{Pending, Post, Start, json_bytes, modern_status, outbox, rpc_error, start};
+use super::version::{
+    Era, META_CLIENT_CAPABILITIES, META_LOG_LEVEL, META_PROTOCOL_VERSION, META_SERVER_INFO, META_SUBSCRIPTION_ID,
+    MODERN_VERSIONS, header_version,
+};
+use crate::error::AppError;
+use crate::principal::Principal;
+
+/// What the per-request envelope established.
+struct Envelope {
+    version: &'static str,
+    client_capabilities: ClientCapabilities,
+    log_level: Option<LogLevel>,
+    progress_token: Option<Value>,
+}
+
+/// Serves one modern message.
+pub(super) async fn handle(mcp: &Arc<Mcp>, post: Post, message: Message) -> Response {
+    let (id, method, params) = match message {
+        Message::Request { id, method, params } => (id, method, params),
+        // The core protocol defines no client notifications over HTTP any more; accept and drop.
+        Message::Notification { .. } => return StatusCode::ACCEPTED.into_response(),
+        Message::Response { id, .. } => {
+            let error = RpcError::invalid_request("responses are only accepted within a legacy session");
+            return rpc_error(StatusCode::BAD_REQUEST, Some(&id), &error);
+        }
+    };
+    let envelope = match validate(mcp, &post, &method, &params) {
+        Ok(envelope) => envelope,
+        Err(error) => return rpc_error(modern_status(&error), Some(&id), &error),
+    };
+    match method.as_str() {
+        "server/discover" => json_bytes(StatusCode::OK, super::jsonrpc::result_frame(&id, &discover(mcp))),
+        "subscriptions/listen" => listen(mcp, &post, id, &params),
+        _ => match (&mcp.features, feature_method_offered(&method, mcp.capabilities())) {
+            (Some(_), Some(true)) => call(mcp, post, id, method, params, envelope).await,
+            _ => {
+                let error = RpcError::method_not_found(&method);
+                rpc_error(StatusCode::NOT_FOUND, Some(&id), &error)
+            }
+        },
+    }
+}
+
+/// The envelope, header and version checks.
+fn validate(mcp: &Mcp, post: &Post, method: &str, params: &Map<String, Value>) -> Result<Envelope, RpcError> {
+    let meta = params.get("_meta").and_then(Value::as_object);
+    let version = meta.and_then(|m| m.get(META_PROTOCOL_VERSION));
+    let capabilities = meta.and_then(|m| m.get(META_CLIENT_CAPABILITIES));
+    let mut missing = Vec::new();
+    if version.is_none() {
+        missing.push(META_PROTOCOL_VERSION);
+    }
+    if capabilities.is_none() {
+        missing.push(META_CLIENT_CAPABILITIES);
+    }
+    if !missing.is_empty() {
+        return Err(RpcError::invalid_params(format!(
+            "Invalid params: missing required envelope key(s) in _meta: {}",
+            missing.join(", ")
+        )));
+    }
+    let Some(version) = version.and_then(Value::as_str) else {
+        return Err(RpcError::invalid_params(format!(
+            "Invalid params: _meta.{META_PROTOCOL_VERSION} must be a string"
+        )));
+    };
+    let Some(capabilities) = capabilities.and_then(Value::as_object) else {
+        return Err(RpcError::invalid_params(format!(
+            "Invalid params: _meta.{META_CLIENT_CAPABILITIES} must be an object"
+        )));
+    };
+
+    // Headers before the version check: a body naming an unknown version under a header that
+    // names a known one is a mismatch, not an unsupported version.
+    match header_version(&post.headers) {
+        None => {
+            return Err(RpcError::header_mismatch("Header mismatch: MCP-Protocol-Version header is required"));
+        }
+        Some(header) if header != version => {
+            return Err(RpcError::header_mismatch(format!(
+                "Header mismatch: MCP-Protocol-Version header value '{header}' does not match body value '{version}'"
+            )));
+        }
+        Some(_) => {}
+    }
+    let header_params = match (&mcp.features, method, params.get("name").and_then(Value::as_str)) {
+        (Some(features), "tools/call", Some(tool)) => features.catalog.header_params(tool),
+        _ => Arc::from([]),
+    };
+    check_routing_headers(&post.headers, method, params, &header_params)?;
+
+    let Some(version) = MODERN_VERSIONS.iter().find(|v| **v == version) else {
+        return Err(RpcError::new(code::UNSUPPORTED_PROTOCOL_VERSION, "Unsupported protocol version")
+            .with_data(json!({ "supported": MODERN_VERSIONS, "requested": version })));
+    };
+
+    let log_level = match meta.and_then(|m| m.get(META_LOG_LEVEL)) {
+        None => None,
+        Some(level) => Some(
+            LogLevel::parse(level)
+                .ok_or_else(|| RpcError::invalid_params(format!("Invalid params: unknown log level {level}")))?,
+        ),
+    };
+    Ok(Envelope {
+        version,
+        client_capabilities: ClientCapabilities(capabilities.clone()),
+        log_level,
+        progress_token: meta.and_then(|m| m.get("progressToken")).cloned(),
+    })
+}
+
+/// `server/discover`: versions, capabilities, instructions, serverInfo.
+fn discover(mcp: &Mcp) -> Value {
+    let mut result = Map::new();
+    result.insert("supportedVersions".into(), json!(MODERN_VERSIONS));
+    result.insert("capabilities".into(), json!(mcp.capabilities()));
+    if let Some(instructions) = &mcp.config.instructions {
+        result.insert("instructions".into(), json!(instructions));
+    }
+    let mut meta = mcp.config.discovery_meta.clone();
+    meta.insert(META_SERVER_INFO.into(), json!(mcp.config.server_info));
+    result.insert("_meta".into(), Value::Object(meta));
+    result.insert("resultType".into(), json!("complete"));
+    result.insert("ttlMs".into(), json!(mcp.config.list_ttl_ms));
+    result.insert("cacheScope".into(), json!(CacheScope::Public));
+    Value::Object(result)
+}
+
+/// A feature method: run it, answering with JSON, or with an SSE stream once it sends a
+/// notification. Closing that stream cancels the work.
+async fn call(
+    mcp: &Arc<Mcp>,
+    post: Post,
+    id: Id,
+    method: String,
+    params: Map<String, Value>,
+    envelope: Envelope,
+) -> Response {
+    let features = mcp.features.as_ref().expect("checked by the caller");
+    let (sender, mut receiver) = outbox(post.accepts);
+    let cancellation = CancellationToken::new();
+    let client_capabilities = Arc::new(envelope.client_capabilities);
+    let ctx = RequestContext {
+        request_id: id.clone(),
+        era: Era::Modern,
+        protocol_version: envelope.version,
+        principal: post.principal,
+        client_capabilities: client_capabilities.clone(),
+        progress_token: envelope.progress_token,
+        log_level: envelope.log_level,
+        cancellation: cancellation.clone(),
+        access: None,
+        outbox: sender,
+    };
+    let request = McpRequest { method: method.clone(), params, ctx };
+    let mut pending: Pending = Box::pin(features.service.clone().oneshot(request));
+    // Dropping the guard (the client closed the stream, or the connection went away while we
+    // waited) cancels the request: in this era, closing the stream is the cancellation.
+    let guard = cancellation.drop_guard();
+    let finish = Finish { mcp: mcp.clone(), id, method, client_capabilities };
+    match start(&mut pending, &mut receiver, post.accepts).await {
+        Start::Json(result) => finish.response(result),
+        Start::Stream { first, result } => {
+            let state = Drive {
+                pending: if result.is_some() { None } else { Some(pending) },
+                receiver,
+                queued: first.into_iter().collect(),
+                result,
+                finish: Some(finish),
+                _guard: guard,
+            };
+            sse::response(futures_util::stream::unfold(state, Drive::next))
+        }
+    }
+}
+
+/// Turns a call's outcome into the final message of its request.
+struct Finish {
+    mcp: Arc<Mcp>,
+    id: Id,
+    method: String,
+    client_capabilities: Arc<ClientCapabilities>,
+}
+
+impl Finish {
+    fn result(&self, reply: McpReply) -> Result<Value, RpcError> {
+        let mut result = match reply {
+            McpReply::Complete { mut result, cache } => {
+                result.insert("resultType".into(), json!("complete"));
+                if let Some(scope) = cache {
+                    result.insert("ttlMs".into(), json!(self.mcp.config.list_ttl_ms));
+                    result.insert("cacheScope".into(), json!(scope));
+                }
+                result
+            }
+            McpReply::InputRequired(input) => self.input_required(input)?,
+        };
+        let meta = result.entry("_meta").or_insert_with(|| Value::Object(Map::new()));
+        if let Some(meta) = meta.as_object_mut() {
+            meta.insert(META_SERVER_INFO.into(), json!(self.mcp.config.server_info));
+        }
+        Ok(Value::Object(result))
+    }
+
+    /// Checks an `input_required` answer against the rules a handler could break: only three
+    /// methods may ask, something must be asked, and never what the client did not declare.
+    fn input_required(&self, input: InputRequired) -> Result<Map<String, Value>, RpcError> {
+        if !may_require_input(&self.method) {
+            tracing::error!(method = %self.method, "handler asked for input on a method that cannot");
+            return Err(RpcError::internal("Internal error"));
+        }
+        if input.input_requests.is_empty() && input.request_state.is_none() {
+            tracing::error!(method = %self.method, "input_required result with neither requests nor state");
+            return Err(RpcError::internal("Internal error"));
+        }
+        for request in input.input_requests.values() {
+            let needed = request.required_capability();
+            if !self.client_capabilities.satisfies(&needed) {
+                return Err(RpcError::missing_client_capability(needed));
+            }
+        }
+        let mut result = match serde_json::to_value(input) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        };
+        result.insert("resultType".into(), json!("input_required"));
+        Ok(result)
+    }
+
+    /// The final frame on an SSE stream (errors too: the status line is long gone).
+    fn frame(&self, outcome: Result<McpReply, McpError>) -> Vec<u8> {
+        match outcome.map_err(McpError::into_refusal).and_then(|reply| self.result(reply).map_err(Err)) {
+            Ok(result) => super::jsonrpc::result_frame(&self.id, &result),
+            Err(Err(error)) => error_frame(Some(&self.id), &error),
+            Err(Ok(refusal)) => {
+                let error = RpcError::new(refusal.rpc_code(), refusal.to_string());
+                error_frame(Some(&self.id), &error)
+            }
+        }
+    }
+
+    /// The whole response when answering with JSON.
+    fn response(&self, outcome: Result<McpReply, McpError>) -> Response {
+        match outcome.map_err(McpError::into_refusal).and_then(|reply| self.result(reply).map_err(Err)) {
+            Ok(result) => json_bytes(StatusCode::OK, super::jsonrpc::result_frame(&self.id, &result)),
+            Err(Err(error)) => rpc_error(modern_status(&error), Some(&self.id), &error),
+            Err(Ok(refusal)) => refusal.into_response_with_id(Some(self.id.to_value())),
+        }
+    }
+}
+
+/// The state of a request's SSE stream: the running call, its queued notifications, and the
+/// result once it arrives.
+struct Drive {
+    pending: Option<Pending>,
+    receiver: Option<mpsc::Receiver<Outbound>>,
+    queued: VecDeque<Outbound>,
+    result: Option<Result<McpReply, McpError>>,
+    finish: Option<Finish>,
+    _guard: DropGuard,
+}
+
+impl Drive {
+    async fn next(mut self) -> Option<(Result<Bytes, std::convert::Infallible>, Self)> {
+        loop {
+            if let Some(message) = self.queued.pop_front() {
+                match message {
+                    Outbound::Frame(frame) => return Some((Ok(sse::event(None, &frame)), self)),
+                    // Resumable streams do not exist in this era.
+                    Outbound::CloseConnection => continue,
+                }
+            }
+            if let Some(result) = self.result.take() {
+                // Notifications sent before the result go first.
+                if let Some(receiver) = &mut self.receiver {
+                    while let Ok(message) = receiver.try_recv() {
+                        self.queued.push_back(message);
+                    }
+                }
+                if !self.queued.is_empty() {
+                    self.result = Some(result);
+                    continue;
+                }
+                let finish = self.finish.take()?;
+                let frame = finish.frame(result);
+                return Some((Ok(sse::event(None, &frame)), self));
+            }
+            let pending = self.pending.as_mut()?;
+            match &mut self.receiver {
+                Some(receiver) => tokio::select! {
+                    biased;
+                    Some(message) = receiver.recv() => self.queued.push_back(message),
+                    result = pending => { self.pending = None; self.result = Some(result); }
+                },
+                None => {
+                    let result = pending.await;
+                    self.pending = None;
+                    self.result = Some(result);
+                }
+            }
+        }
+    }
+}
+
+/// `subscriptions/listen`: a long-lived SSE stream of the change notifications the client opted
+/// in to, each tagged with the listen request's id.
+fn listen(mcp: &Arc<Mcp>, post: &Post, id: Id, params: &Map<String, Value>) -> Response {
+    let Some(features) = mcp.features.as_ref().filter(|_| mcp.capabilities().has_change_notifications()) else {
+        return rpc_error(StatusCode::NOT_FOUND, Some(&id), &RpcError::method_not_found("subscriptions/listen"));
+    };
+    if let Some(access) = &features.access {
+        if let Err(refusal) = access.authorize(post.principal.as_ref(), "subscriptions/listen", params) {
+            return refusal.into_response_with_id(Some(id.to_value()));
+        }
+    }
+    if !post.accepts.sse {
+        return AppError::NotAcceptable("subscriptions/listen answers with text/event-stream").into_response();
+    }
+    let Some(wanted) = params.get("notifications").and_then(Value::as_object) else {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            Some(&id),
+            &RpcError::invalid_params("Invalid params: `notifications` must be an object"),
+        );
+    };
+    let filter = Filter::honoured(mcp, wanted);
+    let mut ack_params = Map::new();
+    ack_params.insert("_meta".into(), json!({ META_SUBSCRIPTION_ID: id.to_value() }));
+    ack_params.insert("notifications".into(), filter.to_json());
+    let ack = notification_frame("notifications/subscriptions/acknowledged", Value::Object(ack_params));
+
+    let listener = Listener {
+        id,
+        filter,
+        changes: features.catalog.changes(),
+        access: features.access.clone(),
+        principal: post.principal.clone(),
+        keepalive: mcp.config.sse_keepalive,
+        shutdown: Box::pin(mcp.shutdown.wait()),
+        expiry: Box::pin(token_expiry(post.principal.as_ref().and_then(|p| p.expires_at))),
+        server_info: json!(mcp.config.server_info),
+        ack: Some(ack),
+        ended: false,
+    };
+    sse::response(futures_util::stream::unfold(listener, Listener::next))
+}
+
+/// Which change notifications a listen stream carries: what the client asked for, limited to
+/// what this server can send.
+#[derive(Debug, Default)]
+struct Filter {
+    tools: bool,
+    prompts: bool,
+    resources: bool,
+    resource_uris: Vec<String>,
+}
+
+impl Filter {
+    fn honoured(mcp: &Mcp, wanted: &Map<String, Value>) -> Self {
+        let caps = mcp.capabilities();
+        let asked = |key: &str| wanted.get(key).and_then(Value::as_bool).unwrap_or(false);
+        Filter {
+            tools: asked("toolsListChanged") && caps.tools.is_some_and(|c| c.list_changed),
+            prompts: asked("promptsListChanged") && caps.prompts.is_some_and(|c| c.list_changed),
+            resources: asked("resourcesListChanged") && caps.resources.is_some_and(|c| c.list_changed),
+            resource_uris: if caps.resources.is_some_and(|c| c.subscribe) {
+                wanted
+                    .get("resourceSubscriptions")
+                    .and_then(Value::as_array)
+                    .map(|uris| uris.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        let mut out = Map::new();
+        if self.tools {
+            out.insert("toolsListChanged".into(), json!(true));
+        }
+        if self.prompts {
+            out.insert("promptsListChanged".into(), json!(true));
+        }
+        if self.resources {
+            out.insert("resourcesListChanged".into(), json!(true));
+        }
+        if !self.resource_uris.is_empty() {
+            out.insert("resourceSubscriptions".into(), json!(self.resource_uris));
+        }
+        Value::Object(out)
+    }
+
+    fn wants(&self, event: &ChangeEvent) -> bool {
+        match event {
+            ChangeEvent::ToolsListChanged => self.tools,
+            ChangeEvent::PromptsListChanged => self.prompts,
+            ChangeEvent::ResourcesListChanged => self.resources,
+            ChangeEvent::ResourceUpdated(uri) => self.resource_uris.iter().any(|u| **u == **uri),
+        }
+    }
+}
+
+/// Resolves when the caller's token expires, so the stream ends and the client re-opens it with
+/// a fresh token; never without a principal or `exp`.
+async fn token_expiry(expires_at: Option<i64>) {
+    let Some(expires_at) = expires_at else {
+        return std::future::pending().await;
+    };
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    tokio::time::sleep(Duration::from_secs(expires_at.saturating_sub(now).max(0) as u64)).await;
+}
+
+type Wait = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// The state of a listen stream.
+struct Listener {
+    id: Id,
+    filter: Filter,
+    changes: broadcast::Receiver<ChangeEvent>,
+    access: Option<Arc<dyn super::dispatch::AccessControl>>,
+    principal: Option<Principal>,
+    keepalive: Option<Duration>,
+    shutdown: Wait,
+    expiry: Wait,
+    server_info: Value,
+    ack: Option<Vec<u8>>,
+    ended: bool,
+}
+
+impl Listener {
+    async fn next(mut self) -> Option<(Result<Bytes, std::convert::Infallible>, Self)> {
+        if self.ended {
+            return None;
+        }
+        if let Some(ack) = self.ack.take() {
+            return Some((Ok(sse::event(None, &ack)), self));
+        }
+        loop {
+            let keepalive = async {
+                match self.keepalive {
+                    Some(period) => tokio::time::sleep(period).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                event = self.changes.recv() => match event {
+                    Ok(event) if self.filter.wants(&event) && self.may_see(&event) => {
+                        let frame = self.notification(&event);
+                        return Some((Ok(sse::event(None, &frame)), self));
+                    }
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return self.close(),
+                },
+                _ = keepalive => return Some((Ok(sse::KEEPALIVE), self)),
+                _ = &mut self.shutdown => return self.close(),
+                _ = &mut self.expiry => return self.close(),
+            }
+        }
+    }
+
+    /// Resource updates only reach callers allowed to read the resource.
+    fn may_see(&self, event: &ChangeEvent) -> bool {
+        match (event, &self.access) {
+            (ChangeEvent::ResourceUpdated(uri), Some(access)) => {
+                access.allows(self.principal.as_ref(), Item::Resource(uri))
+            }
+            _ => true,
+        }
+    }
+
+    fn notification(&self, event: &ChangeEvent) -> Vec<u8> {
+        let mut params = Map::new();
+        params.insert("_meta".into(), json!({ META_SUBSCRIPTION_ID: self.id.to_value() }));
+        if let ChangeEvent::ResourceUpdated(uri) = event {
+            params.insert("uri".into(), json!(&**uri));
+        }
+        notification_frame(event.method(), Value::Object(params))
+    }
+
+    /// Ends the stream gracefully: the listen request's result, then close.
+    fn close(mut self) -> Option<(Result<Bytes, std::convert::Infallible>, Self)> {
+        self.ended = true;
+        let result = json!({
+            "resultType": "complete",
+            "_meta": { META_SUBSCRIPTION_ID: self.id.to_value(), META_SERVER_INFO: self.server_info },
+        });
+        let frame = super::jsonrpc::result_frame(&self.id, &result);
+        Some((Ok(sse::event(None, &frame)), self))
+    }
+}

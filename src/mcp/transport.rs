@@ -1,0 +1,170 @@
+//! The HTTP side of `/mcp`, shared by both eras: content negotiation, size limit, JSON-RPC
+//! parsing, era classification, and the switch from a JSON answer to an SSE stream.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::mpsc;
+
+use super::Mcp;
+use super::context::Outbound;
+use super::dispatch::{McpError, McpReply};
+use super::headers::{Accepts, require_json_body};
+use super::jsonrpc::{self, Id, Incoming, RpcError, code};
+use super::version::{self, Era};
+use super::{legacy, modern};
+use crate::error::AppError;
+use crate::principal::Principal;
+
+/// A boxed, running feature-service call.
+pub(super) type Pending = Pin<Box<dyn Future<Output = Result<McpReply, McpError>> + Send>>;
+
+/// Notifications a handler may queue before its result is written. Small: a handler that
+/// produces faster than the client reads waits, instead of buffering without bound.
+pub(super) const OUTBOX_CAPACITY: usize = 32;
+
+/// What the transport knows about a POST besides its body.
+pub(super) struct Post {
+    pub headers: HeaderMap,
+    pub principal: Option<Principal>,
+    pub accepts: Accepts,
+}
+
+/// `POST /mcp`.
+pub(super) async fn post(
+    State(mcp): State<Arc<Mcp>>,
+    principal: Option<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(refusal) = require_json_body(&headers) {
+        return refusal.into_response();
+    }
+    let accepts = Accepts::from_headers(&headers);
+    if !accepts.any() {
+        return AppError::NotAcceptable("Accept must include application/json or text/event-stream").into_response();
+    }
+    let bytes = match read_body(body, &headers, mcp.config.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let incoming = match jsonrpc::parse(&bytes) {
+        Ok(incoming) => incoming,
+        Err(rejected) => {
+            return rpc_error(StatusCode::BAD_REQUEST, rejected.id.as_ref(), &rejected.error);
+        }
+    };
+    let post = Post { headers, principal, accepts };
+    match incoming {
+        Incoming::Batch(messages) => legacy::handle_batch(&mcp, post, messages).await,
+        Incoming::Single(message) => match version::classify(&message, &post.headers) {
+            Era::Modern => modern::handle(&mcp, post, message).await,
+            Era::Legacy => legacy::handle(&mcp, post, message).await,
+        },
+    }
+}
+
+/// `GET /mcp`: a legacy session's standalone SSE stream, or the resumption of a stream.
+pub(super) async fn get(State(mcp): State<Arc<Mcp>>, principal: Option<Principal>, headers: HeaderMap) -> Response {
+    legacy::open_stream(&mcp, principal, headers).await
+}
+
+/// `DELETE /mcp`: ends a legacy session.
+pub(super) async fn delete(State(mcp): State<Arc<Mcp>>, principal: Option<Principal>, headers: HeaderMap) -> Response {
+    legacy::end_session(&mcp, principal, headers).await
+}
+
+/// Reads the body up to `limit` bytes; a declared or actual larger body is 413.
+async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<bytes::Bytes, AppError> {
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(AppError::PayloadTooLarge { limit });
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|err| {
+        let too_large =
+            std::error::Error::source(&err).is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            AppError::PayloadTooLarge { limit }
+        } else {
+            AppError::BadRequest("could not read the request body".into())
+        }
+    })
+}
+
+/// A JSON response from serialised bytes.
+pub(super) fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = (status, Body::from(body)).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// A JSON-RPC error response.
+pub(super) fn rpc_error(status: StatusCode, id: Option<&Id>, error: &RpcError) -> Response {
+    json_bytes(status, jsonrpc::error_frame(id, error))
+}
+
+/// The HTTP status of a JSON-RPC error in the modern era (2026-07-28 maps errors to statuses;
+/// the legacy era answers protocol errors with 200).
+pub(super) fn modern_status(error: &RpcError) -> StatusCode {
+    match error.code {
+        code::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
+        code::PARSE_ERROR
+        | code::INVALID_REQUEST
+        | code::INVALID_PARAMS
+        | code::HEADER_MISMATCH
+        | code::MISSING_CLIENT_CAPABILITY
+        | code::UNSUPPORTED_PROTOCOL_VERSION => StatusCode::BAD_REQUEST,
+        code::INTERNAL_ERROR => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::OK,
+    }
+}
+
+/// An outbox for a request whose client accepts SSE; `None` when it only takes JSON (then
+/// notifications are dropped, as there is nowhere to put them).
+pub(super) fn outbox(accepts: Accepts) -> (Option<mpsc::Sender<Outbound>>, Option<mpsc::Receiver<Outbound>>) {
+    if accepts.sse {
+        let (tx, rx) = mpsc::channel(OUTBOX_CAPACITY);
+        (Some(tx), Some(rx))
+    } else {
+        (None, None)
+    }
+}
+
+/// How a call started: it finished before saying anything (answer with JSON), or it must be
+/// answered with an SSE stream (it produced a message first, or the client takes only SSE).
+pub(super) enum Start {
+    Json(Result<McpReply, McpError>),
+    Stream { first: Option<Outbound>, result: Option<Result<McpReply, McpError>> },
+}
+
+/// Runs `call` until it finishes or produces its first message.
+pub(super) async fn start(
+    call: &mut Pending,
+    outbox: &mut Option<mpsc::Receiver<Outbound>>,
+    accepts: Accepts,
+) -> Start {
+    let Some(receiver) = outbox else {
+        return Start::Json(call.await);
+    };
+    let result = tokio::select! {
+        // Messages first: notifications queued before the result must precede it.
+        biased;
+        first = receiver.recv() => match first {
+            Some(message) => return Start::Stream { first: Some(message), result: None },
+            // The senders are gone (the handler dropped its context); the call goes on.
+            None => call.await,
+        },
+        result = &mut *call => result,
+    };
+    // The call may have queued a message in the same poll in which it finished.
+    if let Ok(message) = receiver.try_recv() {
+        return Start::Stream { first: Some(message), result: Some(result) };
+    }
+    if accepts.json { Start::Json(result) } else { Start::Stream { first: None, result: Some(result) } }
+}

@@ -1,0 +1,247 @@
+//! Feature `tools` (tutorial steps 3-4): the [`Tool`] and [`Prompt`] traits, the [`Registry`]
+//! that lists and dispatches them, and the tutorial's own definitions, one file each.
+//!
+//! A tool is a type with typed arguments: the input schema is derived from the argument type
+//! (schemars), and arguments that do not fit it come back as an `isError` result naming the
+//! problem, which the model can read and correct. Tools see a [`ToolContext`], never HTTP.
+
+mod echo;
+mod get_time;
+mod greeting;
+mod help;
+mod registry;
+
+use std::future::Future;
+
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+pub use crate::mcp::protocol::{
+    CallToolResult, Content, GetPromptResult, InputRequest, InputRequired, LogLevel, PromptMessage, Role,
+    ToolAnnotations,
+};
+pub use echo::Echo;
+pub use get_time::GetTime;
+pub use greeting::Greeting;
+pub use help::Help;
+pub use registry::Registry;
+
+use crate::mcp::{RequestContext, RpcError};
+use crate::principal::Principal;
+
+/// The registry the binary serves: the tutorial's tools and prompts.
+pub fn builtin() -> Registry {
+    Registry::new().tool(Echo).tool(GetTime).prompt(Greeting).prompt(Help)
+}
+
+/// A tool: a name, a description, typed arguments, and what calling it does.
+pub trait Tool: Send + Sync + 'static {
+    /// The arguments; their JSON Schema is the tool's `inputSchema`.
+    type Args: DeserializeOwned + JsonSchema + Send;
+
+    /// Name, description and hints.
+    fn info(&self) -> ToolInfo;
+
+    /// Runs the tool.
+    fn call(&self, ctx: ToolContext, args: Self::Args) -> impl Future<Output = ToolResult> + Send;
+}
+
+/// A prompt template: typed (string) arguments and the messages it produces.
+pub trait Prompt: Send + Sync + 'static {
+    /// The arguments; each property becomes a prompt argument.
+    type Args: DeserializeOwned + JsonSchema + Send;
+
+    /// Name and description.
+    fn info(&self) -> PromptInfo;
+
+    /// Renders the prompt.
+    fn get(&self, ctx: ToolContext, args: Self::Args) -> impl Future<Output = PromptResult> + Send;
+
+    /// Suggestions for `argument` starting from `value` (`completion/complete`).
+    fn complete(&self, argument: &str, value: &str) -> Vec<String> {
+        let _ = (argument, value);
+        Vec::new()
+    }
+}
+
+/// What a tool call produces.
+pub type ToolResult = Result<CallToolResult, ToolError>;
+/// What a prompt produces.
+pub type PromptResult = Result<GetPromptResult, ToolError>;
+
+/// Why a tool (or prompt) did not produce a normal result.
+#[derive(Debug)]
+pub enum ToolError {
+    /// The tool ran and failed; the model sees the message (`isError: true`).
+    Failed(String),
+    /// The caller must supply input first (elicitation, sampling, roots) and retry.
+    InputRequired(InputRequired),
+    /// The operation needs these scopes as well; the client gets a 403 step-up challenge.
+    InsufficientScope(Vec<String>),
+    /// A protocol error (for example -32021, a missing client capability).
+    Protocol(RpcError),
+}
+
+impl ToolError {
+    pub fn failed(message: impl Into<String>) -> Self {
+        ToolError::Failed(message.into())
+    }
+}
+
+impl From<RpcError> for ToolError {
+    fn from(error: RpcError) -> Self {
+        ToolError::Protocol(error)
+    }
+}
+
+/// How a tool is listed.
+#[derive(Debug, Clone)]
+pub struct ToolInfo {
+    pub name: String,
+    pub title: Option<String>,
+    pub description: String,
+    pub annotations: Option<ToolAnnotations>,
+    /// Replaces the schema derived from the argument type (kept verbatim).
+    pub input_schema: Option<Value>,
+    pub output_schema: Option<Value>,
+}
+
+impl ToolInfo {
+    pub fn new(name: impl Into<String>, description: impl Into<String>) -> Self {
+        ToolInfo {
+            name: name.into(),
+            title: None,
+            description: description.into(),
+            annotations: None,
+            input_schema: None,
+            output_schema: None,
+        }
+    }
+
+    pub fn title(mut self, title: impl Into<String>) -> Self {
+        self.title = Some(title.into());
+        self
+    }
+
+    /// Marks the tool as read-only and idempotent, without side effects outside this server.
+    pub fn read_only(mut self) -> Self {
+        self.annotations = Some(ToolAnnotations {
+            read_only_hint: Some(true),
+            destructive_hint: Some(false),
+            idempotent_hint: Some(true),
+            open_world_hint: Some(false),
+            ..Default::default()
+        });
+        self
+    }
+
+    pub fn input_schema(mut self, schema: Value) -> Self {
+        self.input_schema = Some(schema);
+        self
+    }
+
+    pub fn output_schema(mut self, schema: Value) -> Self {
+        self.output_schema = Some(schema);
+        self
+    }
+}
+
+/// How a prompt is listed.
+#[derive(Debug, Clone)]
+pub struct PromptInfo {
+    pub name: String,
+    pub title: Option<String>,
+    pub description: String,
+}
+
+impl PromptInfo {
+    pub fn new(name: impl Into<String>, description: impl Into<String>) -> Self {
+        PromptInfo { name: name.into(), title: None, description: description.into() }
+    }
+
+    pub fn title(mut self, title: impl Into<String>) -> Self {
+        self.title = Some(title.into());
+        self
+    }
+}
+
+/// Arguments of a tool or prompt that takes none.
+#[derive(Debug, Default, serde::Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoArgs {}
+
+/// What a tool or prompt knows about its call: who is calling, what the client can do, the
+/// client's answers to earlier input requests, and a way to report progress and log.
+#[derive(Clone)]
+pub struct ToolContext {
+    request: RequestContext,
+    input_responses: Option<Map<String, Value>>,
+    request_state: Option<String>,
+}
+
+impl ToolContext {
+    pub(crate) fn new(request: RequestContext, params: &Map<String, Value>) -> Self {
+        ToolContext {
+            request,
+            input_responses: params.get("inputResponses").and_then(Value::as_object).cloned(),
+            request_state: params.get("requestState").and_then(Value::as_str).map(str::to_owned),
+        }
+    }
+
+    /// The authenticated caller (`None` without the `jwt` layer).
+    pub fn principal(&self) -> Option<&Principal> {
+        self.request.principal.as_ref()
+    }
+
+    /// The protocol-level request context.
+    pub fn request(&self) -> &RequestContext {
+        &self.request
+    }
+
+    /// Whether the client declared `capability` (a `ClientCapabilities` fragment such as
+    /// `{"sampling": {}}`).
+    pub fn client_supports(&self, capability: &Value) -> bool {
+        self.request.client_capabilities.satisfies(capability)
+    }
+
+    /// The client's answer to the input request named `key` in an earlier round.
+    pub fn input_response(&self, key: &str) -> Option<&Value> {
+        self.input_responses.as_ref().and_then(|r| r.get(key))
+    }
+
+    /// All answers sent with this round (`None` on a first call).
+    pub fn input_responses(&self) -> Option<&Map<String, Value>> {
+        self.input_responses.as_ref()
+    }
+
+    /// The state this tool returned with its last `input_required` answer, verified.
+    pub fn request_state(&self) -> Option<&str> {
+        self.request_state.as_deref()
+    }
+
+    /// Reports progress when the client asked for it.
+    pub async fn progress(&self, progress: f64, total: Option<f64>, message: Option<&str>) {
+        self.request.progress(progress, total, message).await;
+    }
+
+    /// Logs to the client (`notifications/message`) at or above the level it asked for.
+    pub async fn log(&self, level: LogLevel, data: impl Into<Value>) {
+        self.request.log(level, None, data.into()).await;
+    }
+
+    /// Resolves when the client gives up on the call.
+    pub async fn cancelled(&self) {
+        self.request.cancellation.cancelled().await;
+    }
+
+    /// Fails with a step-up challenge unless the caller holds every scope in `scopes`. Without
+    /// authentication there is no caller to check and nothing is required.
+    pub fn require_scopes(&self, scopes: &[&str]) -> Result<(), ToolError> {
+        let Some(principal) = self.principal() else {
+            return Ok(());
+        };
+        let missing: Vec<String> = scopes.iter().filter(|s| !principal.has_scope(s)).map(|s| (*s).to_owned()).collect();
+        if missing.is_empty() { Ok(()) } else { Err(ToolError::InsufficientScope(missing)) }
+    }
+}

@@ -1,0 +1,487 @@
+//! The registry of tools and prompts, and the tower service that lists and dispatches them.
+//!
+//! Definitions (names, schemas) are computed once, when an item is registered; a request reads
+//! an immutable snapshot. Adding or removing an item swaps the snapshot and announces the change
+//! to open streams.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+
+use schemars::JsonSchema;
+use serde_json::{Map, Value, json};
+use tokio::sync::broadcast;
+use tower::util::BoxCloneSyncService;
+
+use super::{Prompt, PromptResult, Tool, ToolContext, ToolError, ToolResult};
+use crate::config::Settings;
+use crate::mcp::bus::{ChangeBus, ChangeEvent};
+use crate::mcp::headers::{HeaderParam, header_params};
+use crate::mcp::protocol::{
+    self, CallToolResult, Completion, ListChangedCapability, PromptArgument, ResourcesCapability, ServerCapabilities,
+};
+use crate::mcp::{CacheScope, Catalog, Features, Item, McpError, McpReply, McpRequest, RpcError};
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// A tool behind a uniform, type-erased interface.
+trait DynTool: Send + Sync {
+    fn call(self: Arc<Self>, ctx: ToolContext, arguments: Value) -> BoxFuture<ToolResult>;
+}
+
+/// A prompt behind a uniform, type-erased interface.
+trait DynPrompt: Send + Sync {
+    fn get(self: Arc<Self>, ctx: ToolContext, arguments: Value) -> BoxFuture<PromptResult>;
+    fn complete(&self, argument: &str, value: &str) -> Vec<String>;
+}
+
+struct Typed<T>(T);
+
+impl<T: Tool> DynTool for Typed<T> {
+    fn call(self: Arc<Self>, ctx: ToolContext, arguments: Value) -> BoxFuture<ToolResult> {
+        Box::pin(async move {
+            // Arguments that do not fit the schema are the model's mistake to correct, so they
+            // come back as a tool error it can read, naming the problem.
+            let args = match serde_json::from_value::<T::Args>(arguments) {
+                Ok(args) => args,
+                Err(err) => return Ok(CallToolResult::error(format!("Invalid arguments: {err}"))),
+            };
+            self.0.call(ctx, args).await
+        })
+    }
+}
+
+impl<P: Prompt> DynPrompt for Typed<P> {
+    fn get(self: Arc<Self>, ctx: ToolContext, arguments: Value) -> BoxFuture<PromptResult> {
+        Box::pin(async move {
+            // For prompts, bad arguments are a protocol error (-32602), per the spec.
+            let args = serde_json::from_value::<P::Args>(arguments)
+                .map_err(|err| ToolError::Protocol(RpcError::invalid_params(format!("Invalid arguments: {err}"))))?;
+            self.0.get(ctx, args).await
+        })
+    }
+
+    fn complete(&self, argument: &str, value: &str) -> Vec<String> {
+        self.0.complete(argument, value)
+    }
+}
+
+struct ToolEntry {
+    definition: protocol::Tool,
+    header_params: Arc<[HeaderParam]>,
+    handler: Arc<dyn DynTool>,
+}
+
+struct PromptEntry {
+    definition: protocol::Prompt,
+    handler: Arc<dyn DynPrompt>,
+}
+
+/// One immutable view of everything registered, in registration order.
+#[derive(Default, Clone)]
+struct Snapshot {
+    tools: Vec<Arc<ToolEntry>>,
+    tool_index: HashMap<String, usize>,
+    prompts: Vec<Arc<PromptEntry>>,
+    prompt_index: HashMap<String, usize>,
+}
+
+impl Snapshot {
+    fn tool(&self, name: &str) -> Option<&Arc<ToolEntry>> {
+        self.tool_index.get(name).map(|&i| &self.tools[i])
+    }
+
+    fn prompt(&self, name: &str) -> Option<&Arc<PromptEntry>> {
+        self.prompt_index.get(name).map(|&i| &self.prompts[i])
+    }
+
+    fn reindex(&mut self) {
+        self.tool_index = self.tools.iter().enumerate().map(|(i, t)| (t.definition.name.clone(), i)).collect();
+        self.prompt_index = self.prompts.iter().enumerate().map(|(i, p)| (p.definition.name.clone(), i)).collect();
+    }
+}
+
+/// The tools and prompts a server offers. Cloning shares the registry: a clone kept by a tool
+/// can add or remove items while the server runs, and open streams are told.
+#[derive(Clone, Default)]
+pub struct Registry {
+    snapshot: Arc<RwLock<Arc<Snapshot>>>,
+    bus: ChangeBus,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a tool (builder style). Panics on an invalid definition, which is a programming
+    /// error: a name outside `[A-Za-z0-9_.-]{1,128}`, a duplicate, or a bad `x-mcp-header`.
+    pub fn tool<T: Tool>(self, tool: T) -> Self {
+        self.add_tool(tool);
+        self
+    }
+
+    /// Adds a prompt (builder style). Panics on an invalid or duplicate name.
+    pub fn prompt<P: Prompt>(self, prompt: P) -> Self {
+        self.add_prompt(prompt);
+        self
+    }
+
+    /// Adds a tool while serving, announcing `notifications/tools/list_changed`.
+    pub fn add_tool<T: Tool>(&self, tool: T) {
+        let entry = tool_entry(tool).unwrap_or_else(|problem| panic!("invalid tool definition: {problem}"));
+        self.update(ChangeEvent::ToolsListChanged, |s| {
+            assert!(s.tool(&entry.definition.name).is_none(), "tool `{}` registered twice", entry.definition.name);
+            s.tools.push(Arc::new(entry));
+        });
+    }
+
+    /// Removes a tool while serving; `false` if there was none of that name.
+    pub fn remove_tool(&self, name: &str) -> bool {
+        let mut removed = false;
+        self.update(ChangeEvent::ToolsListChanged, |s| {
+            let before = s.tools.len();
+            s.tools.retain(|t| t.definition.name != name);
+            removed = s.tools.len() != before;
+        });
+        removed
+    }
+
+    /// Adds a prompt while serving, announcing `notifications/prompts/list_changed`.
+    pub fn add_prompt<P: Prompt>(&self, prompt: P) {
+        let entry = prompt_entry(prompt).unwrap_or_else(|problem| panic!("invalid prompt definition: {problem}"));
+        self.update(ChangeEvent::PromptsListChanged, |s| {
+            assert!(s.prompt(&entry.definition.name).is_none(), "prompt `{}` registered twice", entry.definition.name);
+            s.prompts.push(Arc::new(entry));
+        });
+    }
+
+    /// Removes a prompt while serving; `false` if there was none of that name.
+    pub fn remove_prompt(&self, name: &str) -> bool {
+        let mut removed = false;
+        self.update(ChangeEvent::PromptsListChanged, |s| {
+            let before = s.prompts.len();
+            s.prompts.retain(|p| p.definition.name != name);
+            removed = s.prompts.len() != before;
+        });
+        removed
+    }
+
+    /// Names of the registered tools, in order.
+    pub fn tool_names(&self) -> Vec<String> {
+        self.current().tools.iter().map(|t| t.definition.name.clone()).collect()
+    }
+
+    /// Names of the registered prompts, in order.
+    pub fn prompt_names(&self) -> Vec<String> {
+        self.current().prompts.iter().map(|p| p.definition.name.clone()).collect()
+    }
+
+    /// The change bus open streams listen to.
+    pub fn changes(&self) -> &ChangeBus {
+        &self.bus
+    }
+
+    fn current(&self) -> Arc<Snapshot> {
+        self.snapshot.read().expect("lock").clone()
+    }
+
+    fn update(&self, event: ChangeEvent, change: impl FnOnce(&mut Snapshot)) {
+        {
+            let mut guard = self.snapshot.write().expect("lock");
+            let mut next = Snapshot::clone(&guard);
+            change(&mut next);
+            next.reindex();
+            *guard = Arc::new(next);
+        }
+        self.bus.publish(event);
+    }
+
+    /// The feature service and catalog the `mcp` layer serves.
+    pub fn into_features(self, settings: &Settings) -> Features {
+        let catalog = Arc::new(RegistryCatalog { registry: self.clone() });
+        let service = RegistryService { registry: self, page_size: settings.mcp.page_size };
+        Features::new(BoxCloneSyncService::new(service), catalog)
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    (1..=128).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+}
+
+/// The JSON Schema of an argument type, as 2020-12 without the `$schema` and `title` noise.
+fn schema_of<T: JsonSchema>() -> Value {
+    let generator = schemars::generate::SchemaSettings::draft2020_12().with(|s| s.meta_schema = None).into_generator();
+    let mut schema = generator.into_root_schema_for::<T>();
+    // The type's doc comment would repeat the tool's own description.
+    schema.remove("title");
+    schema.remove("description");
+    schema.to_value()
+}
+
+fn tool_entry<T: Tool>(tool: T) -> Result<ToolEntry, String> {
+    let info = tool.info();
+    if !valid_name(&info.name) {
+        return Err(format!("`{}` is not a valid tool name", info.name));
+    }
+    let input_schema = info.input_schema.unwrap_or_else(schema_of::<T::Args>);
+    if input_schema.get("type").and_then(Value::as_str) != Some("object") {
+        return Err(format!("the input schema of `{}` must have type \"object\"", info.name));
+    }
+    let header_params = header_params(&input_schema).map_err(|p| format!("tool `{}`: {p}", info.name))?;
+    Ok(ToolEntry {
+        definition: protocol::Tool {
+            name: info.name,
+            title: info.title,
+            description: info.description,
+            input_schema: Arc::new(input_schema),
+            output_schema: info.output_schema.map(Arc::new),
+            annotations: info.annotations,
+            meta: None,
+        },
+        header_params: header_params.into(),
+        handler: Arc::new(Typed(tool)),
+    })
+}
+
+fn prompt_entry<P: Prompt>(prompt: P) -> Result<PromptEntry, String> {
+    let info = prompt.info();
+    if !valid_name(&info.name) {
+        return Err(format!("`{}` is not a valid prompt name", info.name));
+    }
+    // Prompt arguments are the properties of the argument type's schema.
+    let schema = schema_of::<P::Args>();
+    let required: Vec<&str> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let arguments = schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|properties| {
+            properties
+                .iter()
+                .map(|(name, property)| PromptArgument {
+                    name: name.clone(),
+                    title: None,
+                    description: property.get("description").and_then(Value::as_str).map(str::to_owned),
+                    required: required.contains(&name.as_str()),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(PromptEntry {
+        definition: protocol::Prompt {
+            name: info.name,
+            title: info.title,
+            description: info.description,
+            arguments,
+            meta: None,
+        },
+        handler: Arc::new(Typed(prompt)),
+    })
+}
+
+/// What the registry offers, for the transport.
+struct RegistryCatalog {
+    registry: Registry,
+}
+
+impl Catalog for RegistryCatalog {
+    fn capabilities(&self) -> ServerCapabilities {
+        let snapshot = self.registry.current();
+        let has_prompts = !snapshot.prompts.is_empty();
+        ServerCapabilities {
+            tools: Some(ListChangedCapability { list_changed: true }),
+            prompts: has_prompts.then_some(ListChangedCapability { list_changed: true }),
+            resources: None::<ResourcesCapability>,
+            completions: has_prompts.then(Map::new),
+            logging: Some(Map::new()),
+        }
+    }
+
+    fn header_params(&self, tool: &str) -> Arc<[HeaderParam]> {
+        self.registry.current().tool(tool).map(|t| t.header_params.clone()).unwrap_or_else(|| Arc::from([]))
+    }
+
+    fn changes(&self) -> broadcast::Receiver<ChangeEvent> {
+        self.registry.bus.subscribe()
+    }
+}
+
+/// The tower service that answers feature methods from the registry.
+#[derive(Clone)]
+struct RegistryService {
+    registry: Registry,
+    page_size: usize,
+}
+
+impl tower::Service<McpRequest> for RegistryService {
+    type Response = McpReply;
+    type Error = McpError;
+    type Future = BoxFuture<Result<McpReply, McpError>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), McpError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: McpRequest) -> Self::Future {
+        let snapshot = self.registry.current();
+        let page_size = self.page_size;
+        Box::pin(async move {
+            match request.method.as_str() {
+                "tools/list" => list_tools(&snapshot, &request, page_size),
+                "tools/call" => call_tool(&snapshot, request).await,
+                "prompts/list" => list_prompts(&snapshot, &request, page_size),
+                "prompts/get" => get_prompt(&snapshot, request).await,
+                "completion/complete" => complete(&snapshot, &request),
+                other => Err(RpcError::method_not_found(other).into()),
+            }
+        })
+    }
+}
+
+/// Reads a pagination cursor: an opaque token naming the offset of the next page.
+fn page_start(request: &McpRequest) -> Result<usize, McpError> {
+    match request.params.get("cursor") {
+        None | Some(Value::Null) => Ok(0),
+        Some(Value::String(cursor)) => cursor
+            .strip_prefix("o:")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| RpcError::invalid_params("Invalid params: invalid cursor").into()),
+        Some(_) => Err(RpcError::invalid_params("Invalid params: cursor must be a string").into()),
+    }
+}
+
+/// One page of `items`, with `nextCursor` when more follow.
+fn page<T: serde::Serialize>(key: &str, items: Vec<T>, start: usize, size: usize, private: bool) -> McpReply {
+    let total = items.len();
+    let page: Vec<T> = items.into_iter().skip(start).take(size).collect();
+    let mut result = Map::new();
+    result.insert(key.into(), json!(page));
+    if start + size < total {
+        result.insert("nextCursor".into(), json!(format!("o:{}", start + size)));
+    }
+    McpReply::cacheable(result, if private { CacheScope::Private } else { CacheScope::Public })
+}
+
+/// Adds what using an item requires to its `_meta`, when an authorization layer says.
+fn with_requirements(meta: &Option<Map<String, Value>>, requirements: Option<Value>) -> Option<Map<String, Value>> {
+    match requirements {
+        None => meta.clone(),
+        Some(requirements) => {
+            let mut meta = meta.clone().unwrap_or_default();
+            meta.insert("io.github.mcp-auth-server/authorization".into(), requirements);
+            Some(meta)
+        }
+    }
+}
+
+fn list_tools(snapshot: &Snapshot, request: &McpRequest, page_size: usize) -> Result<McpReply, McpError> {
+    let start = page_start(request)?;
+    let ctx = &request.ctx;
+    let tools: Vec<protocol::Tool> = snapshot
+        .tools
+        .iter()
+        .filter(|t| ctx.may_use(Item::Tool(&t.definition.name)))
+        .map(|t| {
+            let requirements = ctx.requirements(Item::Tool(&t.definition.name));
+            if requirements.is_none() {
+                return t.definition.clone();
+            }
+            protocol::Tool { meta: with_requirements(&t.definition.meta, requirements), ..t.definition.clone() }
+        })
+        .collect();
+    Ok(page("tools", tools, start, page_size, ctx.lists_are_private()))
+}
+
+fn list_prompts(snapshot: &Snapshot, request: &McpRequest, page_size: usize) -> Result<McpReply, McpError> {
+    let start = page_start(request)?;
+    let ctx = &request.ctx;
+    let prompts: Vec<protocol::Prompt> = snapshot
+        .prompts
+        .iter()
+        .filter(|p| ctx.may_use(Item::Prompt(&p.definition.name)))
+        .map(|p| {
+            let requirements = ctx.requirements(Item::Prompt(&p.definition.name));
+            protocol::Prompt { meta: with_requirements(&p.definition.meta, requirements), ..p.definition.clone() }
+        })
+        .collect();
+    Ok(page("prompts", prompts, start, page_size, ctx.lists_are_private()))
+}
+
+/// Arguments as an object; absent means `{}`.
+fn arguments(request: &McpRequest) -> Result<Value, McpError> {
+    match request.params.get("arguments") {
+        None | Some(Value::Null) => Ok(Value::Object(Map::new())),
+        Some(Value::Object(args)) => Ok(Value::Object(args.clone())),
+        Some(_) => Err(RpcError::invalid_params("Invalid params: arguments must be an object").into()),
+    }
+}
+
+fn tool_error(error: ToolError) -> Result<McpReply, McpError> {
+    match error {
+        ToolError::Failed(message) => Ok(McpReply::complete(CallToolResult::error(message))),
+        ToolError::InputRequired(input) => Ok(McpReply::InputRequired(input)),
+        ToolError::InsufficientScope(scopes) => Err(McpError::InsufficientScope(scopes)),
+        ToolError::Protocol(error) => Err(McpError::Rpc(error)),
+    }
+}
+
+async fn call_tool(snapshot: &Snapshot, request: McpRequest) -> Result<McpReply, McpError> {
+    let name = request.str_param("name")?;
+    let Some(tool) = snapshot.tool(name).cloned() else {
+        return Err(RpcError::invalid_params(format!("Unknown tool: {name}")).into());
+    };
+    let args = arguments(&request)?;
+    let ctx = ToolContext::new(request.ctx, &request.params);
+    match tool.handler.clone().call(ctx, args).await {
+        Ok(result) => Ok(McpReply::complete(result)),
+        Err(error) => tool_error(error),
+    }
+}
+
+async fn get_prompt(snapshot: &Snapshot, request: McpRequest) -> Result<McpReply, McpError> {
+    let name = request.str_param("name")?;
+    let Some(prompt) = snapshot.prompt(name).cloned() else {
+        return Err(RpcError::invalid_params(format!("Unknown prompt: {name}")).into());
+    };
+    let args = arguments(&request)?;
+    let ctx = ToolContext::new(request.ctx, &request.params);
+    match prompt.handler.clone().get(ctx, args).await {
+        Ok(result) => Ok(McpReply::complete(result)),
+        Err(ToolError::Failed(message)) => Err(RpcError::internal(message).into()),
+        Err(error) => tool_error(error),
+    }
+}
+
+/// `completion/complete` for prompt arguments.
+fn complete(snapshot: &Snapshot, request: &McpRequest) -> Result<McpReply, McpError> {
+    let reference = request.params.get("ref").and_then(Value::as_object);
+    let argument = request.params.get("argument").and_then(Value::as_object);
+    let (Some(reference), Some(argument)) = (reference, argument) else {
+        return Err(RpcError::invalid_params("Invalid params: ref and argument are required").into());
+    };
+    let arg_name = argument.get("name").and_then(Value::as_str).unwrap_or_default();
+    let arg_value = argument.get("value").and_then(Value::as_str).unwrap_or_default();
+    let values = match reference.get("type").and_then(Value::as_str) {
+        Some("ref/prompt") => {
+            let name = reference.get("name").and_then(Value::as_str).unwrap_or_default();
+            let prompt = snapshot
+                .prompt(name)
+                .filter(|_| request.ctx.may_use(Item::Prompt(name)))
+                .ok_or_else(|| RpcError::invalid_params(format!("Unknown prompt: {name}")))?;
+            prompt.handler.complete(arg_name, arg_value)
+        }
+        Some("ref/resource") => Vec::new(),
+        _ => return Err(RpcError::invalid_params("Invalid params: unknown ref type").into()),
+    };
+    let total = values.len();
+    let values: Vec<String> = values.into_iter().take(100).collect();
+    let completion = Completion { has_more: Some(total > values.len()), total: Some(total as u64), values };
+    Ok(McpReply::complete(json!({ "completion": completion })))
+}
