@@ -1,0 +1,200 @@
+//! Shared test helpers: settings, the app for `oneshot`, a real server on port 0, and request
+//! builders for both MCP eras.
+#![allow(dead_code)]
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode};
+use http_body_util::BodyExt;
+use mcp_auth_server::Settings;
+use mcp_auth_server::serve::{self, Shutdown};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+pub const MODERN: &str = "2026-07-28";
+pub const LEGACY: &str = "2025-11-25";
+
+/// Default settings for tests, with `overrides` (TOML) on top. Independent of the environment.
+pub fn test_settings_with(overrides: &str) -> Settings {
+    Settings::from_toml(overrides).expect("test settings are valid")
+}
+
+pub fn test_settings() -> Settings {
+    test_settings_with("")
+}
+
+/// The application as the binary builds it.
+pub async fn app() -> Router {
+    mcp_auth_server::app(&test_settings()).await.expect("app builds")
+}
+
+pub async fn app_with(settings: &Settings) -> Router {
+    mcp_auth_server::app(settings).await.expect("app builds")
+}
+
+/// A server listening on 127.0.0.1 on a free port.
+pub struct TestServer {
+    pub base: String,
+    pub shutdown: Shutdown,
+    pub handle: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl TestServer {
+    pub fn mcp_url(&self) -> String {
+        format!("{}/mcp", self.base)
+    }
+}
+
+/// Starts the real server (TCP, graceful shutdown) with `settings` adjusted to the chosen port.
+pub async fn spawn_app_with(overrides: &str) -> TestServer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().unwrap();
+    let settings =
+        test_settings_with(&format!("{overrides}\n[server]\nbind = \"{addr}\"\npublic_url = \"http://{addr}\"\n"));
+    spawn_with_settings(listener, settings).await
+}
+
+pub async fn spawn_app() -> TestServer {
+    spawn_app_with("").await
+}
+
+pub async fn spawn_with_settings(listener: tokio::net::TcpListener, settings: Settings) -> TestServer {
+    let addr = listener.local_addr().unwrap();
+    let shutdown = Shutdown::default();
+    let router =
+        mcp_auth_server::AppBuilder::new(settings).shutdown(shutdown.clone()).build().await.expect("app builds");
+    let signal = shutdown.wait();
+    let handle =
+        tokio::spawn(serve::serve(listener, router, signal, shutdown.clone(), std::time::Duration::from_secs(5)));
+    TestServer { base: format!("http://{addr}"), shutdown, handle }
+}
+
+/// A buffered response.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn is_sse(&self) -> bool {
+        self.header("content-type").is_some_and(|c| c.starts_with("text/event-stream"))
+    }
+
+    /// The JSON-RPC messages of the response, whether it is JSON or SSE.
+    pub fn messages(&self) -> Vec<Value> {
+        if self.is_sse() { sse_messages(&self.body) } else { vec![self.json()] }
+    }
+
+    /// The final JSON-RPC response (the last message).
+    pub fn rpc(&self) -> Value {
+        self.messages().pop().expect("a message")
+    }
+}
+
+/// The `data:` payloads of an SSE body that carry JSON.
+pub fn sse_messages(body: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(body)
+        .split("\n\n")
+        .filter_map(|event| {
+            let data: Vec<&str> = event
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .map(|d| d.strip_prefix(' ').unwrap_or(d))
+                .collect();
+            let data = data.join("\n");
+            if data.trim().is_empty() { None } else { serde_json::from_str(&data).ok() }
+        })
+        .collect()
+}
+
+/// Sends one request through the router.
+pub async fn send(app: &Router, request: Request<Body>) -> Reply {
+    let response = app.clone().oneshot(request).await.expect("infallible");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.expect("body").to_bytes().to_vec();
+    Reply { status, headers, body }
+}
+
+/// The `_meta` envelope of a modern request.
+pub fn envelope(capabilities: Value) -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientInfo": { "name": "test", "version": "1.0" },
+        "io.modelcontextprotocol/clientCapabilities": capabilities,
+    })
+}
+
+/// A modern request with a correct envelope and routing headers.
+pub fn modern(id: i64, method: &str, mut params: Value) -> Request<Body> {
+    if params.get("_meta").is_none() {
+        params["_meta"] = envelope(json!({}));
+    }
+    let name = match method {
+        "tools/call" | "prompts/get" => params.get("name").and_then(Value::as_str).map(str::to_owned),
+        "resources/read" => params.get("uri").and_then(Value::as_str).map(str::to_owned),
+        _ => None,
+    };
+    let mut builder = post_builder().header("mcp-protocol-version", MODERN).header("mcp-method", method);
+    if let Some(name) = name {
+        builder = builder.header("mcp-name", name);
+    }
+    let body = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
+    builder.body(Body::from(body.to_string())).unwrap()
+}
+
+/// A POST to /mcp with the standard content headers.
+pub fn post_builder() -> axum::http::request::Builder {
+    Request::post("/mcp")
+        .header("host", "127.0.0.1:3000")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+}
+
+/// A raw POST body with the standard headers.
+pub fn raw_post(body: impl Into<Body>) -> Request<Body> {
+    post_builder().body(body.into()).unwrap()
+}
+
+/// Opens a legacy session at `version`; returns its id.
+pub async fn initialize(app: &Router, version: &str) -> String {
+    initialize_with(app, version, json!({})).await
+}
+
+pub async fn initialize_with(app: &Router, version: &str, capabilities: Value) -> String {
+    let body = json!({
+        "jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": { "protocolVersion": version, "capabilities": capabilities, "clientInfo": { "name": "test", "version": "1.0" } }
+    });
+    let reply = send(app, raw_post(body.to_string())).await;
+    assert_eq!(reply.status, StatusCode::OK, "initialize: {}", String::from_utf8_lossy(&reply.body));
+    let session = reply.header("mcp-session-id").expect("a session id").to_owned();
+    let initialized = json!({ "jsonrpc": "2.0", "method": "notifications/initialized" });
+    let reply = send(app, legacy(&session, version, initialized)).await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED);
+    session
+}
+
+/// A legacy request within `session`.
+pub fn legacy(session: &str, version: &str, body: Value) -> Request<Body> {
+    post_builder()
+        .header("mcp-session-id", session)
+        .header("mcp-protocol-version", version)
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+/// A legacy JSON-RPC request body.
+pub fn call(id: i64, method: &str, params: Value) -> Value {
+    json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params })
+}
