@@ -68,6 +68,8 @@ pub struct McpSettings {
     pub sse_keepalive_secs: u64,
     pub page_size: usize,
     pub list_ttl_ms: u64,
+    pub request_state_secret: String,
+    pub request_state_ttl_secs: u64,
 }
 
 /// Keys whose environment values are comma-separated lists.

@@ -311,6 +311,9 @@ async fn call(
             if session.version.supports_polling() {
                 log.push_priming(mcp.config.sse_retry_ms);
             }
+            // The reader exists before the writer runs, so a close requested by the very first
+            // message applies to this connection.
+            let reader = log.clone().reader(None, mcp.config.sse_retry_ms, session.closed.clone());
             let writer = log.clone();
             let polling = session.version.supports_polling();
             tokio::spawn(async move {
@@ -349,8 +352,7 @@ async fn call(
                 writer.push(&frame);
                 writer.finish();
             });
-            let stop = session.closed.clone();
-            Answer::Response(sse::response(log.reader(None, mcp.config.sse_retry_ms, stop)))
+            Answer::Response(sse::response(reader))
         }
     }
 }

@@ -21,6 +21,7 @@ mod modern;
 pub mod protocol;
 pub mod session;
 mod sse;
+pub mod state;
 mod transport;
 pub mod version;
 
@@ -50,6 +51,8 @@ pub struct McpConfig {
     pub sse_replay_buffer: usize,
     pub sse_keepalive: Option<Duration>,
     pub list_ttl_ms: u64,
+    pub request_state_secret: String,
+    pub request_state_ttl: Duration,
     /// Extra entries for the `_meta` of `initialize` / `server/discover` results (for example
     /// where the OAuth protected-resource metadata lives).
     pub discovery_meta: Map<String, Value>,
@@ -72,6 +75,8 @@ impl McpConfig {
             sse_replay_buffer: mcp.sse_replay_buffer,
             sse_keepalive: (mcp.sse_keepalive_secs > 0).then(|| Duration::from_secs(mcp.sse_keepalive_secs)),
             list_ttl_ms: mcp.list_ttl_ms,
+            request_state_secret: mcp.request_state_secret.clone(),
+            request_state_ttl: Duration::from_secs(mcp.request_state_ttl_secs),
             discovery_meta: Map::new(),
         }
     }
@@ -82,6 +87,7 @@ pub struct Mcp {
     pub config: McpConfig,
     pub features: Option<Features>,
     pub sessions: SessionStore,
+    sealer: state::StateSealer,
     capabilities: ServerCapabilities,
     shutdown: Shutdown,
 }
@@ -102,6 +108,7 @@ pub fn router(settings: &Settings, config: McpConfig, features: Option<Features>
             settings.mcp.max_sessions,
             Duration::from_secs(settings.mcp.session_idle_timeout_secs),
         ),
+        sealer: state::StateSealer::new(&config.request_state_secret, config.request_state_ttl),
         config,
         features,
         capabilities,

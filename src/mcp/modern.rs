@@ -26,6 +26,7 @@ use super::headers::check_routing_headers;
 use super::jsonrpc::{Id, Message, RpcError, code, error_frame, notification_frame};
 use super::protocol::{ClientCapabilities, InputRequired, LogLevel};
 use super::sse;
+use super::state;
 use super::transport::{Pending, Post, Start, json_bytes, modern_status, outbox, rpc_error, start};
 use super::version::{
     Era, META_CLIENT_CAPABILITIES, META_LOG_LEVEL, META_PROTOCOL_VERSION, META_SERVER_INFO, META_SUBSCRIPTION_ID,
@@ -162,10 +163,24 @@ async fn call(
     post: Post,
     id: Id,
     method: String,
-    params: Map<String, Value>,
+    mut params: Map<String, Value>,
     envelope: Envelope,
 ) -> Response {
     let features = mcp.features.as_ref().expect("checked by the caller");
+    let opened = if may_require_input(&method) {
+        match open_input(mcp, &method, &mut params, post.principal.as_ref()) {
+            Ok(opened) => opened,
+            Err(error) => return rpc_error(modern_status(&error), Some(&id), &error),
+        }
+    } else {
+        None
+    };
+    let seal = SealFor {
+        target: state::binding(&method, &params, None).target.to_owned(),
+        arguments: params.get("arguments").cloned(),
+        principal: post.principal.clone(),
+        opened,
+    };
     let (sender, mut receiver) = outbox(post.accepts);
     let cancellation = CancellationToken::new();
     let client_capabilities = Arc::new(envelope.client_capabilities);
@@ -186,7 +201,7 @@ async fn call(
     // Dropping the guard (the client closed the stream, or the connection went away while we
     // waited) cancels the request: in this era, closing the stream is the cancellation.
     let guard = cancellation.drop_guard();
-    let finish = Finish { mcp: mcp.clone(), id, method, client_capabilities };
+    let finish = Finish { mcp: mcp.clone(), id, method, client_capabilities, seal };
     match start(&mut pending, &mut receiver, post.accepts).await {
         Start::Json(result) => finish.response(result),
         Start::Stream { first, result } => {
@@ -203,12 +218,53 @@ async fn call(
     }
 }
 
+/// Checks the multi-round-trip fields of a retry: `inputResponses` must be an object of
+/// objects, and a `requestState` must be one we sealed for this very request and caller. The
+/// verified inner state replaces the sealed one, so handlers only ever see their own.
+fn open_input(
+    mcp: &Mcp,
+    method: &str,
+    params: &mut Map<String, Value>,
+    principal: Option<&Principal>,
+) -> Result<Option<state::Opened>, RpcError> {
+    if let Some(responses) = params.get("inputResponses") {
+        let well_formed = responses.as_object().is_some_and(|r| r.values().all(Value::is_object));
+        if !well_formed {
+            return Err(RpcError::invalid_params("Invalid params: inputResponses must map keys to result objects"));
+        }
+    }
+    let Some(token) = params.get("requestState") else { return Ok(None) };
+    let invalid = || {
+        RpcError::invalid_params("Invalid or expired requestState")
+            .with_data(json!({ "reason": "invalid_request_state" }))
+    };
+    let token = token.as_str().ok_or_else(invalid)?.to_owned();
+    let opened = mcp.sealer.open(&state::binding(method, params, principal), &token).map_err(|reason| {
+        tracing::info!(?reason, method, "requestState refused");
+        invalid()
+    })?;
+    match &opened.inner {
+        Some(inner) => params.insert("requestState".into(), Value::String(inner.clone())),
+        None => params.remove("requestState"),
+    };
+    Ok(Some(opened))
+}
+
+/// What a handler's `requestState` gets sealed against, and the state this request came with.
+struct SealFor {
+    target: String,
+    arguments: Option<Value>,
+    principal: Option<Principal>,
+    opened: Option<state::Opened>,
+}
+
 /// Turns a call's outcome into the final message of its request.
 struct Finish {
     mcp: Arc<Mcp>,
     id: Id,
     method: String,
     client_capabilities: Arc<ClientCapabilities>,
+    seal: SealFor,
 }
 
 impl Finish {
@@ -248,6 +304,16 @@ impl Finish {
                 return Err(RpcError::missing_client_capability(needed));
             }
         }
+        let binding = state::Binding {
+            method: &self.method,
+            target: &self.seal.target,
+            arguments: self.seal.arguments.as_ref(),
+            principal: self.seal.principal.as_ref(),
+        };
+        let input = InputRequired {
+            request_state: Some(self.mcp.sealer.seal(&binding, input.request_state)),
+            input_requests: input.input_requests,
+        };
         let mut result = match serde_json::to_value(input) {
             Ok(Value::Object(map)) => map,
             _ => Map::new(),
@@ -256,8 +322,18 @@ impl Finish {
         Ok(result)
     }
 
+    /// A request refused for authorization never ran: its state stays usable for the retry
+    /// the client makes after stepping up.
+    fn release_if_refused(&self, outcome: &Result<McpReply, McpError>) {
+        if let (Err(McpError::Refused(_) | McpError::InsufficientScope(_)), Some(opened)) = (outcome, &self.seal.opened)
+        {
+            self.mcp.sealer.release(opened);
+        }
+    }
+
     /// The final frame on an SSE stream (errors too: the status line is long gone).
     fn frame(&self, outcome: Result<McpReply, McpError>) -> Vec<u8> {
+        self.release_if_refused(&outcome);
         match outcome.map_err(McpError::into_refusal).and_then(|reply| self.result(reply).map_err(Err)) {
             Ok(result) => super::jsonrpc::result_frame(&self.id, &result),
             Err(Err(error)) => error_frame(Some(&self.id), &error),
@@ -270,6 +346,7 @@ impl Finish {
 
     /// The whole response when answering with JSON.
     fn response(&self, outcome: Result<McpReply, McpError>) -> Response {
+        self.release_if_refused(&outcome);
         match outcome.map_err(McpError::into_refusal).and_then(|reply| self.result(reply).map_err(Err)) {
             Ok(result) => json_bytes(StatusCode::OK, super::jsonrpc::result_frame(&self.id, &result)),
             Err(Err(error)) => rpc_error(modern_status(&error), Some(&self.id), &error),

@@ -275,6 +275,18 @@ impl SessionStore {
     }
 }
 
+/// What a stream reader does next.
+enum Step {
+    /// Send these events; continue from the given sequence number.
+    Events(Bytes, u64),
+    /// Send a `retry:` hint and end: the server closed this connection.
+    Close,
+    /// The stream is complete.
+    End,
+    /// Nothing new yet.
+    Wait,
+}
+
 /// The events of one SSE stream, kept so a reconnecting client can resume after the last event
 /// it saw. Bounded: beyond `capacity` the oldest events are dropped.
 pub struct StreamLog {
@@ -288,8 +300,9 @@ struct LogState {
     next_seq: u64,
     capacity: usize,
     finished: bool,
-    /// Bumped when the server asks the current connection to close (SEP-1699 polling).
-    disconnects: u64,
+    /// Positions where the server closed the connection (SEP-1699 polling): a reader stops
+    /// after the events before such a point, and the client resumes from there.
+    close_points: Vec<u64>,
 }
 
 impl StreamLog {
@@ -301,7 +314,7 @@ impl StreamLog {
                 next_seq: 0,
                 capacity: capacity.max(1),
                 finished: false,
-                disconnects: 0,
+                close_points: Vec::new(),
             }),
             changed: watch::channel(0).0,
         }
@@ -340,9 +353,13 @@ impl StreamLog {
         self.changed.send_modify(|v| *v += 1);
     }
 
-    /// Asks the current connection to close; the stream goes on for a resuming reader.
+    /// Closes the current connection after the events written so far; the stream goes on for a
+    /// resuming reader.
     pub fn disconnect(&self) {
-        self.state.lock().expect("lock").disconnects += 1;
+        let mut state = self.state.lock().expect("lock");
+        let point = state.next_seq;
+        state.close_points.push(point);
+        drop(state);
         self.changed.send_modify(|v| *v += 1);
     }
 
@@ -353,18 +370,17 @@ impl StreamLog {
     }
 
     /// A reader of this stream's events after `after` (all of them when `None`). It ends when
-    /// the stream is finished and drained, when the server asks the connection to close (after
-    /// a `retry:` hint), or when `stop` is cancelled.
+    /// the stream is finished and drained, at a server-side close point (after a `retry:` hint),
+    /// or when `stop` is cancelled.
     pub fn reader(
         self: Arc<Self>,
         after: Option<u64>,
         retry_ms: u64,
         stop: CancellationToken,
     ) -> impl Stream<Item = Result<Bytes, std::convert::Infallible>> + Send + 'static {
-        let disconnects_at_start = self.state.lock().expect("lock").disconnects;
         let receiver = self.changed.subscribe();
-        let cursor = after.map_or(0, |seq| seq + 1);
-        futures_util::stream::unfold((self, receiver, cursor, false), move |(log, mut receiver, cursor, ended)| {
+        let start = after.map_or(0, |seq| seq + 1);
+        futures_util::stream::unfold((self, receiver, start, false), move |(log, mut receiver, cursor, ended)| {
             let stop = stop.clone();
             async move {
                 if ended {
@@ -372,34 +388,12 @@ impl StreamLog {
                 }
                 loop {
                     receiver.borrow_and_update();
-                    let next = {
-                        let state = log.state.lock().expect("lock");
-                        let pending: Vec<(u64, Bytes)> =
-                            state.events.iter().filter(|(seq, _)| *seq >= cursor).cloned().collect();
-                        if !pending.is_empty() {
-                            Some(Ok(pending))
-                        } else if state.finished {
-                            None
-                        } else if state.disconnects != disconnects_at_start {
-                            Some(Err(()))
-                        } else {
-                            Some(Ok(Vec::new()))
-                        }
-                    };
-                    match next {
-                        None => return None,
-                        Some(Err(())) => {
-                            return Some((Ok(sse::retry(retry_ms)), (log, receiver, cursor, true)));
-                        }
-                        Some(Ok(events)) if !events.is_empty() => {
-                            let last = events.last().map(|(seq, _)| *seq).unwrap_or(cursor);
-                            let mut chunk = bytes::BytesMut::new();
-                            for (_, event) in events {
-                                chunk.extend_from_slice(&event);
-                            }
-                            return Some((Ok(chunk.freeze()), (log, receiver, last + 1, false)));
-                        }
-                        Some(Ok(_)) => {}
+                    let step = log.step(start, cursor);
+                    match step {
+                        Step::Events(chunk, next) => return Some((Ok(chunk), (log, receiver, next, false))),
+                        Step::Close => return Some((Ok(sse::retry(retry_ms)), (log, receiver, cursor, true))),
+                        Step::End => return None,
+                        Step::Wait => {}
                     }
                     tokio::select! {
                         changed = receiver.changed() => if changed.is_err() { return None },
@@ -408,5 +402,31 @@ impl StreamLog {
                 }
             }
         })
+    }
+
+    /// What a reader that started at `start` and has delivered everything before `cursor`
+    /// does next.
+    fn step(&self, start: u64, cursor: u64) -> Step {
+        let state = self.state.lock().expect("lock");
+        // The first close point this reader has not passed; a resumed reader starting exactly
+        // at a point is past it.
+        let close_at = state.close_points.iter().copied().filter(|p| *p > start && *p >= cursor).min();
+        let limit = close_at.unwrap_or(u64::MAX);
+        let mut chunk = bytes::BytesMut::new();
+        let mut next = cursor;
+        for (seq, event) in state.events.iter().filter(|(seq, _)| *seq >= cursor && *seq < limit) {
+            chunk.extend_from_slice(event);
+            next = seq + 1;
+        }
+        if !chunk.is_empty() {
+            return Step::Events(chunk.freeze(), next);
+        }
+        if close_at.is_some_and(|point| point <= state.next_seq) {
+            Step::Close
+        } else if state.finished {
+            Step::End
+        } else {
+            Step::Wait
+        }
     }
 }

@@ -10,22 +10,25 @@ mod get_time;
 mod greeting;
 mod help;
 mod registry;
+mod uri_template;
 
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::marker::PhantomData;
 
-use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 pub use crate::mcp::protocol::{
-    CallToolResult, Content, GetPromptResult, InputRequest, InputRequired, LogLevel, PromptMessage, Role,
-    ToolAnnotations,
+    CallToolResult, Content, GetPromptResult, InputRequest, InputRequired, LogLevel, PromptMessage, ResourceContents,
+    Role, ToolAnnotations,
 };
 pub use echo::Echo;
 pub use get_time::GetTime;
 pub use greeting::Greeting;
 pub use help::Help;
 pub use registry::Registry;
+pub use schemars::JsonSchema;
 
 use crate::mcp::{RequestContext, RpcError};
 use crate::principal::Principal;
@@ -65,10 +68,41 @@ pub trait Prompt: Send + Sync + 'static {
     }
 }
 
+/// A concrete resource the client can list and read by URI.
+pub trait Resource: Send + Sync + 'static {
+    /// URI, name and description.
+    fn info(&self) -> ResourceInfo;
+
+    /// Reads the resource's current contents.
+    fn read(&self, ctx: ToolContext) -> impl Future<Output = ReadResult> + Send;
+}
+
+/// A family of resources named by an RFC 6570 URI template such as `notes://{id}`.
+pub trait ResourceTemplate: Send + Sync + 'static {
+    /// Template, name and description.
+    fn info(&self) -> ResourceTemplateInfo;
+
+    /// Reads the resource at `uri`; `variables` are the template's values in it.
+    fn read(
+        &self,
+        ctx: ToolContext,
+        uri: &str,
+        variables: &BTreeMap<String, String>,
+    ) -> impl Future<Output = ReadResult> + Send;
+
+    /// Suggestions for template `variable` starting from `value` (`completion/complete`).
+    fn complete(&self, variable: &str, value: &str) -> Vec<String> {
+        let _ = (variable, value);
+        Vec::new()
+    }
+}
+
 /// What a tool call produces.
 pub type ToolResult = Result<CallToolResult, ToolError>;
 /// What a prompt produces.
 pub type PromptResult = Result<GetPromptResult, ToolError>;
+/// What reading a resource produces.
+pub type ReadResult = Result<Vec<ResourceContents>, ToolError>;
 
 /// Why a tool (or prompt) did not produce a normal result.
 #[derive(Debug)]
@@ -166,6 +200,64 @@ impl PromptInfo {
     }
 }
 
+/// How a resource is listed.
+#[derive(Debug, Clone)]
+pub struct ResourceInfo {
+    pub uri: String,
+    pub name: String,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub mime_type: Option<String>,
+}
+
+impl ResourceInfo {
+    pub fn new(uri: impl Into<String>, name: impl Into<String>) -> Self {
+        ResourceInfo { uri: uri.into(), name: name.into(), title: None, description: None, mime_type: None }
+    }
+
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.description = Some(description.into());
+        self
+    }
+
+    pub fn mime_type(mut self, mime_type: impl Into<String>) -> Self {
+        self.mime_type = Some(mime_type.into());
+        self
+    }
+}
+
+/// How a resource template is listed.
+#[derive(Debug, Clone)]
+pub struct ResourceTemplateInfo {
+    pub uri_template: String,
+    pub name: String,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub mime_type: Option<String>,
+}
+
+impl ResourceTemplateInfo {
+    pub fn new(uri_template: impl Into<String>, name: impl Into<String>) -> Self {
+        ResourceTemplateInfo {
+            uri_template: uri_template.into(),
+            name: name.into(),
+            title: None,
+            description: None,
+            mime_type: None,
+        }
+    }
+
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.description = Some(description.into());
+        self
+    }
+
+    pub fn mime_type(mut self, mime_type: impl Into<String>) -> Self {
+        self.mime_type = Some(mime_type.into());
+        self
+    }
+}
+
 /// Arguments of a tool or prompt that takes none.
 #[derive(Debug, Default, serde::Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -230,6 +322,12 @@ impl ToolContext {
         self.request.log(level, None, data.into()).await;
     }
 
+    /// Ends the current SSE connection so the client reconnects and resumes it (SEP-1699
+    /// polling); only legacy sessions at 2025-11-25 or later support it, elsewhere a no-op.
+    pub async fn close_sse_connection(&self) {
+        self.request.close_sse_connection().await;
+    }
+
     /// Resolves when the client gives up on the call.
     pub async fn cancelled(&self) {
         self.request.cancellation.cancelled().await;
@@ -243,5 +341,117 @@ impl ToolContext {
         };
         let missing: Vec<String> = scopes.iter().filter(|s| !principal.has_scope(s)).map(|s| (*s).to_owned()).collect();
         if missing.is_empty() { Ok(()) } else { Err(ToolError::InsufficientScope(missing)) }
+    }
+}
+
+/// A tool from a closure: `tool_fn(info, |ctx, args: MyArgs| async move { ... })`.
+pub fn tool_fn<A, F, Fut>(info: ToolInfo, call: F) -> impl Tool
+where
+    A: DeserializeOwned + JsonSchema + Send + 'static,
+    F: Fn(ToolContext, A) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ToolResult> + Send + 'static,
+{
+    FnItem { info, call, args: PhantomData::<fn(A)> }
+}
+
+/// A prompt from a closure: `prompt_fn(info, |ctx, args: MyArgs| async move { ... })`.
+pub fn prompt_fn<A, F, Fut>(info: PromptInfo, get: F) -> impl Prompt
+where
+    A: DeserializeOwned + JsonSchema + Send + 'static,
+    F: Fn(ToolContext, A) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = PromptResult> + Send + 'static,
+{
+    FnItem { info, call: get, args: PhantomData::<fn(A)> }
+}
+
+/// A resource from a closure: `resource_fn(info, |ctx| async move { ... })`.
+pub fn resource_fn<F, Fut>(info: ResourceInfo, read: F) -> impl Resource
+where
+    F: Fn(ToolContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ReadResult> + Send + 'static,
+{
+    FnItem { info, call: read, args: PhantomData::<fn(())> }
+}
+
+/// A resource template from a closure: `template_fn(info, |ctx, uri, variables| async move { ... })`.
+pub fn template_fn<F, Fut>(info: ResourceTemplateInfo, read: F) -> impl ResourceTemplate
+where
+    F: Fn(ToolContext, String, BTreeMap<String, String>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ReadResult> + Send + 'static,
+{
+    FnItem { info, call: read, args: PhantomData::<fn(())> }
+}
+
+/// The closure-backed item behind the `*_fn` constructors.
+struct FnItem<I, F, A> {
+    info: I,
+    call: F,
+    args: PhantomData<fn(A)>,
+}
+
+impl<A, F, Fut> Tool for FnItem<ToolInfo, F, A>
+where
+    A: DeserializeOwned + JsonSchema + Send + 'static,
+    F: Fn(ToolContext, A) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ToolResult> + Send + 'static,
+{
+    type Args = A;
+
+    fn info(&self) -> ToolInfo {
+        self.info.clone()
+    }
+
+    fn call(&self, ctx: ToolContext, args: A) -> impl Future<Output = ToolResult> + Send {
+        (self.call)(ctx, args)
+    }
+}
+
+impl<A, F, Fut> Prompt for FnItem<PromptInfo, F, A>
+where
+    A: DeserializeOwned + JsonSchema + Send + 'static,
+    F: Fn(ToolContext, A) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = PromptResult> + Send + 'static,
+{
+    type Args = A;
+
+    fn info(&self) -> PromptInfo {
+        self.info.clone()
+    }
+
+    fn get(&self, ctx: ToolContext, args: A) -> impl Future<Output = PromptResult> + Send {
+        (self.call)(ctx, args)
+    }
+}
+
+impl<F, Fut> Resource for FnItem<ResourceInfo, F, ()>
+where
+    F: Fn(ToolContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ReadResult> + Send + 'static,
+{
+    fn info(&self) -> ResourceInfo {
+        self.info.clone()
+    }
+
+    fn read(&self, ctx: ToolContext) -> impl Future<Output = ReadResult> + Send {
+        (self.call)(ctx)
+    }
+}
+
+impl<F, Fut> ResourceTemplate for FnItem<ResourceTemplateInfo, F, ()>
+where
+    F: Fn(ToolContext, String, BTreeMap<String, String>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ReadResult> + Send + 'static,
+{
+    fn info(&self) -> ResourceTemplateInfo {
+        self.info.clone()
+    }
+
+    fn read(
+        &self,
+        ctx: ToolContext,
+        uri: &str,
+        variables: &BTreeMap<String, String>,
+    ) -> impl Future<Output = ReadResult> + Send {
+        (self.call)(ctx, uri.to_owned(), variables.clone())
     }
 }

@@ -4,7 +4,7 @@
 //! an immutable snapshot. Adding or removing an item swaps the snapshot and announces the change
 //! to open streams.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
@@ -15,7 +15,8 @@ use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 use tower::util::BoxCloneSyncService;
 
-use super::{Prompt, PromptResult, Tool, ToolContext, ToolError, ToolResult};
+use super::uri_template::UriTemplate;
+use super::{Prompt, PromptResult, ReadResult, Resource, ResourceTemplate, Tool, ToolContext, ToolError, ToolResult};
 use crate::config::Settings;
 use crate::mcp::bus::{ChangeBus, ChangeEvent};
 use crate::mcp::headers::{HeaderParam, header_params};
@@ -37,7 +38,44 @@ trait DynPrompt: Send + Sync {
     fn complete(&self, argument: &str, value: &str) -> Vec<String>;
 }
 
+/// A resource behind a uniform, type-erased interface.
+trait DynResource: Send + Sync {
+    fn read(self: Arc<Self>, ctx: ToolContext) -> BoxFuture<ReadResult>;
+}
+
+/// A resource template behind a uniform, type-erased interface.
+trait DynTemplate: Send + Sync {
+    fn read(
+        self: Arc<Self>,
+        ctx: ToolContext,
+        uri: String,
+        variables: BTreeMap<String, String>,
+    ) -> BoxFuture<ReadResult>;
+    fn complete(&self, variable: &str, value: &str) -> Vec<String>;
+}
+
 struct Typed<T>(T);
+
+impl<R: Resource> DynResource for Typed<R> {
+    fn read(self: Arc<Self>, ctx: ToolContext) -> BoxFuture<ReadResult> {
+        Box::pin(async move { self.0.read(ctx).await })
+    }
+}
+
+impl<R: ResourceTemplate> DynTemplate for Typed<R> {
+    fn read(
+        self: Arc<Self>,
+        ctx: ToolContext,
+        uri: String,
+        variables: BTreeMap<String, String>,
+    ) -> BoxFuture<ReadResult> {
+        Box::pin(async move { self.0.read(ctx, &uri, &variables).await })
+    }
+
+    fn complete(&self, variable: &str, value: &str) -> Vec<String> {
+        self.0.complete(variable, value)
+    }
+}
 
 impl<T: Tool> DynTool for Typed<T> {
     fn call(self: Arc<Self>, ctx: ToolContext, arguments: Value) -> BoxFuture<ToolResult> {
@@ -79,6 +117,17 @@ struct PromptEntry {
     handler: Arc<dyn DynPrompt>,
 }
 
+struct ResourceEntry {
+    definition: protocol::Resource,
+    handler: Arc<dyn DynResource>,
+}
+
+struct TemplateEntry {
+    definition: protocol::ResourceTemplate,
+    matcher: UriTemplate,
+    handler: Arc<dyn DynTemplate>,
+}
+
 /// One immutable view of everything registered, in registration order.
 #[derive(Default, Clone)]
 struct Snapshot {
@@ -86,6 +135,9 @@ struct Snapshot {
     tool_index: HashMap<String, usize>,
     prompts: Vec<Arc<PromptEntry>>,
     prompt_index: HashMap<String, usize>,
+    resources: Vec<Arc<ResourceEntry>>,
+    resource_index: HashMap<String, usize>,
+    templates: Vec<Arc<TemplateEntry>>,
 }
 
 impl Snapshot {
@@ -97,9 +149,18 @@ impl Snapshot {
         self.prompt_index.get(name).map(|&i| &self.prompts[i])
     }
 
+    fn resource(&self, uri: &str) -> Option<&Arc<ResourceEntry>> {
+        self.resource_index.get(uri).map(|&i| &self.resources[i])
+    }
+
+    fn template(&self, uri_template: &str) -> Option<&Arc<TemplateEntry>> {
+        self.templates.iter().find(|t| t.definition.uri_template == uri_template)
+    }
+
     fn reindex(&mut self) {
         self.tool_index = self.tools.iter().enumerate().map(|(i, t)| (t.definition.name.clone(), i)).collect();
         self.prompt_index = self.prompts.iter().enumerate().map(|(i, p)| (p.definition.name.clone(), i)).collect();
+        self.resource_index = self.resources.iter().enumerate().map(|(i, r)| (r.definition.uri.clone(), i)).collect();
     }
 }
 
@@ -168,6 +229,79 @@ impl Registry {
             removed = s.prompts.len() != before;
         });
         removed
+    }
+
+    /// Adds a resource (builder style). Panics on a duplicate URI.
+    pub fn resource<R: Resource>(self, resource: R) -> Self {
+        self.add_resource(resource);
+        self
+    }
+
+    /// Adds a resource template (builder style). Panics on an unsupported template.
+    pub fn resource_template<R: ResourceTemplate>(self, template: R) -> Self {
+        self.add_resource_template(template);
+        self
+    }
+
+    /// Adds a resource while serving, announcing `notifications/resources/list_changed`.
+    pub fn add_resource<R: Resource>(&self, resource: R) {
+        let info = resource.info();
+        let entry = ResourceEntry {
+            definition: protocol::Resource {
+                uri: info.uri,
+                name: info.name,
+                title: info.title,
+                description: info.description,
+                mime_type: info.mime_type,
+                size: None,
+                meta: None,
+            },
+            handler: Arc::new(Typed(resource)),
+        };
+        self.update(ChangeEvent::ResourcesListChanged, |s| {
+            assert!(
+                s.resource(&entry.definition.uri).is_none(),
+                "resource `{}` registered twice",
+                entry.definition.uri
+            );
+            s.resources.push(Arc::new(entry));
+        });
+    }
+
+    /// Adds a resource template while serving, announcing `notifications/resources/list_changed`.
+    pub fn add_resource_template<R: ResourceTemplate>(&self, template: R) {
+        let info = template.info();
+        let matcher = UriTemplate::parse(&info.uri_template)
+            .unwrap_or_else(|problem| panic!("invalid resource template: {problem}"));
+        let entry = TemplateEntry {
+            definition: protocol::ResourceTemplate {
+                uri_template: info.uri_template,
+                name: info.name,
+                title: info.title,
+                description: info.description,
+                mime_type: info.mime_type,
+                meta: None,
+            },
+            matcher,
+            handler: Arc::new(Typed(template)),
+        };
+        self.update(ChangeEvent::ResourcesListChanged, |s| s.templates.push(Arc::new(entry)));
+    }
+
+    /// Removes a resource while serving; `false` if there was none with that URI.
+    pub fn remove_resource(&self, uri: &str) -> bool {
+        let mut removed = false;
+        self.update(ChangeEvent::ResourcesListChanged, |s| {
+            let before = s.resources.len();
+            s.resources.retain(|r| r.definition.uri != uri);
+            removed = s.resources.len() != before;
+        });
+        removed
+    }
+
+    /// Announces that the contents of `uri` changed, to subscribers allowed to read it.
+    pub fn resource_updated(&self, uri: &str) {
+        self.bus.publish(ChangeEvent::ResourceUpdated(Arc::from(uri)));
     }
 
     /// Names of the registered tools, in order.
@@ -295,11 +429,12 @@ impl Catalog for RegistryCatalog {
     fn capabilities(&self) -> ServerCapabilities {
         let snapshot = self.registry.current();
         let has_prompts = !snapshot.prompts.is_empty();
+        let has_resources = !snapshot.resources.is_empty() || !snapshot.templates.is_empty();
         ServerCapabilities {
             tools: Some(ListChangedCapability { list_changed: true }),
             prompts: has_prompts.then_some(ListChangedCapability { list_changed: true }),
-            resources: None::<ResourcesCapability>,
-            completions: has_prompts.then(Map::new),
+            resources: has_resources.then_some(ResourcesCapability { subscribe: true, list_changed: true }),
+            completions: (has_prompts || !snapshot.templates.is_empty()).then(Map::new),
             logging: Some(Map::new()),
         }
     }
@@ -339,6 +474,9 @@ impl tower::Service<McpRequest> for RegistryService {
                 "prompts/list" => list_prompts(&snapshot, &request, page_size),
                 "prompts/get" => get_prompt(&snapshot, request).await,
                 "completion/complete" => complete(&snapshot, &request),
+                "resources/list" => list_resources(&snapshot, &request, page_size),
+                "resources/templates/list" => list_templates(&snapshot, &request, page_size),
+                "resources/read" => read_resource(&snapshot, request).await,
                 other => Err(RpcError::method_not_found(other).into()),
             }
         })
@@ -477,11 +615,77 @@ fn complete(snapshot: &Snapshot, request: &McpRequest) -> Result<McpReply, McpEr
                 .ok_or_else(|| RpcError::invalid_params(format!("Unknown prompt: {name}")))?;
             prompt.handler.complete(arg_name, arg_value)
         }
-        Some("ref/resource") => Vec::new(),
+        Some("ref/resource") => {
+            let uri = reference.get("uri").and_then(Value::as_str).unwrap_or_default();
+            let template = snapshot
+                .template(uri)
+                .filter(|_| request.ctx.may_use(Item::Resource(uri)))
+                .ok_or_else(|| RpcError::invalid_params(format!("Unknown resource template: {uri}")))?;
+            template.handler.complete(arg_name, arg_value)
+        }
         _ => return Err(RpcError::invalid_params("Invalid params: unknown ref type").into()),
     };
     let total = values.len();
     let values: Vec<String> = values.into_iter().take(100).collect();
     let completion = Completion { has_more: Some(total > values.len()), total: Some(total as u64), values };
     Ok(McpReply::complete(json!({ "completion": completion })))
+}
+
+fn list_resources(snapshot: &Snapshot, request: &McpRequest, page_size: usize) -> Result<McpReply, McpError> {
+    let start = page_start(request)?;
+    let ctx = &request.ctx;
+    let resources: Vec<protocol::Resource> = snapshot
+        .resources
+        .iter()
+        .filter(|r| ctx.may_use(Item::Resource(&r.definition.uri)))
+        .map(|r| {
+            let requirements = ctx.requirements(Item::Resource(&r.definition.uri));
+            protocol::Resource { meta: with_requirements(&r.definition.meta, requirements), ..r.definition.clone() }
+        })
+        .collect();
+    Ok(page("resources", resources, start, page_size, ctx.lists_are_private()))
+}
+
+fn list_templates(snapshot: &Snapshot, request: &McpRequest, page_size: usize) -> Result<McpReply, McpError> {
+    let start = page_start(request)?;
+    let ctx = &request.ctx;
+    let templates: Vec<protocol::ResourceTemplate> = snapshot
+        .templates
+        .iter()
+        .filter(|t| ctx.may_use(Item::Resource(&t.definition.uri_template)))
+        .map(|t| {
+            let requirements = ctx.requirements(Item::Resource(&t.definition.uri_template));
+            protocol::ResourceTemplate {
+                meta: with_requirements(&t.definition.meta, requirements),
+                ..t.definition.clone()
+            }
+        })
+        .collect();
+    Ok(page("resourceTemplates", templates, start, page_size, ctx.lists_are_private()))
+}
+
+/// `resources/read`: a registered resource, else the first template that matches. Unknown URIs
+/// are an error with the code of the request's era; never an empty `contents`.
+async fn read_resource(snapshot: &Snapshot, request: McpRequest) -> Result<McpReply, McpError> {
+    let uri = request.str_param("uri")?.to_owned();
+    let scope = if request.ctx.lists_are_private() { CacheScope::Private } else { CacheScope::Public };
+    let read = if let Some(resource) = snapshot.resource(&uri).cloned() {
+        let ctx = ToolContext::new(request.ctx, &request.params);
+        resource.handler.clone().read(ctx).await
+    } else if let Some((template, variables)) =
+        snapshot.templates.iter().find_map(|t| t.matcher.matches(&uri).map(|vars| (t.clone(), vars)))
+    {
+        let ctx = ToolContext::new(request.ctx, &request.params);
+        template.handler.clone().read(ctx, uri.clone(), variables).await
+    } else {
+        return Err(request.ctx.resource_not_found(&uri).into());
+    };
+    match read {
+        Ok(contents) if contents.is_empty() => {
+            Err(RpcError::internal(format!("resource {uri} has no contents")).into())
+        }
+        Ok(contents) => Ok(McpReply::cacheable(protocol::ReadResourceResult { contents }, scope)),
+        Err(ToolError::Failed(message)) => Err(RpcError::internal(message).into()),
+        Err(error) => tool_error(error),
+    }
 }
