@@ -59,7 +59,8 @@ impl AppBuilder {
     /// that cannot be reached, a policy naming unknown tools).
     pub async fn build(self) -> Result<Router, StartupError> {
         let public_url = self.settings.server.public_url.clone();
-        let health = Health::new(enabled_features()).section("public_url", move || public_url.clone().into());
+        #[allow(unused_mut)]
+        let mut health = Health::new(enabled_features()).section("public_url", move || public_url.clone().into());
         #[allow(unused_mut)]
         let mut app = Router::new();
 
@@ -68,7 +69,9 @@ impl AppBuilder {
             let settings = &self.settings;
             let config = crate::mcp::McpConfig::from_settings(settings);
             let features = self.mcp_features()?;
-            app = app.merge(crate::mcp::router(settings, config, features, self.shutdown.clone()));
+            let endpoint = crate::mcp::Endpoint::new(settings, config, features, self.shutdown.clone());
+            health = health.section("mcp", endpoint.stats());
+            app = app.merge(endpoint.into_router());
         }
 
         Ok(app

@@ -14,6 +14,9 @@ pub mod code {
     pub const METHOD_NOT_FOUND: i64 = -32601;
     pub const INVALID_PARAMS: i64 = -32602;
     pub const INTERNAL_ERROR: i64 = -32603;
+    /// A request the client cancelled (LSP's code). Only ever answered where HTTP forces an
+    /// answer (a JSON response); a cancelled stream simply ends.
+    pub const REQUEST_CANCELLED: i64 = -32800;
     /// Legacy (2025-11-25 and older) resource-not-found.
     pub const RESOURCE_NOT_FOUND_LEGACY: i64 = -32002;
     /// 2026-07-28: a routing header disagrees with the body.

@@ -21,7 +21,7 @@ use super::bus::ChangeEvent;
 use super::context::{Outbound, RequestContext};
 use super::dispatch::{Features, Item, McpError, McpReply, McpRequest, feature_method_offered};
 use super::headers::Accepts;
-use super::jsonrpc::{Id, Message, RpcError, error_frame, result_frame};
+use super::jsonrpc::{Id, Message, RpcError, code, error_frame, result_frame};
 use super::protocol::{ClientCapabilities, LogLevel};
 use super::session::{Session, StreamLog};
 use super::sse;
@@ -296,7 +296,16 @@ async fn call(
         access: None,
         outbox: sender,
     };
-    let mut pending: Pending = Box::pin(drive(features.service.clone(), session.clone(), method, params, ctx));
+    // `notifications/cancelled` (or the session ending) stops the work: the handler's future is
+    // dropped, and with it everything it holds.
+    let work = drive(features.service.clone(), session.clone(), method, params, ctx);
+    let mut pending: Pending = Box::pin(async move {
+        tokio::select! {
+            biased;
+            _ = cancellation.cancelled() => Err(McpError::Rpc(RpcError::new(code::REQUEST_CANCELLED, "Request cancelled"))),
+            result = work => result,
+        }
+    });
     match start(&mut pending, &mut receiver, post.accepts).await {
         Start::Json(result) => {
             drop(tracking);
@@ -345,6 +354,11 @@ async fn call(
                     }
                 }
                 let frame = match result.map_err(McpError::into_refusal) {
+                    // A cancelled request gets no response; its stream just ends.
+                    Err(Err(error)) if error.code == code::REQUEST_CANCELLED => {
+                        writer.finish();
+                        return;
+                    }
                     Ok(reply) => result_frame(&id, &legacy_result(reply)),
                     Err(Err(error)) => error_frame(Some(&id), &error),
                     Err(Ok(refusal)) => error_frame(Some(&id), &RpcError::new(refusal.rpc_code(), refusal.to_string())),
@@ -352,7 +366,7 @@ async fn call(
                 writer.push(&frame);
                 writer.finish();
             });
-            Answer::Response(sse::response(reader))
+            Answer::Response(sse::response(reader, &mcp.open_streams))
         }
     }
 }
@@ -459,7 +473,10 @@ pub(super) async fn open_stream(mcp: &Arc<Mcp>, principal: Option<Principal>, he
         .and_then(StreamLog::parse_event_id)
         .and_then(|(stream, seq)| session.stream(stream).map(|log| (log, seq)));
     if let Some((log, seq)) = resume {
-        return sse::response(log.reader(Some(seq), mcp.config.sse_retry_ms, session.closed.clone()));
+        return sse::response(
+            log.reader(Some(seq), mcp.config.sse_retry_ms, session.closed.clone()),
+            &mcp.open_streams,
+        );
     }
     let Some(claim) = session.open_standalone() else {
         let error = RpcError::invalid_request("Conflict: only one standalone SSE stream per session");
@@ -467,10 +484,13 @@ pub(super) async fn open_stream(mcp: &Arc<Mcp>, principal: Option<Principal>, he
     };
     let Some(features) = mcp.features.as_ref() else {
         // Nothing can ever be announced; the stream only keeps the session alive.
-        return sse::response(standalone(mcp, session, claim, None, principal));
+        return sse::response(standalone(mcp, session, claim, None, principal), &mcp.open_streams);
     };
     let changes = features.catalog.changes();
-    sse::response(standalone(mcp, session, claim, Some((changes, features.access.clone())), principal))
+    sse::response(
+        standalone(mcp, session, claim, Some((changes, features.access.clone())), principal),
+        &mcp.open_streams,
+    )
 }
 
 type Changes = (tokio::sync::broadcast::Receiver<ChangeEvent>, Option<Arc<dyn super::dispatch::AccessControl>>);

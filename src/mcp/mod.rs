@@ -88,6 +88,8 @@ pub struct Mcp {
     pub features: Option<Features>,
     pub sessions: SessionStore,
     sealer: state::StateSealer,
+    /// SSE responses currently open (for `/health` and leak tests).
+    open_streams: Arc<std::sync::atomic::AtomicUsize>,
     capabilities: ServerCapabilities,
     shutdown: Shutdown,
 }
@@ -99,27 +101,65 @@ impl Mcp {
     }
 }
 
-/// Builds the `/mcp` router. `features` is the tools/prompts/resources service (absent in
-/// step 2, where only the lifecycle works).
-pub fn router(settings: &Settings, config: McpConfig, features: Option<Features>, shutdown: Shutdown) -> Router {
-    let capabilities = features.as_ref().map(|f| f.catalog.capabilities()).unwrap_or_default();
-    let mcp = Arc::new(Mcp {
-        sessions: SessionStore::new(
-            settings.mcp.max_sessions,
-            Duration::from_secs(settings.mcp.session_idle_timeout_secs),
-        ),
-        sealer: state::StateSealer::new(&config.request_state_secret, config.request_state_ttl),
-        config,
-        features,
-        capabilities,
-        shutdown,
-    });
-    spawn_session_sweeper(&mcp, Duration::from_secs(settings.mcp.session_idle_timeout_secs));
-    let allow = Arc::new(guard::AllowList::from_settings(settings));
-    Router::new()
-        .route("/mcp", post(transport::post).get(transport::get).delete(transport::delete))
-        .with_state(mcp)
-        .layer(axum::middleware::from_fn_with_state(allow, guard::check))
+/// The `/mcp` endpoint, built once at start-up.
+pub struct Endpoint {
+    mcp: Arc<Mcp>,
+    allow: Arc<guard::AllowList>,
+}
+
+impl Endpoint {
+    /// Builds the protocol layer. `features` is the tools/prompts/resources service (absent in
+    /// step 2, where only the lifecycle works).
+    pub fn new(settings: &Settings, config: McpConfig, features: Option<Features>, shutdown: Shutdown) -> Self {
+        let capabilities = features.as_ref().map(|f| f.catalog.capabilities()).unwrap_or_default();
+        let idle = Duration::from_secs(settings.mcp.session_idle_timeout_secs);
+        let mcp = Arc::new(Mcp {
+            sessions: SessionStore::new(settings.mcp.max_sessions, idle),
+            sealer: state::StateSealer::new(&config.request_state_secret, config.request_state_ttl),
+            open_streams: Arc::default(),
+            config,
+            features,
+            capabilities,
+            shutdown,
+        });
+        spawn_session_sweeper(&mcp, idle);
+        Endpoint { mcp, allow: Arc::new(guard::AllowList::from_settings(settings)) }
+    }
+
+    /// The `/mcp` router: the routes, behind the Host/Origin guard.
+    pub fn into_router(self) -> Router {
+        self.into_router_with(tower::layer::util::Identity::new())
+    }
+
+    /// The `/mcp` router with `layer` (authentication) around the routes and inside the
+    /// Host/Origin guard: a foreign `Host`/`Origin` is refused before anything else looks at
+    /// the request, and unknown paths stay 404 instead of 401.
+    pub fn into_router_with<L>(self, layer: L) -> Router
+    where
+        L: tower::Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
+        L::Service: tower::Service<axum::extract::Request> + Clone + Send + Sync + 'static,
+        <L::Service as tower::Service<axum::extract::Request>>::Response: axum::response::IntoResponse + 'static,
+        <L::Service as tower::Service<axum::extract::Request>>::Error: Into<std::convert::Infallible> + 'static,
+        <L::Service as tower::Service<axum::extract::Request>>::Future: Send + 'static,
+    {
+        Router::new()
+            .route("/mcp", post(transport::post).get(transport::get).delete(transport::delete))
+            .with_state(self.mcp.clone())
+            .route_layer(layer)
+            .layer(axum::middleware::from_fn_with_state(self.allow.clone(), guard::check))
+    }
+
+    /// Live counters for `/health`: sessions and open SSE streams.
+    pub fn stats(&self) -> impl Fn() -> Value + Send + Sync + 'static {
+        let mcp = Arc::downgrade(&self.mcp);
+        move || match mcp.upgrade() {
+            Some(mcp) => serde_json::json!({
+                "sessions": mcp.sessions.len(),
+                "open_streams": mcp.open_streams.load(std::sync::atomic::Ordering::Relaxed),
+            }),
+            None => Value::Null,
+        }
+    }
 }
 
 /// Expires idle sessions in the background, and closes them all at shutdown.

@@ -213,7 +213,7 @@ async fn call(
                 finish: Some(finish),
                 _guard: guard,
             };
-            sse::response(futures_util::stream::unfold(state, Drive::next))
+            sse::response(futures_util::stream::unfold(state, Drive::next), &mcp.open_streams)
         }
     }
 }
@@ -448,7 +448,7 @@ fn listen(mcp: &Arc<Mcp>, post: &Post, id: Id, params: &Map<String, Value>) -> R
         ack: Some(ack),
         ended: false,
     };
-    sse::response(futures_util::stream::unfold(listener, Listener::next))
+    sse::response(futures_util::stream::unfold(listener, Listener::next), &mcp.open_streams)
 }
 
 /// Which change notifications a listen stream carries: what the client asked for, limited to

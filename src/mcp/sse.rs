@@ -4,7 +4,9 @@ use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use bytes::{BufMut, Bytes, BytesMut};
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A keep-alive comment line; clients ignore it, intermediaries see traffic.
 pub const KEEPALIVE: Bytes = Bytes::from_static(b": keep-alive\n\n");
@@ -35,11 +37,16 @@ pub fn retry(retry_ms: u64) -> Bytes {
     Bytes::from(format!("retry: {retry_ms}\n\n"))
 }
 
-/// A `200 text/event-stream` response over `stream`.
-pub fn response<S>(stream: S) -> Response
+/// A `200 text/event-stream` response over `stream`, counted in `open` while it lives.
+pub fn response<S>(stream: S, open: &Arc<AtomicUsize>) -> Response
 where
     S: Stream<Item = Result<Bytes, std::convert::Infallible>> + Send + 'static,
 {
+    let guard = OpenStream::new(open);
+    let stream = stream.map(move |item| {
+        let _alive = &guard;
+        item
+    });
     let mut response = Response::new(Body::from_stream(stream));
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
@@ -48,4 +55,21 @@ where
     // Reverse proxies (nginx) must not buffer the stream.
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     response
+}
+
+/// Counts an open stream; the count drops when the response body is dropped (client gone,
+/// stream ended).
+struct OpenStream(Arc<AtomicUsize>);
+
+impl OpenStream {
+    fn new(open: &Arc<AtomicUsize>) -> Self {
+        open.fetch_add(1, Ordering::Relaxed);
+        OpenStream(open.clone())
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }

@@ -198,3 +198,72 @@ pub fn legacy(session: &str, version: &str, body: Value) -> Request<Body> {
 pub fn call(id: i64, method: &str, params: Value) -> Value {
     json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params })
 }
+
+/// One SSE event as received.
+#[derive(Debug, Clone, Default)]
+pub struct Event {
+    pub id: Option<String>,
+    pub retry: Option<u64>,
+    pub data: String,
+    pub comment: bool,
+}
+
+impl Event {
+    pub fn json(&self) -> Option<Value> {
+        serde_json::from_str(&self.data).ok()
+    }
+}
+
+/// Reads an SSE response body event by event, as a client would while it is still open.
+pub struct Events {
+    body: Body,
+    buffer: String,
+}
+
+impl Events {
+    pub fn new(response: axum::response::Response) -> Self {
+        Events { body: response.into_body(), buffer: String::new() }
+    }
+
+    /// The next event (comments included), or `None` when the stream ended or nothing came
+    /// within `wait`.
+    pub async fn next_event(&mut self, wait: std::time::Duration) -> Option<Event> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let raw: String = self.buffer.drain(..end + 2).collect();
+                let mut event = Event::default();
+                for line in raw.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        event.id = Some(v.trim().to_owned());
+                    } else if let Some(v) = line.strip_prefix("retry:") {
+                        event.retry = v.trim().parse().ok();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        event.data.push_str(v.strip_prefix(' ').unwrap_or(v));
+                    } else if line.starts_with(':') {
+                        event.comment = true;
+                    }
+                }
+                return Some(event);
+            }
+            let frame = tokio::time::timeout(wait, http_body_util::BodyExt::frame(&mut self.body)).await.ok()??.ok()?;
+            if let Ok(data) = frame.into_data() {
+                self.buffer.push_str(&String::from_utf8_lossy(&data));
+            }
+        }
+    }
+
+    /// The next JSON-RPC message, skipping priming events and keep-alives.
+    pub async fn next_message(&mut self, wait: std::time::Duration) -> Option<Value> {
+        loop {
+            let event = self.next_event(wait).await?;
+            if let Some(message) = event.json() {
+                return Some(message);
+            }
+        }
+    }
+}
+
+/// Sends a request and returns the raw response, for streaming reads.
+pub async fn open(app: &Router, request: Request<Body>) -> axum::response::Response {
+    app.clone().oneshot(request).await.expect("infallible")
+}
