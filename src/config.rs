@@ -4,6 +4,7 @@
 //! Every section is always present whatever features are enabled, so one config file serves every
 //! tutorial step and a typo is reported instead of ignored.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -23,6 +24,7 @@ pub struct Settings {
     pub server: ServerSettings,
     pub log: LogSettings,
     pub mcp: McpSettings,
+    pub scopes: ScopeSettings,
 }
 
 /// `[server]`: listening, public URL, transport hygiene.
@@ -72,8 +74,43 @@ pub struct McpSettings {
     pub request_state_ttl_secs: u64,
 }
 
+/// `[scopes]`: the authorization policy (feature `scopes`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeSettings {
+    pub supported: Vec<String>,
+    pub require_role: bool,
+    pub challenge_scopes: ChallengeScopes,
+    pub operations: BTreeMap<String, Vec<String>>,
+    pub implies: BTreeMap<String, Vec<String>>,
+    pub roles: BTreeMap<String, Vec<String>>,
+    pub tools: BTreeMap<String, ItemRule>,
+    pub prompts: BTreeMap<String, ItemRule>,
+    pub resources: BTreeMap<String, ItemRule>,
+}
+
+/// What the 401 challenge's `scope` hint lists.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ChallengeScopes {
+    All,
+    Operation,
+}
+
+/// A per-item authorization rule.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ItemRule {
+    /// Replaces the operation's scopes for this item when set.
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    /// The caller must hold one of these roles (none = no role needed).
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
 /// Keys whose environment values are comma-separated lists.
-const LIST_KEYS: &[&str] = &["server.allowed_hosts", "server.allowed_origins"];
+const LIST_KEYS: &[&str] = &["server.allowed_hosts", "server.allowed_origins", "scopes.supported"];
 
 impl Settings {
     /// Loads the layered configuration of a real process (files and environment).

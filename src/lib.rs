@@ -28,6 +28,8 @@ pub mod telemetry;
 
 #[cfg(feature = "mcp")]
 pub mod mcp;
+#[cfg(feature = "scopes")]
+pub mod scopes;
 #[cfg(feature = "tools")]
 pub mod tools;
 

@@ -23,6 +23,7 @@ pub mod session;
 mod sse;
 pub mod state;
 mod transport;
+pub mod uri_template;
 pub mod version;
 
 use std::sync::Arc;

@@ -10,7 +10,6 @@ mod get_time;
 mod greeting;
 mod help;
 mod registry;
-mod uri_template;
 
 use std::collections::BTreeMap;
 use std::future::Future;

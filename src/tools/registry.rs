@@ -15,7 +15,6 @@ use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 use tower::util::BoxCloneSyncService;
 
-use super::uri_template::UriTemplate;
 use super::{Prompt, PromptResult, ReadResult, Resource, ResourceTemplate, Tool, ToolContext, ToolError, ToolResult};
 use crate::config::Settings;
 use crate::mcp::bus::{ChangeBus, ChangeEvent};
@@ -23,6 +22,7 @@ use crate::mcp::headers::{HeaderParam, header_params};
 use crate::mcp::protocol::{
     self, CallToolResult, Completion, ListChangedCapability, PromptArgument, ResourcesCapability, ServerCapabilities,
 };
+use crate::mcp::uri_template::UriTemplate;
 use crate::mcp::{CacheScope, Catalog, Features, Item, McpError, McpReply, McpRequest, RpcError};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
