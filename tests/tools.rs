@@ -278,3 +278,36 @@ async fn lists_page_with_opaque_cursors_and_refuse_forged_ones() {
     let forged = modern_call(&app, "tools/list", json!({ "cursor": "garbage" })).await;
     assert_eq!(forged.json()["error"]["code"], -32602);
 }
+
+#[tokio::test]
+async fn a_hand_written_input_schema_is_enforced_and_a_broken_output_is_caught() {
+    use mcp_auth_server::tools::tool_fn;
+    let strict = tool_fn(
+        ToolInfo::new("strict", "Takes a count of at least one").input_schema(json!({
+            "type": "object",
+            "properties": { "count": { "type": "integer", "minimum": 1 } },
+            "required": ["count"]
+        })),
+        |_, args: serde_json::Map<String, Value>| async move { Ok(CallToolResult::text(format!("{}", args["count"]))) },
+    );
+    let liar = tool_fn(
+        ToolInfo::new("liar", "Promises a number, returns a string").output_schema(json!({
+            "type": "object", "properties": { "n": { "type": "number" } }, "required": ["n"]
+        })),
+        |_, _: NoArgs| async { Ok(CallToolResult::structured(json!({ "n": "three" }))) },
+    );
+    let registry = tools::builtin().tool(strict).tool(liar);
+    let app = mcp_auth_server::AppBuilder::new(test_settings()).registry(registry).build().await.unwrap();
+
+    let too_small =
+        modern_call(&app, "tools/call", json!({ "name": "strict", "arguments": { "count": 0 } })).await.json();
+    assert_eq!(too_small["result"]["isError"], true);
+    let text = too_small["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("minimum") && text.contains("/count"), "{text}");
+    let fine = modern_call(&app, "tools/call", json!({ "name": "strict", "arguments": { "count": 3 } })).await.json();
+    assert_eq!(fine["result"]["content"][0]["text"], "3");
+
+    let lie = modern_call(&app, "tools/call", json!({ "name": "liar" })).await.json();
+    assert_eq!(lie["result"]["isError"], true);
+    assert!(lie["result"].get("structuredContent").is_none(), "a non-conforming result is not passed on");
+}

@@ -109,7 +109,18 @@ impl<P: Prompt> DynPrompt for Typed<P> {
 struct ToolEntry {
     definition: protocol::Tool,
     header_params: Arc<[HeaderParam]>,
+    /// The input schema, compiled once.
+    input: jsonschema::Validator,
+    /// The output schema, compiled once, when the tool declares one.
+    output: Option<jsonschema::Validator>,
     handler: Arc<dyn DynTool>,
+}
+
+/// The first way `instance` breaks `schema`, as a sentence naming the place.
+fn schema_problem(schema: &jsonschema::Validator, instance: &Value) -> Option<String> {
+    let error = schema.iter_errors(instance).next()?;
+    let path = error.instance_path().to_string();
+    Some(if path.is_empty() { error.to_string() } else { format!("{error} (at {path})") })
 }
 
 struct PromptEntry {
@@ -366,7 +377,17 @@ fn tool_entry<T: Tool>(tool: T) -> Result<ToolEntry, String> {
         return Err(format!("the input schema of `{}` must have type \"object\"", info.name));
     }
     let header_params = header_params(&input_schema).map_err(|p| format!("tool `{}`: {p}", info.name))?;
+    let input = jsonschema::validator_for(&input_schema)
+        .map_err(|e| format!("the input schema of `{}` is not a valid JSON Schema: {e}", info.name))?;
+    let output = info
+        .output_schema
+        .as_ref()
+        .map(jsonschema::validator_for)
+        .transpose()
+        .map_err(|e| format!("the output schema of `{}` is not a valid JSON Schema: {e}", info.name))?;
     Ok(ToolEntry {
+        input,
+        output,
         definition: protocol::Tool {
             name: info.name,
             title: info.title,
@@ -576,10 +597,34 @@ async fn call_tool(snapshot: &Snapshot, request: McpRequest) -> Result<McpReply,
         return Err(RpcError::invalid_params(format!("Unknown tool: {name}")).into());
     };
     let args = arguments(&request)?;
+    // The schema is the contract: arguments that break it are the model's to fix.
+    if let Some(problem) = schema_problem(&tool.input, &args) {
+        return Ok(McpReply::complete(CallToolResult::error(format!("Invalid arguments: {problem}"))));
+    }
     let ctx = ToolContext::new(request.ctx, &request.params);
     match tool.handler.clone().call(ctx, args).await {
-        Ok(result) => Ok(McpReply::complete(result)),
+        Ok(result) => Ok(McpReply::complete(check_output(&tool, result))),
         Err(error) => tool_error(error),
+    }
+}
+
+/// A tool with an output schema must return conforming `structuredContent`; a tool that does
+/// not is a bug, reported to the model as a tool error rather than passed on.
+fn check_output(tool: &ToolEntry, result: CallToolResult) -> CallToolResult {
+    let Some(schema) = &tool.output else { return result };
+    if result.is_error {
+        return result;
+    }
+    let problem = match &result.structured_content {
+        None => Some("no structuredContent".to_owned()),
+        Some(value) => schema_problem(schema, value),
+    };
+    match problem {
+        None => result,
+        Some(problem) => {
+            tracing::error!(tool = %tool.definition.name, %problem, "tool output breaks its outputSchema");
+            CallToolResult::error(format!("The tool's result does not match its output schema: {problem}"))
+        }
     }
 }
 
