@@ -24,6 +24,7 @@ pub struct Settings {
     pub server: ServerSettings,
     pub log: LogSettings,
     pub mcp: McpSettings,
+    pub oauth: OAuthSettings,
     pub scopes: ScopeSettings,
 }
 
@@ -74,6 +75,16 @@ pub struct McpSettings {
     pub request_state_ttl_secs: u64,
 }
 
+/// `[oauth]`: the OAuth metadata this server publishes (feature `oauth-meta`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthSettings {
+    pub resource_name: String,
+    pub documentation_url: String,
+    pub authorization_servers: Vec<String>,
+    pub metadata_refresh_secs: u64,
+}
+
 /// `[scopes]`: the authorization policy (feature `scopes`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -110,7 +121,8 @@ pub struct ItemRule {
 }
 
 /// Keys whose environment values are comma-separated lists.
-const LIST_KEYS: &[&str] = &["server.allowed_hosts", "server.allowed_origins", "scopes.supported"];
+const LIST_KEYS: &[&str] =
+    &["server.allowed_hosts", "server.allowed_origins", "scopes.supported", "oauth.authorization_servers"];
 
 impl Settings {
     /// Loads the layered configuration of a real process (files and environment).
