@@ -69,7 +69,8 @@ pub(super) async fn handle(mcp: &Arc<Mcp>, post: Post, message: Message) -> Resp
         Message::Request { id, method, params } => {
             let outcome = request(mcp, &session, &post, id.clone(), method, params).await;
             match outcome {
-                Answer::Response(response) => response,
+                Answer::Stream(response) => response,
+                Answer::Refused(refusal) => refusal.into_response_with_id(Some(id.to_value())),
                 Answer::Result(Ok(result)) => json_bytes(StatusCode::OK, result_frame(&id, &result)),
                 Answer::Result(Err(error)) => json_bytes(StatusCode::OK, error_frame(Some(&id), &error)),
             }
@@ -104,8 +105,8 @@ pub(super) async fn handle_batch(
     for message in messages {
         match message {
             Err((id, error)) => responses.push(error_value(id.as_ref(), &error)),
-            Ok(Message::Request { method, .. }) if method == "initialize" => {
-                responses.push(error_value(None, &RpcError::invalid_request("initialize must not be batched")));
+            Ok(Message::Request { id, method, .. }) if method == "initialize" => {
+                responses.push(error_value(Some(&id), &RpcError::invalid_request("initialize must not be batched")));
             }
             Ok(Message::Response { id, outcome }) => {
                 session.deliver_response(&id, outcome);
@@ -117,7 +118,11 @@ pub(super) async fn handle_batch(
                         json!({ "jsonrpc": "2.0", "id": id, "result": result })
                     }
                     Answer::Result(Err(error)) => error_value(Some(&id), &error),
-                    Answer::Response(_) => error_value(Some(&id), &RpcError::internal("cannot be answered in a batch")),
+                    Answer::Refused(refusal) => {
+                        error_value(Some(&id), &RpcError::new(refusal.rpc_code(), refusal.to_string()))
+                    }
+                    // Batched calls have no stream to use (sse: false above).
+                    Answer::Stream(_) => error_value(Some(&id), &RpcError::internal("cannot be answered in a batch")),
                 };
                 responses.push(value);
             }
@@ -218,11 +223,12 @@ fn notification(session: &Session, method: &str, params: &Map<String, Value>) {
     }
 }
 
-/// How a legacy request is answered: with a result or error (sent as JSON, status 200), or with
-/// a response built elsewhere (an SSE stream, an HTTP-level refusal).
+/// How a legacy request is answered: with a result or error (sent as JSON, status 200), an
+/// HTTP-level refusal (403 step-up), or an SSE stream.
 enum Answer {
     Result(Result<Value, RpcError>),
-    Response(Response),
+    Refused(AppError),
+    Stream(Response),
 }
 
 async fn request(
@@ -250,7 +256,7 @@ async fn request(
             };
             if let Some(access) = mcp.features.as_ref().and_then(|f| f.access.as_ref()) {
                 if let Err(refusal) = access.authorize(post.principal.as_ref(), &method, &params) {
-                    return Answer::Response(refusal.into_response_with_id(Some(id.to_value())));
+                    return Answer::Refused(refusal);
                 }
             }
             if method == "resources/subscribe" {
@@ -312,7 +318,7 @@ async fn call(
             match result.map_err(McpError::into_refusal) {
                 Ok(reply) => Answer::Result(Ok(legacy_result(reply))),
                 Err(Err(error)) => Answer::Result(Err(error)),
-                Err(Ok(refusal)) => Answer::Response(refusal.into_response_with_id(Some(id.to_value()))),
+                Err(Ok(refusal)) => Answer::Refused(refusal),
             }
         }
         Start::Stream { first, result } => {
@@ -366,7 +372,7 @@ async fn call(
                 writer.push(&frame);
                 writer.finish();
             });
-            Answer::Response(sse::response(reader, &mcp.open_streams))
+            Answer::Stream(sse::response(reader, &mcp.open_streams))
         }
     }
 }
