@@ -63,12 +63,16 @@ impl AppBuilder {
         #[allow(unused_mut)]
         let mut app = Router::new();
 
+        // What wraps the /mcp routes inside the Host/Origin guard (authentication, later).
+        #[cfg(feature = "mcp")]
+        let protect = std::convert::identity;
+
         #[cfg(feature = "mcp")]
         {
             let settings = &self.settings;
             let config = crate::mcp::McpConfig::from_settings(settings);
             let features = self.mcp_features()?;
-            app = app.merge(crate::mcp::router(settings, config, features, self.shutdown.clone()));
+            app = app.merge(crate::mcp::router(settings, config, features, self.shutdown.clone(), protect));
         }
 
         Ok(app

@@ -94,8 +94,15 @@ impl Mcp {
 }
 
 /// Builds the `/mcp` router. `features` is the tools/prompts/resources service (absent in
-/// step 2, where only the lifecycle works).
-pub fn router(settings: &Settings, config: McpConfig, features: Option<Features>, shutdown: Shutdown) -> Router {
+/// step 2, where only the lifecycle works). `protect` wraps the routes before the Host/Origin
+/// guard does, so a layer it adds with `route_layer` (authentication) runs after the guard.
+pub fn router(
+    settings: &Settings,
+    config: McpConfig,
+    features: Option<Features>,
+    shutdown: Shutdown,
+    protect: impl FnOnce(Router) -> Router,
+) -> Router {
     let capabilities = features.as_ref().map(|f| f.catalog.capabilities()).unwrap_or_default();
     let mcp = Arc::new(Mcp {
         sessions: SessionStore::new(
@@ -109,10 +116,10 @@ pub fn router(settings: &Settings, config: McpConfig, features: Option<Features>
     });
     spawn_session_sweeper(&mcp, Duration::from_secs(settings.mcp.session_idle_timeout_secs));
     let allow = Arc::new(guard::AllowList::from_settings(settings));
-    Router::new()
+    let routes = Router::new()
         .route("/mcp", post(transport::post).get(transport::get).delete(transport::delete))
-        .with_state(mcp)
-        .layer(axum::middleware::from_fn_with_state(allow, guard::check))
+        .with_state(mcp);
+    protect(routes).layer(axum::middleware::from_fn_with_state(allow, guard::check))
 }
 
 /// Expires idle sessions in the background, and closes them all at shutdown.
