@@ -59,12 +59,22 @@ impl AppBuilder {
     /// that cannot be reached, a policy naming unknown tools).
     pub async fn build(self) -> Result<Router, StartupError> {
         let public_url = self.settings.server.public_url.clone();
-        let health = Health::new(enabled_features()).section("public_url", move || public_url.clone().into());
+        #[allow(unused_mut)]
+        let mut health = Health::new(enabled_features()).section("public_url", move || public_url.clone().into());
         #[allow(unused_mut)]
         let mut app = Router::new();
 
-        // What wraps the /mcp routes inside the Host/Origin guard (authentication, later).
-        #[cfg(feature = "mcp")]
+        // What wraps the /mcp routes inside the Host/Origin guard: authentication, when on.
+        #[cfg(feature = "jwt")]
+        let protect = {
+            let jwt = crate::jwt::Jwt::from_settings(&self.settings).await?;
+            app = app.merge(jwt.jwks_router());
+            health = health.section("jwt", jwt.health());
+            // The challenge parameters (resource_metadata, scope) come from the oauth-meta layer.
+            let auth = jwt.layer(crate::jwt::ChallengeParams::default());
+            move |routes: Router| routes.route_layer(auth)
+        };
+        #[cfg(all(feature = "mcp", not(feature = "jwt")))]
         let protect = std::convert::identity;
 
         #[cfg(feature = "mcp")]
