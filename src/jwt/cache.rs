@@ -113,3 +113,70 @@ impl TokenCache {
         self.per_shard * self.shards.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Map, json};
+
+    use super::*;
+    use crate::config::JwtAlgorithm;
+    use crate::jwt::keys::tests::rsa_jwk;
+    use crate::principal::Identity;
+
+    fn keys(kids: &[&str]) -> KeySet {
+        let jwks = json!({ "keys": kids.iter().map(|k| rsa_jwk(Some(k), None)).collect::<Vec<_>>() });
+        KeySet::from_jwks(&jwks, &[JwtAlgorithm::RS256]).unwrap()
+    }
+
+    fn verified(keys: &KeySet, kid: &str, exp: i64) -> Verified {
+        let principal = Principal::new(Identity {
+            subject: "s".into(),
+            name: "s".into(),
+            issuer: "i".into(),
+            scopes: Default::default(),
+            roles: Default::default(),
+            client_id: None,
+            expires_at: Some(exp),
+            claims: Map::new(),
+        });
+        Verified { principal, key: keys.get(kid).unwrap().clone(), exp, nbf: None }
+    }
+
+    #[test]
+    fn entries_never_outlive_exp_plus_leeway() {
+        let keys = keys(&["a"]);
+        let cache = TokenCache::new(100, 5);
+        let digest = TokenCache::digest("t");
+        cache.insert(digest, verified(&keys, "a", 1000), 900);
+        assert!(cache.get(&digest, &keys, 1005).is_some());
+        assert!(cache.get(&digest, &keys, 1006).is_none());
+        assert!(cache.is_empty(), "the stale entry was dropped");
+    }
+
+    #[test]
+    fn entries_go_with_their_key() {
+        let old = keys(&["a", "b"]);
+        let cache = TokenCache::new(100, 0);
+        let (ta, tb) = (TokenCache::digest("ta"), TokenCache::digest("tb"));
+        cache.insert(ta, verified(&old, "a", 1000), 0);
+        cache.insert(tb, verified(&old, "b", 1000), 0);
+        let new = keys(&["b"]).reusing(&old);
+        assert!(cache.get(&ta, &new, 1).is_none());
+        assert!(cache.get(&tb, &new, 1).is_some());
+        cache.retain_keys(&keys(&["c"]));
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn the_cache_is_bounded_and_can_be_off() {
+        let keys = keys(&["a"]);
+        let cache = TokenCache::new(64, 0);
+        for i in 0..1000 {
+            cache.insert(TokenCache::digest(&i.to_string()), verified(&keys, "a", 1000), 0);
+        }
+        assert!(cache.len() <= cache.capacity() && cache.capacity() == 64, "{}", cache.len());
+        let off = TokenCache::new(0, 0);
+        off.insert(TokenCache::digest("t"), verified(&keys, "a", 1000), 0);
+        assert_eq!((off.len(), off.capacity()), (0, 0));
+    }
+}

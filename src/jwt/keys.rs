@@ -84,13 +84,14 @@ impl VerifyingKey {
         declared: Option<JwtAlgorithm>,
         allowed: &[JwtAlgorithm],
     ) -> Result<Self, KeyError> {
+        let algorithms = usable_algorithms(declared, allowed, JwtAlgorithm::is_rsa)?;
         let (n, e) = (strip_leading_zeros(n), strip_leading_zeros(e));
         let bits = n.len() * 8 - n.first().map_or(0, |b| b.leading_zeros() as usize);
         if bits < keyfile::MIN_BITS {
             return Err(invalid(format!("RSA key of {bits} bits (at least {} needed)", keyfile::MIN_BITS)));
         }
         let components = RsaPublicKeyComponents { n, e };
-        let parsed = usable_algorithms(declared, allowed, JwtAlgorithm::is_rsa)?
+        let parsed = algorithms
             .into_iter()
             .map(|alg| {
                 let params = rsa_parameters(alg).expect("an RSA algorithm");
@@ -116,12 +117,13 @@ impl VerifyingKey {
         let (alg, size, verification): (_, _, &'static dyn VerificationAlgorithm) = match crv {
             "P-256" => (JwtAlgorithm::ES256, 32, &signature::ECDSA_P256_SHA256_FIXED),
             "P-384" => (JwtAlgorithm::ES384, 48, &signature::ECDSA_P384_SHA384_FIXED),
-            other => return Err(invalid(format!("unsupported curve {other}"))),
+            // P-521 (ES512) and others: not something an accepted algorithm can use.
+            _ => return Err(KeyError::NoAlgorithm),
         };
+        usable_algorithms(declared, allowed, |a| a == alg)?;
         if x.len() != size || y.len() != size {
             return Err(invalid(format!("{crv} coordinates must be {size} bytes")));
         }
-        usable_algorithms(declared, allowed, |a| a == alg)?;
         let point: Vec<u8> = [&[0x04][..], x, y].concat();
         let parsed =
             ParsedPublicKey::new(verification, &point).map_err(|e| invalid(format!("invalid {crv} key: {e}")))?;
@@ -433,4 +435,71 @@ pub enum SignError {
 
 fn keys_error(err: KeyFileError) -> StartupError {
     StartupError::Keys(err.to_string())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// The RSA key of RFC 7638 section 3.1.
+    pub(crate) const RFC_N: &str = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
+
+    pub(crate) fn rsa_jwk(kid: Option<&str>, alg: Option<&str>) -> Value {
+        let mut jwk = json!({ "kty": "RSA", "n": RFC_N, "e": "AQAB" });
+        if let Some(kid) = kid {
+            jwk["kid"] = json!(kid);
+        }
+        if let Some(alg) = alg {
+            jwk["alg"] = json!(alg);
+        }
+        jwk
+    }
+
+    const RS: &[JwtAlgorithm] = &[JwtAlgorithm::RS256, JwtAlgorithm::PS256];
+
+    #[test]
+    fn a_jwk_without_kid_gets_its_thumbprint_and_without_alg_every_allowed_rsa_algorithm() {
+        let key = VerifyingKey::from_jwk(&rsa_jwk(None, None), RS).unwrap().unwrap();
+        assert_eq!(key.kid(), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+        assert_eq!(key.algorithms().collect::<Vec<_>>(), RS);
+        let key = VerifyingKey::from_jwk(&rsa_jwk(Some("k"), Some("PS256")), RS).unwrap().unwrap();
+        assert_eq!(key.algorithms().collect::<Vec<_>>(), [JwtAlgorithm::PS256]);
+    }
+
+    #[test]
+    fn keys_that_cannot_verify_an_accepted_algorithm_are_skipped_not_errors() {
+        let skipped = |jwk: Value| VerifyingKey::from_jwk(&jwk, &[JwtAlgorithm::RS256]).unwrap().is_none();
+        assert!(skipped(rsa_jwk(Some("k"), Some("RS512"))));
+        assert!(skipped(rsa_jwk(Some("k"), Some("HS256"))));
+        assert!(skipped(json!({ "kty": "oct", "k": "c2VjcmV0" })));
+        assert!(skipped(json!({ "kty": "RSA", "use": "enc", "n": RFC_N, "e": "AQAB" })));
+        assert!(skipped(json!({ "kty": "RSA", "key_ops": ["encrypt"], "n": RFC_N, "e": "AQAB" })));
+        assert!(skipped(json!({ "kty": "EC", "crv": "P-256", "x": "AA", "y": "AA" })));
+        // A small RSA key is an error (and is logged when it comes in a JWKS).
+        let small = json!({ "kty": "RSA", "n": URL_SAFE_NO_PAD.encode([0xC5u8; 128]), "e": "AQAB" });
+        assert!(matches!(VerifyingKey::from_jwk(&small, RS), Err(KeyError::Invalid(_))));
+    }
+
+    #[test]
+    fn a_refreshed_set_keeps_the_instances_of_unchanged_keys() {
+        let first =
+            KeySet::from_jwks(&json!({ "keys": [rsa_jwk(Some("a"), None), rsa_jwk(Some("b"), None)] }), RS).unwrap();
+        let second = KeySet::from_jwks(&json!({ "keys": [rsa_jwk(Some("b"), None), rsa_jwk(Some("c"), None)] }), RS)
+            .unwrap()
+            .reusing(&first);
+        assert!(second.holds(first.get("b").unwrap()));
+        assert!(!second.holds(first.get("a").unwrap()));
+        assert_eq!(second.kids(), ["b", "c"]);
+        // The same kid with other parameters is another key.
+        let third =
+            KeySet::from_jwks(&json!({ "keys": [rsa_jwk(Some("b"), Some("PS256"))] }), RS).unwrap().reusing(&second);
+        assert!(!third.holds(second.get("b").unwrap()));
+    }
+
+    #[test]
+    fn a_document_without_usable_keys_is_an_error() {
+        assert!(KeySet::from_jwks(&json!({ "keys": [] }), RS).is_err());
+        assert!(KeySet::from_jwks(&json!({ "nokeys": 1 }), RS).is_err());
+        assert!(KeySet::from_jwks(&json!({ "keys": [{ "kty": "oct", "k": "AA" }] }), RS).is_err());
+    }
 }

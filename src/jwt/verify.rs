@@ -77,9 +77,10 @@ impl Rejection {
 impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.description())?;
+        // `alg` and `kid` come from whoever sent the token: cut them short in the log.
         match self {
-            Rejection::Algorithm(alg) => write!(f, " (alg {alg:?})"),
-            Rejection::UnknownKey(Some(kid)) | Rejection::Signature { kid } => write!(f, " (kid {kid:?})"),
+            Rejection::Algorithm(alg) => write!(f, " (alg {:?})", short(alg)),
+            Rejection::UnknownKey(Some(kid)) | Rejection::Signature { kid } => write!(f, " (kid {:?})", short(kid)),
             Rejection::UnknownKey(None) => f.write_str(" (no kid)"),
             Rejection::Claim { sub: Some(sub), .. }
             | Rejection::Expired { sub }
@@ -91,6 +92,15 @@ impl fmt::Display for Rejection {
             _ => Ok(()),
         }
     }
+}
+
+/// At most 64 bytes of `text`, cut at a character boundary.
+fn short(text: &str) -> &str {
+    let mut end = text.len().min(64);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// The JOSE header members that matter here.
@@ -312,4 +322,32 @@ fn numeric_date(value: &Value) -> Option<i64> {
 /// Strict base64url without padding, as JWS requires.
 fn b64(part: &str) -> Result<Vec<u8>, Rejection> {
     URL_SAFE_NO_PAD.decode(part).map_err(|_| Rejection::Malformed("malformed base64url in token"))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn numeric_dates_may_be_fractional_but_never_strings_or_nonsense() {
+        assert_eq!(numeric_date(&json!(1_900_000_000)), Some(1_900_000_000));
+        assert_eq!(numeric_date(&json!(1_900_000_000.9)), Some(1_900_000_000));
+        assert_eq!(numeric_date(&json!(-1)), Some(-1));
+        for bad in [json!("1900000000"), json!(null), json!(true), json!([1]), json!({})] {
+            assert_eq!(numeric_date(&bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn descriptions_are_short_and_logs_name_kid_or_subject() {
+        let expired = Rejection::Expired { sub: "alice".into() };
+        assert_eq!(expired.description(), "token expired");
+        assert_eq!(expired.to_string(), "token expired (sub \"alice\")");
+        assert_eq!(Rejection::UnknownKey(Some("k1".into())).to_string(), "unknown signing key (kid \"k1\")");
+        assert_eq!(Rejection::Algorithm("none".into()).to_string(), "signature algorithm not accepted (alg \"none\")");
+        let long = Rejection::UnknownKey(Some("é".repeat(100)));
+        assert_eq!(long.to_string(), format!("unknown signing key (kid \"{}\")", "é".repeat(32)));
+    }
 }
