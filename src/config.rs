@@ -24,6 +24,7 @@ pub struct Settings {
     pub server: ServerSettings,
     pub log: LogSettings,
     pub mcp: McpSettings,
+    pub jwt: JwtSettings,
     pub oauth: OAuthSettings,
     pub scopes: ScopeSettings,
 }
@@ -120,9 +121,162 @@ pub struct ItemRule {
     pub roles: Vec<String>,
 }
 
+/// `[jwt]`: access tokens, and the keys that sign and verify them (used by feature `jwt`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtSettings {
+    /// Expected `iss`. Empty = this server issues its own tokens (`iss` = `server.public_url`).
+    pub issuer: String,
+    /// Where the verification keys come from, when not from local files or discovery.
+    pub jwks_url: String,
+    /// The local signing key (PEM). Created with the public key when neither exists.
+    pub private_key: PathBuf,
+    /// Local verification keys (PEM); all of them are accepted and published (rotation).
+    pub public_keys: Vec<PathBuf>,
+    /// Accepted signature algorithms.
+    pub algorithms: Vec<JwtAlgorithm>,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
+    pub leeway_secs: u64,
+    /// Whether `aud` must name this server. Turning it off is logged at start-up.
+    pub enforce_audience: bool,
+    /// Audiences accepted besides this server's resource URL.
+    pub extra_audiences: Vec<String>,
+    /// Dotted claim paths whose string arrays are the caller's roles.
+    pub role_claims: Vec<String>,
+    /// Remote keys: seconds between scheduled refreshes.
+    pub refresh_interval_secs: u64,
+    /// Remote keys: the least time between two fetches triggered by an unknown `kid`.
+    pub min_refresh_interval_secs: u64,
+    /// Remote keys: time limit of one HTTP request to the issuer, in seconds.
+    pub fetch_timeout_secs: u64,
+    /// Remote keys: how long start-up keeps trying to fetch them before giving up, in seconds.
+    pub startup_timeout_secs: u64,
+    /// Verified tokens remembered so a repeated token skips the signature check (0 = off).
+    pub token_cache_size: usize,
+    /// Largest accepted `Authorization` header, in bytes.
+    pub max_header_bytes: usize,
+}
+
+/// Where verification keys come from, as decided by `jwt.issuer` and `jwt.jwks_url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// Local PEM files (`jwt.private_key`, `jwt.public_keys`): this server is the issuer.
+    LocalFiles,
+    /// A JWKS document at this URL.
+    JwksUrl(String),
+    /// The issuer's metadata (OpenID Connect discovery, then RFC 8414) names the JWKS.
+    Discovery(String),
+}
+
+impl JwtSettings {
+    /// The key source: no issuer = local files; a JWKS URL = that; an issuer alone = discovery.
+    pub fn key_source(&self) -> KeySource {
+        if !self.jwks_url.trim().is_empty() {
+            KeySource::JwksUrl(self.jwks_url.trim().to_owned())
+        } else if !self.issuer.is_empty() {
+            KeySource::Discovery(self.issuer.clone())
+        } else {
+            KeySource::LocalFiles
+        }
+    }
+
+    /// The algorithm local tokens are signed with: the first RSA algorithm allowed.
+    pub fn local_signing_algorithm(&self) -> Option<JwtAlgorithm> {
+        self.algorithms.iter().copied().find(|alg| alg.is_rsa())
+    }
+}
+
+/// A JWS signature algorithm accepted for access tokens. HMAC and `none` are not representable:
+/// with public keys they are never safe to accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub enum JwtAlgorithm {
+    RS256,
+    RS384,
+    RS512,
+    PS256,
+    PS384,
+    PS512,
+    ES256,
+    ES384,
+    EdDSA,
+}
+
+impl JwtAlgorithm {
+    pub const ALL: [JwtAlgorithm; 9] = [
+        JwtAlgorithm::RS256,
+        JwtAlgorithm::RS384,
+        JwtAlgorithm::RS512,
+        JwtAlgorithm::PS256,
+        JwtAlgorithm::PS384,
+        JwtAlgorithm::PS512,
+        JwtAlgorithm::ES256,
+        JwtAlgorithm::ES384,
+        JwtAlgorithm::EdDSA,
+    ];
+
+    /// The JOSE name (`alg` header value).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JwtAlgorithm::RS256 => "RS256",
+            JwtAlgorithm::RS384 => "RS384",
+            JwtAlgorithm::RS512 => "RS512",
+            JwtAlgorithm::PS256 => "PS256",
+            JwtAlgorithm::PS384 => "PS384",
+            JwtAlgorithm::PS512 => "PS512",
+            JwtAlgorithm::ES256 => "ES256",
+            JwtAlgorithm::ES384 => "ES384",
+            JwtAlgorithm::EdDSA => "EdDSA",
+        }
+    }
+
+    /// Whether this algorithm uses an RSA key.
+    pub fn is_rsa(self) -> bool {
+        matches!(self.as_str().as_bytes()[0], b'R' | b'P')
+    }
+
+    /// Parses a JOSE `alg` name; `None` for anything not accepted (including `none` and HS*).
+    pub fn from_name(name: &str) -> Option<JwtAlgorithm> {
+        JwtAlgorithm::ALL.into_iter().find(|alg| alg.as_str() == name)
+    }
+}
+
+impl TryFrom<String> for JwtAlgorithm {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, String> {
+        if let Some(alg) = JwtAlgorithm::from_name(name.trim()) {
+            return Ok(alg);
+        }
+        let known = JwtAlgorithm::ALL.map(JwtAlgorithm::as_str).join(", ");
+        if name.trim().to_ascii_uppercase().starts_with("HS") || name.trim().eq_ignore_ascii_case("none") {
+            Err(format!(
+                "`{name}` is never accepted: tokens are verified with public keys, and a symmetric or \
+                 absent signature would let anyone holding the public key forge them (known: {known})"
+            ))
+        } else {
+            Err(format!("unknown algorithm `{name}` (known: {known})"))
+        }
+    }
+}
+
+impl std::fmt::Display for JwtAlgorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Keys whose environment values are comma-separated lists.
-const LIST_KEYS: &[&str] =
-    &["server.allowed_hosts", "server.allowed_origins", "scopes.supported", "oauth.authorization_servers"];
+const LIST_KEYS: &[&str] = &[
+    "server.allowed_hosts",
+    "server.allowed_origins",
+    "jwt.public_keys",
+    "jwt.algorithms",
+    "jwt.extra_audiences",
+    "jwt.role_claims",
+    "oauth.authorization_servers",
+    "scopes.supported",
+];
 
 impl Settings {
     /// Loads the layered configuration of a real process (files and environment).
@@ -159,9 +313,15 @@ impl Settings {
     /// Compiled-in defaults overlaid with `overrides` (TOML). Used by tests and examples, which
     /// must not depend on the caller's environment.
     pub fn from_toml(overrides: &str) -> Result<Settings, StartupError> {
-        let builder = Config::builder()
-            .add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml))
-            .add_source(File::from_str(overrides, FileFormat::Toml));
+        Self::from_toml_layers(&[overrides])
+    }
+
+    /// Compiled-in defaults overlaid with each TOML layer in turn (later layers win).
+    pub fn from_toml_layers(layers: &[&str]) -> Result<Settings, StartupError> {
+        let mut builder = Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+        for layer in layers {
+            builder = builder.add_source(File::from_str(layer, FileFormat::Toml));
+        }
         Self::finish(builder.build())
     }
 
@@ -189,13 +349,77 @@ impl Settings {
         if self.mcp.page_size == 0 {
             return Err(StartupError::config("mcp.page_size", "must be greater than 0"));
         }
-        Ok(())
+        self.jwt.validate()
     }
 
     /// The URL clients connect to for MCP, and this server's OAuth resource identifier.
     pub fn mcp_url(&self) -> String {
         format!("{}/mcp", self.server.public_url)
     }
+
+    /// The `iss` access tokens must carry: `jwt.issuer`, or this server's public URL.
+    pub fn token_issuer(&self) -> String {
+        if self.jwt.issuer.is_empty() { self.server.public_url.clone() } else { self.jwt.issuer.clone() }
+    }
+}
+
+impl JwtSettings {
+    fn validate(&mut self) -> Result<(), StartupError> {
+        self.issuer = self.issuer.trim().to_owned();
+        if !self.issuer.is_empty() {
+            check_remote_url("jwt.issuer", &self.issuer)?;
+        }
+        let jwks_url = self.jwks_url.trim();
+        if !jwks_url.is_empty() {
+            check_remote_url("jwt.jwks_url", jwks_url)?;
+            if self.issuer.is_empty() {
+                return Err(StartupError::config(
+                    "jwt.jwks_url",
+                    "needs `jwt.issuer` too: the `iss` value the tokens from that key set carry",
+                ));
+            }
+        }
+        if self.algorithms.is_empty() {
+            return Err(StartupError::config("jwt.algorithms", "must name at least one algorithm"));
+        }
+        if self.key_source() == KeySource::LocalFiles && self.local_signing_algorithm().is_none() {
+            return Err(StartupError::config(
+                "jwt.algorithms",
+                "local keys are RSA: include an RSA algorithm (RS256, PS256, ...) or configure a remote issuer",
+            ));
+        }
+        if self.leeway_secs > 600 {
+            return Err(StartupError::config("jwt.leeway_secs", "must be at most 600 (fix the clocks instead)"));
+        }
+        if self.extra_audiences.iter().any(|a| a.trim().is_empty()) {
+            return Err(StartupError::config("jwt.extra_audiences", "must not contain empty values"));
+        }
+        if self.role_claims.iter().any(|path| path.split('.').any(|segment| segment.trim().is_empty())) {
+            return Err(StartupError::config("jwt.role_claims", "paths are dotted claim names, without empty parts"));
+        }
+        for (key, value) in [
+            ("jwt.refresh_interval_secs", self.refresh_interval_secs),
+            ("jwt.fetch_timeout_secs", self.fetch_timeout_secs),
+            ("jwt.max_header_bytes", self.max_header_bytes as u64),
+        ] {
+            if value == 0 {
+                return Err(StartupError::config(key, "must be greater than 0"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An issuer or JWKS URL: absolute http(s), no fragment.
+fn check_remote_url(key: &str, raw: &str) -> Result<(), StartupError> {
+    let url = Url::parse(raw).map_err(|e| StartupError::config(key, format!("`{raw}` is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(StartupError::config(key, "scheme must be http or https"));
+    }
+    if url.fragment().is_some() || url.host_str().is_none() {
+        return Err(StartupError::config(key, "must have a host and no fragment"));
+    }
+    Ok(())
 }
 
 /// Fills in the public URL from the bind address when empty, and checks its shape.

@@ -19,6 +19,10 @@ pub enum AppError {
     /// A valid token without the scope or role the operation needs (403).
     #[error("forbidden: {0}")]
     Forbidden(Challenge),
+    /// Credentials presented in a way RFC 6750 forbids (in the query, twice, oversized): 400
+    /// with an `invalid_request` challenge.
+    #[error("invalid credentials request: {0}")]
+    InvalidRequest(Challenge),
     /// A `Host` header outside the allow-list (DNS-rebinding protection).
     #[error("host not allowed: {0}")]
     HostNotAllowed(String),
@@ -49,7 +53,7 @@ pub enum AppError {
 /// section 5.1).
 #[derive(Debug, Clone, Default)]
 pub struct Challenge {
-    /// `invalid_token`, `insufficient_scope`, or none when no token was presented.
+    /// `invalid_token`, `invalid_request`, `insufficient_scope`, or none when no token was presented.
     pub error: Option<&'static str>,
     /// A short human-readable reason. Never contains the token.
     pub description: Option<String>,
@@ -114,7 +118,7 @@ impl AppError {
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
-            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::BadRequest(_) | AppError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -124,7 +128,7 @@ impl AppError {
     /// generic where detail would help an attacker or leak internals.
     fn public_message(&self) -> String {
         match self {
-            AppError::Unauthorized(c) | AppError::Forbidden(c) => {
+            AppError::Unauthorized(c) | AppError::Forbidden(c) | AppError::InvalidRequest(c) => {
                 c.description.clone().unwrap_or_else(|| "authentication required".to_owned())
             }
             AppError::HostNotAllowed(_) => "Forbidden: Host header is not allowed".to_owned(),
@@ -139,8 +143,8 @@ impl AppError {
     pub fn into_response_with_id(self, id: Option<serde_json::Value>) -> Response {
         match &self {
             AppError::Internal(cause) => tracing::error!(%cause, "request failed"),
-            AppError::Unauthorized(c) | AppError::Forbidden(c) => {
-                tracing::info!(challenge = %c, "request refused")
+            AppError::Unauthorized(c) | AppError::Forbidden(c) | AppError::InvalidRequest(c) => {
+                tracing::info!(status = self.status().as_u16(), challenge = %c, "request refused")
             }
             other => tracing::debug!(error = %other, "request refused"),
         }
@@ -149,16 +153,24 @@ impl AppError {
             "jsonrpc": "2.0",
             "error": { "code": self.rpc_code(), "message": self.public_message() },
         });
-        if let AppError::Unauthorized(c) | AppError::Forbidden(c) = &self {
-            // RFC 6750 error fields too, for OAuth-aware clients that read the body.
-            body["error"]["data"] = json!({ "error": c.error.unwrap_or("invalid_request"), "scope": c.scope });
+        if let AppError::Unauthorized(c) | AppError::Forbidden(c) | AppError::InvalidRequest(c) = &self {
+            // RFC 6750 error fields too, for OAuth-aware clients that read the body; like the
+            // header, no error code when no token was presented.
+            let mut data = serde_json::Map::new();
+            if let Some(error) = c.error {
+                data.insert("error".into(), json!(error));
+            }
+            if let Some(scope) = &c.scope {
+                data.insert("scope".into(), json!(scope));
+            }
+            body["error"]["data"] = serde_json::Value::Object(data);
         }
         if let Some(id) = id {
             body["id"] = id;
         }
         let mut response = (status, axum::Json(body)).into_response();
         match &self {
-            AppError::Unauthorized(c) | AppError::Forbidden(c) => {
+            AppError::Unauthorized(c) | AppError::Forbidden(c) | AppError::InvalidRequest(c) => {
                 response.headers_mut().insert(header::WWW_AUTHENTICATE, c.header_value());
             }
             AppError::Unavailable(_) => {

@@ -9,6 +9,7 @@
 //! | (none) | [`health`] | step 1: `GET /health` |
 //! | `mcp` | `mcp` | step 2: JSON-RPC + MCP lifecycle of both eras on `/mcp` |
 //! | `tools` | `tools` | steps 3-4: tool and prompt definitions, and their dispatch |
+//! | `jwt` | `jwt` | steps 5-6: keys, JWKS, token minting, access-token validation on `/mcp` |
 //!
 //! # Layout
 //! - [`config`] — typed settings, layered from files and environment.
@@ -26,6 +27,8 @@ pub mod router;
 pub mod serve;
 pub mod telemetry;
 
+#[cfg(feature = "jwt")]
+pub mod jwt;
 #[cfg(feature = "mcp")]
 pub mod mcp;
 #[cfg(feature = "scopes")]

@@ -64,6 +64,18 @@ impl AppBuilder {
         #[allow(unused_mut)]
         let mut app = Router::new();
 
+        // What wraps the /mcp routes inside the Host/Origin guard: authentication, when on.
+        #[cfg(feature = "jwt")]
+        let auth = {
+            let jwt = crate::jwt::Jwt::from_settings(&self.settings).await?;
+            app = app.merge(jwt.jwks_router());
+            health = health.section("jwt", jwt.health());
+            // The challenge parameters (resource_metadata, scope) come from the oauth-meta layer.
+            jwt.layer(crate::jwt::ChallengeParams::default())
+        };
+        #[cfg(all(feature = "mcp", not(feature = "jwt")))]
+        let auth = tower::layer::util::Identity::new();
+
         #[cfg(feature = "mcp")]
         {
             let settings = &self.settings;
@@ -71,7 +83,7 @@ impl AppBuilder {
             let features = self.mcp_features()?;
             let endpoint = crate::mcp::Endpoint::new(settings, config, features, self.shutdown.clone());
             health = health.section("mcp", endpoint.stats());
-            app = app.merge(endpoint.into_router());
+            app = app.merge(endpoint.into_router_with(auth));
         }
 
         Ok(app

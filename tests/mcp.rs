@@ -295,7 +295,7 @@ async fn get_opens_one_standalone_stream_per_session_with_a_priming_event() {
     use tower::ServiceExt;
     let app = app().await;
     let session = initialize(&app, LEGACY).await;
-    let response = app.clone().oneshot(get_stream(Some(&session), LEGACY)).await.unwrap();
+    let response = app.clone().oneshot(authorized(get_stream(Some(&session), LEGACY))).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     let mut body = response.into_body();
@@ -313,7 +313,7 @@ async fn older_clients_get_no_priming_event() {
     use tower::ServiceExt;
     let app = app().await;
     let session = initialize(&app, "2025-06-18").await;
-    let response = app.clone().oneshot(get_stream(Some(&session), "2025-06-18")).await.unwrap();
+    let response = app.clone().oneshot(authorized(get_stream(Some(&session), "2025-06-18"))).await.unwrap();
     let mut body = response.into_body();
     let nothing = tokio::time::timeout(std::time::Duration::from_millis(200), body.frame()).await;
     assert!(nothing.is_err(), "no event may be sent to a 2025-06-18 client before there is news");

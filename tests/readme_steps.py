@@ -76,6 +76,10 @@ def main() -> int:
             print(f"FAIL step {step}: table says features={table.get(step)!r}, block says {features!r}")
             failures += 1
 
+    # Blocks may mint tokens with `cargo run --example`: build the examples first, so a block's
+    # time limit is spent running them, not compiling.
+    subprocess.run(["cargo", "build", "--quiet", "--examples"], cwd=ROOT, check=True)
+
     by_features = {}
     for step, features, body in blocks:
         by_features.setdefault(features, []).append((step, body))

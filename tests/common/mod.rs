@@ -14,9 +14,37 @@ use tower::ServiceExt;
 pub const MODERN: &str = "2026-07-28";
 pub const LEGACY: &str = "2025-11-25";
 
+#[cfg(feature = "jwt")]
+pub mod tokens;
+
 /// Default settings for tests, with `overrides` (TOML) on top. Independent of the environment.
 pub fn test_settings_with(overrides: &str) -> Settings {
-    Settings::from_toml(overrides).expect("test settings are valid")
+    Settings::from_toml_layers(&[&auth_settings(), overrides]).expect("test settings are valid")
+}
+
+/// With `jwt`: the test key pair (generated once under the target directory, never in keys/).
+#[cfg(feature = "jwt")]
+pub fn auth_settings() -> String {
+    tokens::settings_layer()
+}
+
+/// Without `jwt` there are no keys to configure.
+#[cfg(not(feature = "jwt"))]
+pub fn auth_settings() -> String {
+    String::new()
+}
+
+/// With `jwt`: the `Authorization` value [`send`] adds — a valid token for the default test
+/// settings, so tests of other layers run unchanged with authentication on.
+#[cfg(feature = "jwt")]
+pub fn auth_header() -> Option<String> {
+    Some(format!("Bearer {}", tokens::default_token()))
+}
+
+/// Without `jwt` requests need no credentials.
+#[cfg(not(feature = "jwt"))]
+pub fn auth_header() -> Option<String> {
+    None
 }
 
 pub fn test_settings() -> Settings {
@@ -117,8 +145,24 @@ pub fn sse_messages(body: &[u8]) -> Vec<Value> {
         .collect()
 }
 
-/// Sends one request through the router.
+/// Sends one request through the router, with valid credentials unless it carries its own
+/// `Authorization` header (see [`auth_header`]).
 pub async fn send(app: &Router, request: Request<Body>) -> Reply {
+    send_as_is(app, authorized(request)).await
+}
+
+/// `request` with the default credentials added, unless it has its own (see [`auth_header`]).
+pub fn authorized(mut request: Request<Body>) -> Request<Body> {
+    if let Some(value) = auth_header() {
+        if !request.headers().contains_key("authorization") {
+            request.headers_mut().insert("authorization", value.parse().expect("a header value"));
+        }
+    }
+    request
+}
+
+/// Sends one request through the router exactly as built.
+pub async fn send_as_is(app: &Router, request: Request<Body>) -> Reply {
     let response = app.clone().oneshot(request).await.expect("infallible");
     let status = response.status();
     let headers = response.headers().clone();
@@ -265,5 +309,5 @@ impl Events {
 
 /// Sends a request and returns the raw response, for streaming reads.
 pub async fn open(app: &Router, request: Request<Body>) -> axum::response::Response {
-    app.clone().oneshot(request).await.expect("infallible")
+    app.clone().oneshot(authorized(request)).await.expect("infallible")
 }

@@ -1,0 +1,117 @@
+//! From validated claims to a [`Principal`] (feature `jwt`): subject, display name, scopes,
+//! roles from configurable claim paths, client, expiry, and the raw claims.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Map, Value};
+
+use crate::principal::{Identity, Principal};
+
+/// Where roles are read from: dotted claim paths such as `realm_access.roles` or
+/// `resource_access.my-client.roles`.
+#[derive(Debug, Clone)]
+pub struct RoleClaims(Vec<Vec<String>>);
+
+impl RoleClaims {
+    pub fn new(paths: &[String]) -> Self {
+        RoleClaims(paths.iter().map(|p| p.split('.').map(|s| s.trim().to_owned()).collect()).collect())
+    }
+
+    /// Every string found at any of the paths (an array of strings, or one space-separated
+    /// string).
+    fn collect(&self, claims: &Map<String, Value>) -> BTreeSet<String> {
+        let mut roles = BTreeSet::new();
+        for path in &self.0 {
+            let mut segments = path.iter();
+            let Some(first) = segments.next() else { continue };
+            let mut value = claims.get(first.as_str());
+            for segment in segments {
+                value = value.and_then(|v| v.get(segment.as_str()));
+            }
+            roles.extend(strings(value));
+        }
+        roles
+    }
+}
+
+/// The strings of a claim that is an array of strings or a space-separated string.
+fn strings(value: Option<&Value>) -> Vec<String> {
+    match value {
+        Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Builds the principal of a token whose signature, issuer, audience and times were checked.
+/// `sub` must be a non-empty string.
+pub fn principal(claims: Map<String, Value>, roles: &RoleClaims) -> Option<Principal> {
+    let text = |name: &str| claims.get(name).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let subject = text("sub")?.to_owned();
+    let name = text("preferred_username").or_else(|| text("name")).unwrap_or(&subject).to_owned();
+    let issuer = text("iss")?.to_owned();
+    // `scope` (RFC 8693/9068, space-separated) and `scp` (Entra, Okta: string or array).
+    let mut scopes: BTreeSet<String> = strings(claims.get("scope")).into_iter().collect();
+    scopes.extend(strings(claims.get("scp")));
+    let client_id = text("client_id").or_else(|| text("azp")).map(str::to_owned);
+    let expires_at = claims.get("exp").and_then(Value::as_f64).map(|e| e.floor() as i64);
+    let roles = roles.collect(&claims);
+    Some(Principal::new(Identity { subject, name, issuer, scopes, roles, client_id, expires_at, claims }))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn claims(value: Value) -> Map<String, Value> {
+        value.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn scopes_come_from_scope_and_scp_in_either_shape() {
+        let roles = RoleClaims::new(&[]);
+        let p = principal(claims(json!({"sub": "a", "iss": "i", "scope": "x y", "scp": ["z"]})), &roles).unwrap();
+        assert_eq!(p.scopes.iter().map(String::as_str).collect::<Vec<_>>(), ["x", "y", "z"]);
+        let p = principal(claims(json!({"sub": "a", "iss": "i", "scp": "read write"})), &roles).unwrap();
+        assert!(p.has_scope("read") && p.has_scope("write"));
+    }
+
+    #[test]
+    fn roles_follow_dotted_paths_including_keycloak_client_roles() {
+        let roles = RoleClaims::new(&[
+            "roles".to_owned(),
+            "realm_access.roles".to_owned(),
+            "resource_access.mcp-client.roles".to_owned(),
+        ]);
+        let p = principal(
+            claims(json!({
+                "sub": "a", "iss": "i",
+                "roles": ["admin"],
+                "realm_access": { "roles": ["user"] },
+                "resource_access": { "mcp-client": { "roles": ["tools"] }, "other": { "roles": ["nope"] } },
+            })),
+            &roles,
+        )
+        .unwrap();
+        assert_eq!(p.roles.iter().map(String::as_str).collect::<Vec<_>>(), ["admin", "tools", "user"]);
+    }
+
+    #[test]
+    fn name_prefers_preferred_username_then_name_then_subject() {
+        let roles = RoleClaims::new(&[]);
+        let p = principal(claims(json!({"sub": "s", "iss": "i", "name": "N", "preferred_username": "pu"})), &roles);
+        assert_eq!(p.unwrap().name, "pu");
+        let p = principal(claims(json!({"sub": "s", "iss": "i", "name": "N"})), &roles);
+        assert_eq!(p.unwrap().name, "N");
+        let p = principal(claims(json!({"sub": "s", "iss": "i", "azp": "cli"})), &roles).unwrap();
+        assert_eq!((p.name.as_str(), p.client_id.as_deref()), ("s", Some("cli")));
+    }
+
+    #[test]
+    fn a_token_without_subject_has_no_principal() {
+        assert!(principal(claims(json!({"iss": "i"})), &RoleClaims::new(&[])).is_none());
+        assert!(principal(claims(json!({"iss": "i", "sub": ""})), &RoleClaims::new(&[])).is_none());
+    }
+}
