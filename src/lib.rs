@@ -31,6 +31,8 @@ pub mod telemetry;
 pub mod jwt;
 #[cfg(feature = "mcp")]
 pub mod mcp;
+#[cfg(feature = "oauth-meta")]
+pub mod oauth_meta;
 #[cfg(feature = "scopes")]
 pub mod scopes;
 #[cfg(feature = "tools")]

@@ -15,7 +15,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use url::Url;
 
-use crate::config::Settings;
+use crate::config::{ChallengeScopes, Settings};
 use crate::error::StartupError;
 
 /// The path of the protected-resource metadata document.
@@ -58,8 +58,11 @@ impl OAuthMeta {
             paths.push(format!("{PRM_PATH}{}", url.path()));
         }
         let oauth = &settings.oauth;
-        let authorization_servers =
-            if oauth.authorization_servers.is_empty() { vec![issuer.to_owned()] } else { oauth.authorization_servers.clone() };
+        let authorization_servers = if oauth.authorization_servers.is_empty() {
+            vec![issuer.to_owned()]
+        } else {
+            oauth.authorization_servers.clone()
+        };
         let scopes_supported: Vec<String> = scopes_supported.into_iter().filter(|s| s != "offline_access").collect();
         let mut document = json!({
             "resource": resource,
@@ -139,7 +142,11 @@ impl OAuthMeta {
                         match mirror.document.read().expect("lock").clone() {
                             Some(document) => cached_json(&document),
                             None => {
-                                let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "error": "temporarily_unavailable" }))).into_response();
+                                let mut response = (
+                                    StatusCode::SERVICE_UNAVAILABLE,
+                                    Json(json!({ "error": "temporarily_unavailable" })),
+                                )
+                                    .into_response();
                                 response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
                                 response
                             }
@@ -186,10 +193,36 @@ fn metadata_cors() -> CorsLayer {
     CorsLayer::new().allow_origin(Any).allow_methods([Method::GET, Method::OPTIONS]).allow_headers(Any)
 }
 
+/// The scopes an operation needs, by method and item name (from the scope policy).
+pub type OperationScopes = Arc<dyn Fn(&str, Option<&str>) -> Option<Vec<String>> + Send + Sync>;
+
+/// The `scope` hint of 401 challenges: every supported scope (`challenge_scopes = "all"`), or
+/// what this request needs, read from its `Mcp-Method` / `Mcp-Name` headers (`"operation"`).
+/// Requests without those headers (legacy clients) get every scope.
+pub fn scope_hint(settings: &Settings, operation_scopes: Option<OperationScopes>) -> crate::jwt::ScopeHint {
+    let all: Vec<String> = settings.scopes.supported.iter().filter(|s| *s != "offline_access").cloned().collect();
+    let all = all.join(" ");
+    match (settings.scopes.challenge_scopes, operation_scopes) {
+        (ChallengeScopes::Operation, Some(needed)) => Arc::new(move |headers: &HeaderMap| {
+            let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+            let scopes = header("mcp-method").and_then(|method| {
+                let name = header("mcp-name").and_then(crate::mcp::headers::decode_sentinel);
+                needed(method, name.as_deref())
+            });
+            match scopes {
+                Some(scopes) if !scopes.is_empty() => Some(scopes.join(" ")),
+                _ => Some(all.clone()),
+            }
+        }),
+        _ => Arc::new(move |_: &HeaderMap| Some(all.clone())),
+    }
+}
+
 /// CORS for `/mcp`: the configured origins (and loopback, as the Host/Origin guard allows),
 /// the headers MCP clients send, and the ones they must read.
 pub fn mcp_cors(settings: &Settings) -> CorsLayer {
-    let mut allowed: Vec<String> = settings.server.allowed_origins.iter().map(|o| o.trim_end_matches('/').to_ascii_lowercase()).collect();
+    let mut allowed: Vec<String> =
+        settings.server.allowed_origins.iter().map(|o| o.trim_end_matches('/').to_ascii_lowercase()).collect();
     if let Ok(public) = Url::parse(&settings.server.public_url) {
         allowed.push(public.origin().ascii_serialization().to_ascii_lowercase());
     }
@@ -249,7 +282,8 @@ impl Mirror {
 }
 
 async fn fetch_json(client: &reqwest::Client, url: &str) -> Result<Value, String> {
-    let response = client.get(url).header(header::ACCEPT, "application/json").send().await.map_err(|e| e.to_string())?;
+    let response =
+        client.get(url).header(header::ACCEPT, "application/json").send().await.map_err(|e| e.to_string())?;
     if !response.status().is_success() {
         return Err(format!("HTTP {}", response.status()));
     }

@@ -58,32 +58,78 @@ impl AppBuilder {
     /// Builds the router. Fails on configuration that cannot work (unreadable keys, an issuer
     /// that cannot be reached, a policy naming unknown tools).
     pub async fn build(self) -> Result<Router, StartupError> {
-        let public_url = self.settings.server.public_url.clone();
+        let settings = &self.settings;
+        let public_url = settings.server.public_url.clone();
         #[allow(unused_mut)]
         let mut health = Health::new(enabled_features()).section("public_url", move || public_url.clone().into());
         #[allow(unused_mut)]
         let mut app = Router::new();
 
-        // What wraps the /mcp routes inside the Host/Origin guard: authentication, when on.
+        // Step 7: where a client learns how to get a token for this server.
+        #[cfg(feature = "oauth-meta")]
+        let meta = {
+            let meta = crate::oauth_meta::OAuthMeta::new(
+                settings,
+                &settings.token_issuer(),
+                settings.scopes.supported.clone(),
+            )?;
+            app = app.merge(meta.router()).merge(self.authorization_server_metadata(&meta).await);
+            health = health.section("oauth", meta.health());
+            meta
+        };
+        #[cfg(feature = "oauth-meta")]
+        let resource_metadata = Some(meta.metadata_url().to_owned());
+        #[cfg(all(feature = "scopes", not(feature = "oauth-meta")))]
+        let resource_metadata = None;
+
+        // Step 8: which scopes and roles each operation needs.
+        #[cfg(feature = "scopes")]
+        let policy = std::sync::Arc::new(self.policy(resource_metadata.clone())?);
+
+        // Steps 5-6: authentication, between the /mcp routes and the Host/Origin guard.
         #[cfg(feature = "jwt")]
         let auth = {
-            let jwt = crate::jwt::Jwt::from_settings(&self.settings).await?;
+            let jwt = crate::jwt::Jwt::from_settings(settings).await?;
             app = app.merge(jwt.jwks_router());
             health = health.section("jwt", jwt.health());
-            // The challenge parameters (resource_metadata, scope) come from the oauth-meta layer.
-            jwt.layer(crate::jwt::ChallengeParams::default())
+            #[allow(unused_mut)]
+            let mut challenge = crate::jwt::ChallengeParams::default();
+            #[cfg(feature = "oauth-meta")]
+            {
+                challenge.resource_metadata = resource_metadata.clone();
+                #[cfg(feature = "scopes")]
+                let operation_scopes = Some(policy_operation_scopes(&policy));
+                #[cfg(not(feature = "scopes"))]
+                let operation_scopes = None;
+                challenge.scope = Some(crate::oauth_meta::scope_hint(settings, operation_scopes));
+            }
+            jwt.layer(challenge)
         };
         #[cfg(all(feature = "mcp", not(feature = "jwt")))]
         let auth = tower::layer::util::Identity::new();
 
+        // Steps 2-4: the MCP endpoint and what it serves.
         #[cfg(feature = "mcp")]
         {
-            let settings = &self.settings;
-            let config = crate::mcp::McpConfig::from_settings(settings);
-            let features = self.mcp_features()?;
+            #[allow(unused_mut)]
+            let mut config = crate::mcp::McpConfig::from_settings(settings);
+            #[cfg(feature = "oauth-meta")]
+            {
+                config.discovery_meta = meta.discovery_meta();
+            }
+            #[allow(unused_mut)]
+            let mut features = self.mcp_features();
+            #[cfg(feature = "scopes")]
+            {
+                features = features.map(|f| f.authorize_with(policy.clone()));
+            }
             let endpoint = crate::mcp::Endpoint::new(settings, config, features, self.shutdown.clone());
             health = health.section("mcp", endpoint.stats());
-            app = app.merge(endpoint.into_router_with(auth));
+            let endpoint = endpoint.into_router_with(auth);
+            // Browser clients: preflights are answered before the guard and authentication.
+            #[cfg(feature = "oauth-meta")]
+            let endpoint = endpoint.layer(crate::oauth_meta::mcp_cors(settings));
+            app = app.merge(endpoint);
         }
 
         Ok(app
@@ -94,15 +140,52 @@ impl AppBuilder {
     }
 
     #[cfg(all(feature = "mcp", not(feature = "tools")))]
-    fn mcp_features(&self) -> Result<Option<crate::mcp::Features>, StartupError> {
-        Ok(None)
+    fn mcp_features(&self) -> Option<crate::mcp::Features> {
+        None
     }
 
     #[cfg(feature = "tools")]
-    fn mcp_features(&self) -> Result<Option<crate::mcp::Features>, StartupError> {
-        let registry = self.registry.clone().unwrap_or_else(crate::tools::builtin);
-        Ok(Some(registry.into_features(&self.settings)))
+    fn mcp_features(&self) -> Option<crate::mcp::Features> {
+        Some(self.served_registry().into_features(&self.settings))
     }
+
+    #[cfg(feature = "tools")]
+    fn served_registry(&self) -> crate::tools::Registry {
+        self.registry.clone().unwrap_or_else(crate::tools::builtin)
+    }
+
+    /// The policy, checked against the tools and prompts actually served.
+    #[cfg(all(feature = "scopes", feature = "tools"))]
+    fn policy(&self, resource_metadata: Option<String>) -> Result<crate::scopes::Policy, StartupError> {
+        let registry = self.served_registry();
+        let (tools, prompts) = (registry.tool_names(), registry.prompt_names());
+        crate::scopes::Policy::new(&self.settings.scopes, Some(&tools), Some(&prompts), resource_metadata)
+    }
+
+    /// The policy; without tools there are no items to check it against.
+    #[cfg(all(feature = "scopes", not(feature = "tools")))]
+    fn policy(&self, resource_metadata: Option<String>) -> Result<crate::scopes::Policy, StartupError> {
+        crate::scopes::Policy::new(&self.settings.scopes, None, None, resource_metadata)
+    }
+
+    /// RFC 8414 metadata on this origin: our own when we issue our tokens, else the external
+    /// issuer's, mirrored.
+    #[cfg(feature = "oauth-meta")]
+    async fn authorization_server_metadata(&self, meta: &crate::oauth_meta::OAuthMeta) -> Router {
+        if self.settings.jwt.issuer.is_empty() {
+            meta.local_authorization_server(&self.settings.scopes.supported)
+        } else {
+            let refresh = std::time::Duration::from_secs(self.settings.oauth.metadata_refresh_secs);
+            meta.external_authorization_server(refresh).await
+        }
+    }
+}
+
+/// What an operation needs, by its `Mcp-Method` / `Mcp-Name`, for 401 scope hints.
+#[cfg(all(feature = "oauth-meta", feature = "scopes"))]
+fn policy_operation_scopes(policy: &std::sync::Arc<crate::scopes::Policy>) -> crate::oauth_meta::OperationScopes {
+    let policy = policy.clone();
+    std::sync::Arc::new(move |method: &str, name: Option<&str>| policy.operation_scopes(method, name))
 }
 
 /// The application with the built-in tools: what the binary serves and most tests drive.

@@ -82,7 +82,7 @@ async fn tools_call_echo_works_with_a_token_in_both_eras_and_not_without_one() {
 
     let reply = send_as_is(&app, modern(3, "tools/call", params)).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(reply.header("www-authenticate"), Some("Bearer"));
+    assert!(reply.header("www-authenticate").unwrap().starts_with("Bearer"));
 }
 
 #[tokio::test]

@@ -138,7 +138,9 @@ async fn resources_list_read_text_binary_and_templates() {
     let list = send(&app, modern(1, "resources/list", json!({}))).await.json()["result"].clone();
     let uris: Vec<&str> = list["resources"].as_array().unwrap().iter().map(|r| r["uri"].as_str().unwrap()).collect();
     assert_eq!(uris, ["memo://readme", "memo://logo"]);
-    assert_eq!(list["cacheScope"], "public");
+    // Filtered by the caller's scopes when the policy is on, so not shareable between callers.
+    let expected_scope = if cfg!(feature = "scopes") { "private" } else { "public" };
+    assert_eq!(list["cacheScope"], expected_scope);
 
     let templates = send(&app, modern(2, "resources/templates/list", json!({}))).await.json();
     assert_eq!(templates["result"]["resourceTemplates"][0]["uriTemplate"], "memo://notes/{id}");

@@ -42,7 +42,9 @@ async fn modern_lists_carry_result_type_and_cache_hints() {
         let result = modern_call(&app, method, json!({})).await.json()["result"].clone();
         assert_eq!(result["resultType"], "complete");
         assert!(result["ttlMs"].as_u64().is_some());
-        assert_eq!(result["cacheScope"], "public");
+        // Filtered by the caller's scopes when the policy is on, so not shareable between callers.
+        let expected_scope = if cfg!(feature = "scopes") { "private" } else { "public" };
+        assert_eq!(result["cacheScope"], expected_scope);
     }
 }
 

@@ -18,21 +18,25 @@ use super::verify::Verifier;
 use crate::error::{AppError, Challenge};
 use crate::principal::Principal;
 
+/// Which scopes a challenge suggests, decided per request (it may depend on the request's
+/// `Mcp-Method` / `Mcp-Name` headers).
+pub type ScopeHint = Arc<dyn Fn(&HeaderMap) -> Option<String> + Send + Sync>;
+
 /// Extra parameters of every challenge this layer sends: where the protected-resource
 /// metadata is (RFC 9728) and which scopes to ask for. Supplied by the composition root (the
 /// `oauth-meta` layer knows them); absent otherwise.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct ChallengeParams {
     pub resource_metadata: Option<String>,
-    pub scope: Option<String>,
+    pub scope: Option<ScopeHint>,
 }
 
 impl ChallengeParams {
-    fn challenge(&self, error: Option<&'static str>, description: Option<&str>) -> Challenge {
+    fn challenge(&self, headers: &HeaderMap, error: Option<&'static str>, description: Option<&str>) -> Challenge {
         Challenge {
             error,
             description: description.map(str::to_owned),
-            scope: self.scope.clone(),
+            scope: self.scope.as_ref().and_then(|hint| hint(headers)),
             resource_metadata: self.resource_metadata.clone(),
         }
     }
@@ -54,15 +58,25 @@ impl Authenticator {
     pub async fn authenticate(&self, headers: &HeaderMap, uri: &Uri) -> Result<Principal, AppError> {
         let token = match bearer_token(headers, uri, self.max_header_bytes) {
             Ok(token) => token,
-            Err(Credentials::Missing) => return Err(AppError::Unauthorized(self.challenge.challenge(None, None))),
+            Err(Credentials::Missing) => {
+                return Err(AppError::Unauthorized(self.challenge.challenge(headers, None, None)));
+            }
             Err(Credentials::Malformed(why)) => {
                 tracing::debug!(reason = why, "credentials refused");
-                return Err(AppError::InvalidRequest(self.challenge.challenge(Some("invalid_request"), Some(why))));
+                return Err(AppError::InvalidRequest(self.challenge.challenge(
+                    headers,
+                    Some("invalid_request"),
+                    Some(why),
+                )));
             }
         };
         self.verifier.verify(token).await.map_err(|rejection| {
             tracing::debug!(reason = %rejection, "access token refused");
-            AppError::Unauthorized(self.challenge.challenge(Some("invalid_token"), Some(rejection.description())))
+            AppError::Unauthorized(self.challenge.challenge(
+                headers,
+                Some("invalid_token"),
+                Some(rejection.description()),
+            ))
         })
     }
 }

@@ -31,7 +31,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 pub use keys::{KeySet, LocalKeys, SignError};
-pub use layer::{AuthLayer, Authenticator, ChallengeParams};
+pub use layer::{AuthLayer, Authenticator, ChallengeParams, ScopeHint};
 pub use verify::{Rejection, Verifier};
 
 use crate::config::{KeySource, Settings};

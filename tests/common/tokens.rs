@@ -48,10 +48,11 @@ pub fn local_keys() -> &'static LocalKeys {
     })
 }
 
-/// A valid token for the default test settings.
+/// A valid token for the default test settings, with every scope the default policy knows, so
+/// tests of other layers run unchanged with authentication and authorization on.
 pub fn default_token() -> String {
     static TOKEN: OnceLock<String> = OnceLock::new();
-    TOKEN.get_or_init(|| TokenBuilder::new().build()).clone()
+    TOKEN.get_or_init(|| TokenBuilder::new().scopes(&["mcp:read", "mcp:tools", "mcp:prompts"]).build()).clone()
 }
 
 /// A standalone RSA key pair (in its own directory), for issuers other than the test one.
