@@ -48,6 +48,7 @@ pub struct ServerSettings {
 pub struct LogSettings {
     pub filter: String,
     pub format: LogFormat,
+    pub audit_arguments: bool,
 }
 
 /// Log line format.

@@ -123,6 +123,9 @@ impl AppBuilder {
             {
                 features = features.map(|f| f.authorize_with(policy.clone()));
             }
+            // Outermost, so refusals are in the audit trail too.
+            let audit = crate::mcp::audit::AuditLayer { log_arguments: settings.log.audit_arguments };
+            let features = features.map(|f| f.layer(audit));
             let endpoint = crate::mcp::Endpoint::new(settings, config, features, self.shutdown.clone());
             health = health.section("mcp", endpoint.stats());
             let endpoint = endpoint.into_router_with(auth);

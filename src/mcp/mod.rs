@@ -10,6 +10,7 @@
 //! 4. The answer goes back as one JSON object, or as an SSE stream when the handler sends
 //!    notifications while it runs ([`context`], [`sse`]).
 
+pub mod audit;
 pub mod bus;
 mod context;
 pub mod dispatch;
@@ -34,7 +35,9 @@ use axum::routing::post;
 use serde_json::{Map, Value};
 
 pub use context::RequestContext;
-pub use dispatch::{AccessControl, CacheScope, Catalog, Features, Item, McpError, McpReply, McpRequest, McpService};
+pub use dispatch::{
+    AccessControl, CacheScope, Catalog, Features, Item, McpError, McpReply, McpRequest, McpService, REQUIREMENTS_META,
+};
 pub use jsonrpc::{Id, RpcError};
 pub use protocol::{Implementation, ServerCapabilities};
 
