@@ -18,6 +18,7 @@ pub mod guard;
 pub mod headers;
 pub mod jsonrpc;
 mod legacy;
+pub mod limits;
 mod modern;
 pub mod protocol;
 pub mod session;
@@ -51,6 +52,7 @@ pub struct McpConfig {
     pub server_info: Implementation,
     pub instructions: Option<String>,
     pub max_body_bytes: usize,
+    pub body_read_timeout: Duration,
     pub sse_retry_ms: u64,
     pub sse_replay_buffer: usize,
     pub sse_keepalive: Option<Duration>,
@@ -75,6 +77,7 @@ impl McpConfig {
             },
             instructions: Some(mcp.instructions.clone()).filter(|i| !i.is_empty()),
             max_body_bytes: settings.server.max_body_bytes,
+            body_read_timeout: Duration::from_secs(settings.server.body_read_timeout_secs),
             sse_retry_ms: mcp.sse_retry_ms,
             sse_replay_buffer: mcp.sse_replay_buffer,
             sse_keepalive: (mcp.sse_keepalive_secs > 0).then(|| Duration::from_secs(mcp.sse_keepalive_secs)),
