@@ -36,7 +36,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // ----------------------------------------------------------------- the IdP ---
 let idp;
 async function startIdp() {
-  idp = spawn(process.execPath, [IDP], { env: { ...process.env, IDP_KEY_FILE: '' }, stdio: ['ignore', 'pipe', 'inherit'] });
+  idp = spawn(process.execPath, [IDP], { stdio: ['ignore', 'pipe', 'inherit'] });
   const kid = await new Promise((resolve, reject) => {
     let out = '';
     idp.stdout.on('data', (chunk) => {

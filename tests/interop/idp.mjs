@@ -20,12 +20,11 @@
 //   RESOURCE          our resource identifier (default http://127.0.0.1:47181/mcp)
 //   OTHER_RESOURCE    another API's identifier (default http://127.0.0.1:47189/api)
 //   USER_TOKEN_TTL    lifetime of users' access tokens, in seconds (default 600)
-//   IDP_KEY_FILE      private JWK to sign with; created (a fresh RSA-2048 key) when missing.
-//                     Without it every start draws a new key, like a key rotation.
+// Every start draws a new RSA-2048 signing key (its kid: the RFC 7638 thumbprint), so a restart
+// is a key rotation.
 // Prints "idp ready <issuer> kid=<kid>" on stdout once it listens.
 
 import { generateKeyPairSync } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { calculateJwkThumbprint } from 'jose';
 import Provider, { errors } from 'oidc-provider';
 
@@ -49,18 +48,9 @@ const MACHINE_CLIENTS = [
 ];
 
 // ---------------------------------------------------------------- signing key ---
-async function signingKey() {
-  const file = process.env.IDP_KEY_FILE;
-  if (file && existsSync(file)) return JSON.parse(readFileSync(file, 'utf8'));
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const jwk = privateKey.export({ format: 'jwk' });
-  jwk.kid = await calculateJwkThumbprint(jwk);
-  jwk.alg = 'RS256';
-  jwk.use = 'sig';
-  if (file) writeFileSync(file, JSON.stringify(jwk), { mode: 0o600 });
-  return jwk;
-}
-const key = await signingKey();
+const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const key = { ...privateKey.export({ format: 'jwk' }), alg: 'RS256', use: 'sig' };
+key.kid = await calculateJwkThumbprint(key);
 
 // ------------------------------------------------------------ configuration ---
 const RESOURCE_SERVERS = [RESOURCE, OTHER_RESOURCE];

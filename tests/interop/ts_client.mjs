@@ -9,8 +9,9 @@
 //            registration -> authorization code + PKCE (user.mjs plays the user) -> token with
 //            `resource` -> tools/list, tools/call, prompts/get -> the token expires -> refresh
 //   step-up  the user first approves only mcp:read; tools/call meets 403 insufficient_scope.
-//            What the SDK does about it is printed as a NOTE; the check is that the call
-//            succeeds in the end, with whatever the application has to add.
+//            Twice: holding a refresh token, and without one. What the SDK does about it is
+//            printed as a NOTE; the check is that the call succeeds in the end, with whatever
+//            the application has to add.
 //
 // The SDK's own pattern for authorization code clients (its simpleOAuthClient example): the
 // provider's redirectToAuthorization() sends the user to the IdP, the transport throws
@@ -56,15 +57,15 @@ class Recorder {
 
 /** An in-memory OAuthClientProvider whose "browser" is user.mjs. */
 class InteropProvider {
-  constructor(username, approvals) {
-    Object.assign(this, { username, approvals, visits: [], _tokens: undefined, _client: undefined, _verifier: undefined, _state: undefined });
+  constructor(username, approvals, grantTypes = ['authorization_code', 'refresh_token']) {
+    Object.assign(this, { username, approvals, grantTypes, visits: [], _tokens: undefined, _client: undefined, _verifier: undefined, _state: undefined });
   }
   get redirectUrl() { return CALLBACK; }
   get clientMetadata() {
     return {
       client_name: 'interop typescript client',
       redirect_uris: [CALLBACK],
-      grant_types: ['authorization_code', 'refresh_token'],
+      grant_types: this.grantTypes,
       response_types: ['code'],
       token_endpoint_auth_method: 'none',
     };
@@ -183,44 +184,54 @@ async function oauthFlow() {
   return report;
 }
 
-async function stepUpFlow() {
-  const report = new Report('typescript step-up:');
-  const provider = new InteropProvider('alice', ['mcp:read', 'all']);
+/**
+ * Step-up. With a refresh token (`refresh`: the client registered the refresh grant) and
+ * without one, since the SDK takes a different path in each.
+ */
+async function stepUpFlow(refresh) {
+  const report = new Report(`typescript step-up (${refresh ? 'holding' : 'without'} a refresh token):`);
+  const provider = new InteropProvider('alice', ['mcp:read', 'all'], refresh ? ['authorization_code', 'refresh_token'] : ['authorization_code']);
   const recorder = new Recorder();
-  let connected = await report.attempt('connect', connect(provider, recorder));
+  const connected = await report.attempt('connect', connect(provider, recorder));
   if (!connected) return report;
   try {
     report.check('first token holds only mcp:read', provider.tokens()?.scope === 'mcp:read', provider.tokens()?.scope);
+    report.check(`${refresh ? 'a' : 'no'} refresh token was issued`, !!provider.tokens()?.refresh_token === refresh, provider.tokens());
     report.check('tools/list with mcp:read', !!(await report.attempt('tools/list with mcp:read', connected.client.listTools())));
 
     // Let the SDK meet the 403 on its own first, and record what it does.
     const call = () => connected.client.callTool({ name: 'echo', arguments: { message: 'stepped up' } });
     let result;
-    let outcome;
+    let error;
     try {
       result = await call();
-      outcome = 'the SDK stepped up on its own';
     } catch (e) {
-      outcome = `${e?.constructor?.name}: ${e?.message}`;
+      error = `${e?.constructor?.name}: ${e?.message}`;
     }
     const refused = recorder.find('POST', MCP_URL, 403);
     report.check('server answered 403 insufficient_scope naming mcp:tools',
       /error="insufficient_scope"/.test(refused[0]?.wwwAuthenticate || '') && /mcp:tools/.test(refused[0]?.wwwAuthenticate || ''), refused[0] || 'no 403');
     const refreshed = recorder.find('POST', `${ISSUER}/token`, 200).some((x) => new URLSearchParams(x.body).get('grant_type') === 'refresh_token');
-    report.note(`on 403 insufficient_scope: ${outcome}; sign-ins so far ${provider.visits.length}; it ${refreshed ? 'refreshed the token (same scope)' : 'did not refresh'}`);
 
-    if (!result) {
-      // The application steps up: take the scope from the challenge, drop the token that is too
-      // small (or the SDK refreshes it instead of asking the user), authorize, retry.
-      const challenge = refused.at(-1)?.wwwAuthenticate || '';
-      const scope = challenge.match(/scope="([^"]*)"/)?.[1];
+    if (result) {
+      report.note('on 403 insufficient_scope the SDK stepped up on its own');
+    } else if (provider.visits.length >= 2) {
+      // The SDK sent the user to authorize the larger scope and threw UnauthorizedError, as on
+      // any authorization: the application finishes it with the code from its redirect URI.
       provider.invalidateCredentials('tokens');
-      if (provider.visits.length < 2) {
-        await auth(provider, { serverUrl: MCP_URL, scope, fetchFn: recorder.fetch });
-      }
       await connected.transport.finishAuth(provider.callback());
       result = await report.attempt('tools/call after step-up', call());
-      report.note('the application completed the step-up (scope from the 403 challenge, new authorization, retry)');
+      report.note(`on 403 insufficient_scope the SDK started the re-authorization for the challenged scope itself (${error}); the application finished it (finishAuth, retry)`);
+    } else {
+      // The SDK refreshed the token (same scope, RFC 6749 section 6) and gave up: the
+      // application steps up: the scope from the challenge, a new authorization, retry.
+      const scope = (refused.at(-1)?.wwwAuthenticate || '').match(/scope="([^"]*)"/)?.[1];
+      provider.invalidateCredentials('tokens');
+      await auth(provider, { serverUrl: MCP_URL, scope, fetchFn: recorder.fetch });
+      await connected.transport.finishAuth(provider.callback());
+      result = await report.attempt('tools/call after step-up', call());
+      const sdk = refreshed ? 'refreshed the token (same scope) and gave up' : 'gave up';
+      report.note(`on 403 insufficient_scope the SDK ${sdk} (${error}); the application stepped up (scope from the challenge, new authorization, retry)`);
     }
     const second = provider.visits[1] ? new URL(provider.visits[1].url).searchParams.get('scope') || '' : '';
     report.check('re-authorized with the larger scope', second.split(' ').includes('mcp:tools'), second || `${provider.visits.length} sign-ins`);
@@ -234,12 +245,13 @@ async function stepUpFlow() {
 
 let passed = 0;
 let failed = 0;
-for (const flow of [oauthFlow, stepUpFlow]) {
+const flows = { oauth: () => oauthFlow(), 'step-up': () => stepUpFlow(true), 'step-up without refresh': () => stepUpFlow(false) };
+for (const [name, flow] of Object.entries(flows)) {
   let report;
   try {
     report = await flow();
   } catch (e) {
-    report = new Report(`typescript ${flow.name}:`);
+    report = new Report(`typescript ${name}:`);
     report.check('flow ran to the end', false, `${e?.constructor?.name}: ${e?.message}`);
   }
   passed += report.passed;
