@@ -4,7 +4,8 @@
 #
 #   1. installs the pinned clients (npm ci here; a venv in target/interop) and builds the server;
 #   2. starts the IdP on 127.0.0.1:$INTEROP_IDP_PORT, then mcp-auth-server on
-#      127.0.0.1:$INTEROP_MCP_PORT knowing only the issuer URL and its own public URL;
+#      127.0.0.1:$INTEROP_MCP_PORT knowing only the issuer URL and its own public URL (plus
+#      two timing settings, below, that keep the test short);
 #   3. runs the flows, each printing PASS/FAIL lines and its own total:
 #        py_client.py modern / legacy   Python `mcp`: bearer, OAuth (+ refresh), step-up, M2M
 #        ts_client.mjs                  TypeScript SDK 1.x authProvider: OAuth (+ refresh), step-up
@@ -29,7 +30,8 @@ export IDP_PORT RESOURCE="$MCP_URL" OTHER_RESOURCE="http://127.0.0.1:$MCP_PORT/o
 # with no clock leeway so that it refuses them right after (the TypeScript SDK refreshes only
 # when refused).
 export USER_TOKEN_TTL=8
-# The server refetches keys for an unknown kid at most every MIN_REFRESH_SECS (default 30 s).
+# The server refetches keys for an unknown kid at most every jwt.min_refresh_interval_secs
+# (default 30 s): 2 s here, which the key-rotation checks wait between kids.
 export MIN_REFRESH_SECS=2
 
 started=$SECONDS
