@@ -60,7 +60,9 @@ fn now() -> u64 {
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -70,7 +72,8 @@ struct Options {
 }
 
 fn options() -> Result<Options, String> {
-    let mut options = Options { duration: Duration::from_secs(180), server: PathBuf::from("target/release/mcp-auth-server") };
+    let mut options =
+        Options { duration: Duration::from_secs(180), server: PathBuf::from("target/release/mcp-auth-server") };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -144,7 +147,10 @@ async fn main() -> ExitCode {
     {
         Ok(child) => child,
         Err(err) => {
-            eprintln!("soak: cannot start {}: {err} (build it with `cargo build --release --all-features`)", options.server.display());
+            eprintln!(
+                "soak: cannot start {}: {err} (build it with `cargo build --release --all-features`)",
+                options.server.display()
+            );
             return ExitCode::from(2);
         }
     };
@@ -194,7 +200,8 @@ async fn main() -> ExitCode {
                         tally.record("valid legacy tools/call", &status, status == "200");
                     }
                     3 => {
-                        let bad = if round % 2 == 0 { "not.a.token".to_owned() } else { token("mcp:read mcp:tools", true) };
+                        let bad =
+                            if round % 2 == 0 { "not.a.token".to_owned() } else { token("mcp:read mcp:tools", true) };
                         let status = modern_call(&http, &base, &bad).await;
                         tally.record("invalid token", &status, status == "401");
                     }
@@ -260,7 +267,12 @@ async fn main() -> ExitCode {
     }
     let unexpected = tally.unexpected.load(Ordering::Relaxed);
     println!("unexpected outcomes: {unexpected}");
-    println!("server RSS: start {} MiB, middle {} MiB, end {} MiB", start_rss / 1024, middle_rss / 1024, end_rss / 1024);
+    println!(
+        "server RSS: start {} MiB, middle {} MiB, end {} MiB",
+        start_rss / 1024,
+        middle_rss / 1024,
+        end_rss / 1024
+    );
     if unexpected == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
@@ -315,7 +327,8 @@ async fn legacy_call(http: &reqwest::Client, base: &str, token: &str, session: &
                 .send()
                 .await,
         );
-        match response.and_then(|r| r.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned)) {
+        match response.and_then(|r| r.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned))
+        {
             Some(id) => *session = Some(id),
             None => return format!("initialize {status}"),
         }

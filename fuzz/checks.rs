@@ -48,7 +48,10 @@ pub fn mcp_post(data: &[u8]) {
         .header("accept", "application/json, text/event-stream");
     request = match profile % 6 {
         0 => request,
-        1 => request.header("mcp-protocol-version", "2026-07-28").header("mcp-method", "tools/call").header("mcp-name", "echo"),
+        1 => request
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", "echo"),
         2 => request.header("mcp-protocol-version", "2025-11-25").header("mcp-session-id", "none"),
         3 => request.header("mcp-protocol-version", "2025-03-26"),
         4 => request.header("mcp-protocol-version", "v999"),

@@ -11,8 +11,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use axum::Router;
 use axum::extract::{ConnectInfo, Request};
+use axum::http::{HeaderValue, Version, header};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -112,9 +116,10 @@ pub async fn serve(
         if let Err(err) = tcp.set_nodelay(true) {
             tracing::warn!(%err, "cannot set TCP_NODELAY");
         }
-        let service = router.clone().map_request(move |mut request: Request<Incoming>| {
+        let router = router.clone();
+        let service = tower::service_fn(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
-            request.map(axum::body::Body::new)
+            answer(router.clone(), request)
         });
         let connection = http.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service));
         let connection = graceful.watch(connection);
@@ -136,6 +141,57 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// Serves one request. A response sent before the request's body was read to its end (a
+/// refusal: 401, 403, 413, 415, 429, ...) says `Connection: close`: hyper closes such a
+/// connection anyway, and without the header a client reuses it for its next request (every
+/// OAuth client does, for the metadata lookup after a 401) and sees it vanish.
+async fn answer(router: Router, request: Request<Incoming>) -> Result<axum::response::Response, Infallible> {
+    let has_body = request.headers().contains_key(header::TRANSFER_ENCODING)
+        || request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|length| length.trim() != "0");
+    let keeps_alive = request.version() <= Version::HTTP_11;
+    let read_to_end = Arc::new(AtomicBool::new(!has_body));
+    let request = request.map(|body| axum::body::Body::new(ReadToEnd { body, done: read_to_end.clone() }));
+    let mut response = router.oneshot(request).await?;
+    if keeps_alive && !read_to_end.load(Ordering::Acquire) {
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    Ok(response)
+}
+
+/// A request body that notes when it has been read to its end.
+struct ReadToEnd {
+    body: Incoming,
+    done: Arc<AtomicBool>,
+}
+
+impl http_body::Body for ReadToEnd {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.body).poll_frame(cx);
+        if matches!(polled, std::task::Poll::Ready(None)) || self.body.is_end_stream() {
+            self.done.store(true, Ordering::Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

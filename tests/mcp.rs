@@ -438,3 +438,43 @@ async fn the_server_keeps_serving_after_hostile_input() {
     assert_eq!(reply.status, StatusCode::OK);
     let _: Value = reply.json();
 }
+
+#[tokio::test]
+async fn any_refusal_sent_before_the_body_is_read_says_connection_close() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = spawn_app().await;
+    let host = server.base.trim_start_matches("http://").to_owned();
+    // 415 (content type) and 403 (foreign Origin): both answered before the body arrives.
+    for extra in ["content-type: text/plain\r\n", "content-type: application/json\r\norigin: http://evil.example\r\n"] {
+        let mut socket = tokio::net::TcpStream::connect(&host).await.unwrap();
+        let head = format!("POST /mcp HTTP/1.1\r\nhost: {host}\r\n{extra}content-length: 100\r\n\r\n");
+        socket.write_all(head.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !response.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = tokio::time::timeout(std::time::Duration::from_secs(5), socket.read(&mut chunk))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(n > 0, "closed before a response");
+            response.extend_from_slice(&chunk[..n]);
+        }
+        let response = String::from_utf8_lossy(&response).to_ascii_lowercase();
+        assert!(response.starts_with("http/1.1 4"), "{response}");
+        assert!(response.contains("\r\nconnection: close\r\n"), "{response}");
+    }
+    // A request whose body was read keeps its connection.
+    let mut request = reqwest::Client::new().post(server.mcp_url());
+    if let Some(credentials) = auth_header_for(&server.base) {
+        request = request.header("authorization", credentials);
+    }
+    let reply = request
+        .header("content-type", "application/json")
+        .header("accept", "application/json")
+        .body("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}")
+        .send()
+        .await
+        .unwrap();
+    assert!(reply.headers().get("connection").is_none_or(|v| v != "close"));
+    server.shutdown.trigger();
+}

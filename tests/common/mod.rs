@@ -51,6 +51,21 @@ pub fn auth_header() -> Option<String> {
     None
 }
 
+/// With `jwt`: credentials for a server spawned at `base` (its own issuer and audience).
+#[cfg(feature = "jwt")]
+pub fn auth_header_for(base: &str) -> Option<String> {
+    Some(format!(
+        "Bearer {}",
+        tokens::TokenBuilder::new().for_server(base).scopes(&["mcp:read", "mcp:tools", "mcp:prompts"]).build()
+    ))
+}
+
+/// Without `jwt` requests need no credentials.
+#[cfg(not(feature = "jwt"))]
+pub fn auth_header_for(_base: &str) -> Option<String> {
+    None
+}
+
 pub fn test_settings() -> Settings {
     test_settings_with("")
 }
