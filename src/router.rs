@@ -3,7 +3,8 @@
 
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultMakeSpan, TraceLayer};
+use tracing::Level;
 
 use crate::config::Settings;
 use crate::error::StartupError;
@@ -142,7 +143,9 @@ impl AppBuilder {
 
         Ok(app
             .merge(health.router())
-            .layer(TraceLayer::new_for_http())
+            // One span per request (method, URI), so everything logged while serving it (the
+            // audit trail, refusals) can be told apart; responses are logged at debug level.
+            .layer(TraceLayer::new_for_http().make_span_with(DefaultMakeSpan::new().level(Level::INFO)))
             // A panicking handler becomes a 500 instead of a dropped connection.
             .layer(CatchPanicLayer::new()))
     }

@@ -86,3 +86,41 @@ async fn sessions_are_bounded_in_number_and_expire_when_idle() {
     }
     initialize(&app, LEGACY).await;
 }
+
+#[tokio::test]
+async fn a_request_in_flight_at_shutdown_still_gets_its_answer() {
+    use mcp_auth_server::serve;
+    let running = Arc::new(AtomicUsize::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let settings = test_settings_with(&format!("[server]\nbind = \"{addr}\"\npublic_url = \"http://{addr}\""));
+    let options = serve::ServeOptions::from_settings(&settings.server);
+    let app =
+        app_with_slow_tool(&format!("[server]\nbind = \"{addr}\"\npublic_url = \"http://{addr}\""), running.clone())
+            .await;
+    let shutdown = serve::Shutdown::default();
+    let server = tokio::spawn(serve::serve(listener, app, shutdown.wait(), shutdown.clone(), options));
+
+    let body = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": { "name": "slow", "_meta": envelope(json!({})) } });
+    let mut request = reqwest::Client::new()
+        .post(format!("http://{addr}/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json")
+        .header("mcp-protocol-version", MODERN)
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "slow")
+        .body(body.to_string());
+    if let Some(credentials) = auth_header_for(&format!("http://{addr}")) {
+        request = request.header("authorization", credentials);
+    }
+    let call = tokio::spawn(request.send());
+    while running.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    shutdown.trigger();
+    let reply = call.await.unwrap().expect("answered, not dropped");
+    assert_eq!(reply.status(), 200);
+    let text = reply.text().await.unwrap();
+    assert!(text.contains("finally"), "{text}");
+    assert!(tokio::time::timeout(Duration::from_secs(10), server).await.is_ok(), "the server then stops");
+}
