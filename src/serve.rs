@@ -54,7 +54,10 @@ pub async fn serve(
         }
     });
     let draining = shutdown.clone();
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+    // The peer address goes into each request's extensions (`ConnectInfo`): the embedded
+    // authorization server rate-limits sign-ins per client address.
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
         signal.await;
         tracing::info!("shutting down: finishing in-flight requests");
         draining.trigger();
