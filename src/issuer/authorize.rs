@@ -423,11 +423,11 @@ pub(super) async fn decide(
     let Ok(Form(form)) = form else {
         return error_page(StatusCode::BAD_REQUEST, "Malformed form", "The consent form cannot be read.");
     };
-    if let Err(refusal) = pending_for(&core, &headers, &form.request, Some(&form.csrf)) {
-        return refusal.into_response();
-    }
+    let pending = match pending_for(&core, &headers, &form.request, Some(&form.csrf)) {
+        Ok(pending) => pending,
+        Err(refusal) => return refusal.into_response(),
+    };
     let Some(session) = current_session(&core, &headers) else {
-        let pending = core.store.request(&form.request).expect("checked above");
         return login_page(&core, &form.request, &pending, "", None, StatusCode::OK);
     };
     // Answered once: a second submission (or a concurrent one) finds nothing.

@@ -33,6 +33,11 @@ const b64url = (bytes) => Buffer.from(bytes).toString("base64url");
 // The client's loopback listener, as a native MCP host runs one (RFC 8252).
 let callback = null;
 const listener = createServer((request, response) => {
+  // Only the redirect itself: the browser asks for /favicon.ico afterwards.
+  if (!request.url.startsWith("/callback")) {
+    response.writeHead(404).end();
+    return;
+  }
   callback = `http://127.0.0.1:${callbackPort}${request.url}`;
   response.writeHead(200, { "content-type": "text/html" });
   response.end("<!doctype html><title>Callback</title><p>Received.</p>");
@@ -121,7 +126,7 @@ async function main() {
 
     check(callback !== null, "the browser is sent to the client's redirect URI");
     const answer = new URL(callback).searchParams;
-    check(answer.get("code")?.length > 0, "the redirect carries a code");
+    check(answer.get("code")?.length > 0, `the redirect carries a code (${callback})`);
     check(answer.get("state") === state, "the redirect carries our state");
     check(answer.get("iss") === metadata.issuer, "the redirect carries iss (RFC 9207)");
 
