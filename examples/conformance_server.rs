@@ -596,7 +596,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let router = AppBuilder::new(settings.clone()).registry(registry()).shutdown(shutdown.clone()).build().await?;
     let listener = tokio::net::TcpListener::bind(settings.server.bind).await?;
     tracing::info!(addr = %listener.local_addr()?, "conformance server listening");
-    let grace = Duration::from_secs(settings.server.shutdown_grace_secs);
-    serve::serve(listener, router, serve::shutdown_signal(), shutdown, grace).await?;
+    let options = serve::ServeOptions::from_settings(&settings.server);
+    serve::serve(listener, router, serve::shutdown_signal(), shutdown, options).await?;
     Ok(())
 }

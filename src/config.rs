@@ -25,6 +25,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub mcp: McpSettings,
     pub jwt: JwtSettings,
+    pub limits: LimitSettings,
     pub oauth: OAuthSettings,
     pub scopes: ScopeSettings,
     pub issuer: IssuerSettings,
@@ -41,6 +42,10 @@ pub struct ServerSettings {
     pub allowed_origins: Vec<String>,
     pub max_body_bytes: usize,
     pub shutdown_grace_secs: u64,
+    pub max_connections: usize,
+    pub header_read_timeout_secs: u64,
+    pub max_header_bytes: usize,
+    pub body_read_timeout_secs: u64,
 }
 
 /// `[log]`: tracing output.
@@ -49,6 +54,7 @@ pub struct ServerSettings {
 pub struct LogSettings {
     pub filter: String,
     pub format: LogFormat,
+    pub audit_arguments: bool,
 }
 
 /// Log line format.
@@ -75,6 +81,19 @@ pub struct McpSettings {
     pub list_ttl_ms: u64,
     pub request_state_secret: String,
     pub request_state_ttl_secs: u64,
+}
+
+/// `[limits]`: rate limits and caps on `/mcp`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSettings {
+    pub per_address_per_sec: u32,
+    pub per_address_burst: u32,
+    pub per_caller_per_sec: u32,
+    pub per_caller_burst: u32,
+    pub max_in_flight: usize,
+    pub request_timeout_secs: u64,
+    pub trust_forwarded_for: bool,
 }
 
 /// `[oauth]`: the OAuth metadata this server publishes (feature `oauth-meta`).
@@ -490,6 +509,12 @@ impl Settings {
     fn validate(&mut self) -> Result<(), StartupError> {
         let server = &mut self.server;
         server.public_url = normalise_public_url(&server.public_url, server.bind)?;
+        if server.max_connections == 0 {
+            return Err(StartupError::config("server.max_connections", "must be greater than 0"));
+        }
+        if server.max_header_bytes < 8192 {
+            return Err(StartupError::config("server.max_header_bytes", "must be at least 8192"));
+        }
         if server.max_body_bytes == 0 {
             return Err(StartupError::config("server.max_body_bytes", "must be greater than 0"));
         }

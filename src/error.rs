@@ -41,9 +41,15 @@ pub enum AppError {
     /// A malformed request the caller can fix (duplicate headers, token in the query, ...).
     #[error("bad request: {0}")]
     BadRequest(String),
-    /// Too many live sessions or streams; try again later.
+    /// Too many live sessions, streams or requests in flight; try again later (503).
     #[error("server busy: {0}")]
     Unavailable(&'static str),
+    /// The caller exceeded its rate limit (429).
+    #[error("too many requests; retry in {retry_after_secs} s")]
+    TooManyRequests { retry_after_secs: u64 },
+    /// The request (its body, or producing its response) took too long (408).
+    #[error("request timed out")]
+    RequestTimeout,
     /// A bug or an unreachable dependency. The cause is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -120,6 +126,8 @@ impl AppError {
             AppError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             AppError::BadRequest(_) | AppError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -175,6 +183,9 @@ impl AppError {
             }
             AppError::Unavailable(_) => {
                 response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            AppError::TooManyRequests { retry_after_secs } => {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
             _ => {}
         }

@@ -1,7 +1,6 @@
 //! The binary: load settings, set up logging, build the app, serve until SIGINT/SIGTERM.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use mcp_auth_server::{AppBuilder, Settings, serve, telemetry};
 
@@ -37,7 +36,7 @@ async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
         features = ?mcp_auth_server::router::enabled_features(),
         "listening"
     );
-    let grace = Duration::from_secs(settings.server.shutdown_grace_secs);
-    serve::serve(listener, router, serve::shutdown_signal(), shutdown, grace).await?;
+    let options = serve::ServeOptions::from_settings(&settings.server);
+    serve::serve(listener, router, serve::shutdown_signal(), shutdown, options).await?;
     Ok(())
 }

@@ -142,9 +142,17 @@ impl AppBuilder {
             {
                 features = features.map(|f| f.authorize_with(policy.clone()));
             }
+            // Outermost, so refusals are in the audit trail too.
+            let audit = crate::mcp::audit::AuditLayer { log_arguments: settings.log.audit_arguments };
+            let features = features.map(|f| f.layer(audit));
             let endpoint = crate::mcp::Endpoint::new(settings, config, features, self.shutdown.clone());
             health = health.section("mcp", endpoint.stats());
-            let endpoint = endpoint.into_router_with(auth);
+            // Outside authentication: the per-address rate limit, the in-flight cap and the
+            // time limit; inside it, the per-caller rate limit.
+            let limits = crate::mcp::limits::Limits::new(&settings.limits);
+            let layers =
+                tower::ServiceBuilder::new().layer(limits.before_auth()).layer(auth).layer(limits.after_auth());
+            let endpoint = endpoint.into_router_with(layers);
             // Browser clients: preflights are answered before the guard and authentication.
             #[cfg(feature = "oauth-meta")]
             let endpoint = endpoint.layer(crate::oauth_meta::mcp_cors(settings));

@@ -24,9 +24,6 @@ use crate::mcp::uri_template::UriTemplate;
 use crate::mcp::{AccessControl, Item};
 use crate::principal::Principal;
 
-/// The `_meta` key under which an item's requirements are advertised.
-pub const REQUIREMENTS_META: &str = "mcp-auth-server/authorization";
-
 /// The scope and role policy, resolved and checked once at start-up.
 #[derive(Debug)]
 pub struct Policy {

@@ -870,6 +870,36 @@ async fn the_issuer_defaults_to_the_public_url_and_tokens_for_a_spawned_server_w
     server.shutdown.trigger();
 }
 
+/// Found by tests/interop: the 401 goes out before the request body is read (here: before it is
+/// even sent, as clients send headers and body separately), and hyper then closes the connection.
+/// Without `Connection: close`, HTTP clients reused it for their next request (the metadata
+/// lookup after every 401) and now and then failed with "server disconnected without sending a
+/// response".
+#[tokio::test]
+async fn a_refusal_sent_before_the_body_is_read_says_connection_close() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = spawn_app().await;
+    let host = server.base.trim_start_matches("http://").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&host).await.unwrap();
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n\
+         accept: application/json, text/event-stream\r\ncontent-length: 100\r\n\r\n"
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !response.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(5), socket.read(&mut chunk)).await.unwrap().unwrap();
+        assert!(n > 0, "connection closed before a response: {}", String::from_utf8_lossy(&response));
+        response.extend_from_slice(&chunk[..n]);
+    }
+    let response = String::from_utf8_lossy(&response).to_ascii_lowercase();
+    assert!(response.starts_with("http/1.1 401"), "{response}");
+    assert!(response.contains("\r\nconnection: close\r\n"), "{response}");
+    server.shutdown.trigger();
+}
+
 async fn wait_until(condition: impl Fn() -> bool) {
     for _ in 0..100 {
         if condition() {

@@ -11,14 +11,14 @@ use mcp_auth_server::AppBuilder;
 use mcp_auth_server::tools::{self, CallToolResult, NoArgs, Tool, ToolContext, ToolInfo, ToolResult};
 use serde_json::{Value, json};
 
-/// Reports who is calling, as the tool sees it.
-struct WhoAmI;
+/// Reports who is calling as the tool sees it, raw claims included.
+struct ClaimsProbe;
 
-impl Tool for WhoAmI {
+impl Tool for ClaimsProbe {
     type Args = NoArgs;
 
     fn info(&self) -> ToolInfo {
-        ToolInfo::new("whoami", "Who is calling.").read_only()
+        ToolInfo::new("claims_probe", "Who is calling, with a raw claim.").read_only()
     }
 
     async fn call(&self, ctx: ToolContext, _args: NoArgs) -> ToolResult {
@@ -36,9 +36,9 @@ impl Tool for WhoAmI {
     }
 }
 
-async fn app_with_whoami(overrides: &str) -> Router {
+async fn app_with_probe(overrides: &str) -> Router {
     let settings = test_settings_with(overrides);
-    AppBuilder::new(settings).registry(tools::builtin().tool(WhoAmI)).build().await.expect("app builds")
+    AppBuilder::new(settings).registry(tools::builtin().tool(ClaimsProbe)).build().await.expect("app builds")
 }
 
 fn with_token(
@@ -88,8 +88,7 @@ async fn tools_call_echo_works_with_a_token_in_both_eras_and_not_without_one() {
 #[tokio::test]
 async fn a_tool_sees_the_callers_principal_with_scopes_roles_and_raw_claims() {
     let app =
-        app_with_whoami("[jwt]\nrole_claims = [\"roles\", \"realm_access.roles\", \"resource_access.mcp.roles\"]")
-            .await;
+        app_with_probe("[jwt]\nrole_claims = [\"roles\", \"realm_access.roles\", \"resource_access.mcp.roles\"]").await;
     let token = TokenBuilder::new()
         .subject("u-123")
         .claim("preferred_username", "carol")
@@ -100,7 +99,7 @@ async fn a_tool_sees_the_callers_principal_with_scopes_roles_and_raw_claims() {
         .claim("azp", "inspector")
         .claim("department", "research");
     let exp = token.claims()["exp"].clone();
-    let params = json!({ "name": "whoami", "arguments": {} });
+    let params = json!({ "name": "claims_probe", "arguments": {} });
 
     let bearer = token.bearer();
     let session = initialize_as(&app, &bearer).await;

@@ -3,8 +3,10 @@
 
 Every shell block preceded by `<!-- step N: features=a,b -->` is run with bash (`set -euo
 pipefail`) while the server built with exactly those features listens on 127.0.0.1:3000. A block
-passes when it exits 0, prints something, and no JSON it prints is a JSON-RPC error. The step
-table's `cargo run` command for step N must name the same features as its blocks.
+passes when it exits 0, prints something, prints every HTTP status line its comments promise
+(`# HTTP/1.1 403 Forbidden`), and, unless it promises a refusal, no JSON it prints is a JSON-RPC
+error. The step table's `cargo run` command for step N must name the same features as its
+blocks.
 """
 
 import json
@@ -44,6 +46,11 @@ def wait_for_port(proc: subprocess.Popen, timeout: float = 60.0) -> None:
         except OSError:
             time.sleep(0.1)
     raise SystemExit("server did not start listening")
+
+
+def expected_statuses(body: str) -> list:
+    """The HTTP status lines a block's comments promise (`# HTTP/1.1 403 Forbidden`)."""
+    return [line[2:].strip() for line in body.splitlines() if line.startswith("# HTTP/")]
 
 
 def json_errors(output: str) -> list:
@@ -97,7 +104,12 @@ def main() -> int:
                     problems.append(f"exit {run.returncode}: {run.stderr.strip()}")
                 if not run.stdout.strip():
                     problems.append("printed nothing")
-                problems += [f"JSON-RPC error: {e}" for e in json_errors(run.stdout)]
+                expects_refusal = any(not status.split()[1].startswith("2") for status in expected_statuses(body))
+                if not expects_refusal:
+                    problems += [f"JSON-RPC error: {e}" for e in json_errors(run.stdout)]
+                for status in expected_statuses(body):
+                    if status.lower() not in run.stdout.lower():
+                        problems.append(f"the README promises `{status}`")
                 status = "FAIL" if problems else "ok"
                 print(f"{status} step {step} (features={features or 'none'})")
                 for problem in problems:

@@ -20,13 +20,13 @@ async fn legacy_call(app: &Router, method: &str, params: Value) -> Reply {
 }
 
 #[tokio::test]
-async fn tools_list_shows_echo_and_get_time_with_descriptions_and_object_schemas_in_both_eras() {
+async fn tools_list_shows_the_builtin_tools_with_descriptions_and_object_schemas_in_both_eras() {
     let app = app().await;
     for reply in [modern_call(&app, "tools/list", json!({})).await, legacy_call(&app, "tools/list", json!({})).await] {
         assert_eq!(reply.status, StatusCode::OK);
         let tools = reply.json()["result"]["tools"].as_array().unwrap().clone();
         let names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
-        assert_eq!(names, ["echo", "get_time"]);
+        assert_eq!(names, ["echo", "get_time", "whoami"]);
         for tool in &tools {
             assert!(!tool["description"].as_str().unwrap().is_empty());
             assert_eq!(tool["inputSchema"]["type"], "object");
@@ -144,7 +144,7 @@ async fn prompts_list_shows_greeting_and_help_with_arguments() {
         assert_eq!(names, ["greeting", "help"]);
         assert_eq!(
             prompts[0]["arguments"],
-            json!([{ "name": "name", "description": "Who to greet.", "required": true }])
+            json!([{ "name": "name", "description": "Who to greet; the caller when omitted." }])
         );
         assert!(prompts.iter().all(|p| !p["description"].as_str().unwrap().is_empty()));
     }
@@ -162,11 +162,24 @@ async fn prompts_get_renders_greeting_and_help() {
 }
 
 #[tokio::test]
-async fn a_prompt_without_its_required_argument_is_invalid_params() {
-    let reply = modern_call(&app().await, "prompts/get", json!({ "name": "greeting", "arguments": {} })).await;
-    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    assert_eq!(reply.json()["error"]["code"], -32602);
-    assert!(reply.json()["error"]["message"].as_str().unwrap().contains("name"));
+async fn a_prompt_with_a_bad_argument_is_invalid_params_naming_it() {
+    let app = app().await;
+    for arguments in [json!({ "name": 5 }), json!({ "nickname": "x" })] {
+        let reply = modern_call(&app, "prompts/get", json!({ "name": "greeting", "arguments": arguments })).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+        assert_eq!(reply.json()["error"]["code"], -32602);
+        let message = reply.json()["error"]["message"].as_str().unwrap().to_owned();
+        assert!(message.contains("name"), "{message}");
+    }
+}
+
+#[tokio::test]
+async fn whoami_answers_structured_content_matching_its_output_schema() {
+    let reply = modern_call(&app().await, "tools/call", json!({ "name": "whoami" })).await.json();
+    let seen = &reply["result"]["structuredContent"];
+    // Authenticated exactly when the jwt layer is on.
+    assert_eq!(seen["authenticated"], cfg!(feature = "jwt"));
+    assert!(reply["result"].get("isError").is_none());
 }
 
 #[tokio::test]
@@ -276,7 +289,7 @@ async fn lists_page_with_opaque_cursors_and_refuse_forged_ones() {
             None => break,
         }
     }
-    assert_eq!(names, ["echo", "get_time", "countdown"]);
+    assert_eq!(names, ["echo", "get_time", "whoami", "countdown"]);
     let forged = modern_call(&app, "tools/list", json!({ "cursor": "garbage" })).await;
     assert_eq!(forged.json()["error"]["code"], -32602);
 }

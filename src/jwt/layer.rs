@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::Request;
-use axum::http::{HeaderMap, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Uri, Version, header};
 use axum::response::{IntoResponse, Response};
 use tower::{Layer, Service};
 
@@ -174,7 +174,17 @@ where
                     request.extensions_mut().insert(principal);
                     inner.call(request).await
                 }
-                Err(refusal) => Ok(refusal.into_response()),
+                Err(refusal) => {
+                    let mut response = refusal.into_response();
+                    // The refusal goes out before the request body is read, and hyper then
+                    // closes an HTTP/1.1 connection whose body it has not finished reading,
+                    // without a word. Saying so keeps clients from sending their next request
+                    // (the metadata lookup that follows every 401) into a closing connection.
+                    if request.version() <= Version::HTTP_11 {
+                        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    }
+                    Ok(response)
+                }
             }
         })
     }

@@ -159,6 +159,10 @@ impl Features {
     }
 }
 
+/// The `_meta` key under which a listed item's requirements are advertised (see
+/// [`AccessControl::requirements`]), so a client can ask for the right scopes up front.
+pub const REQUIREMENTS_META: &str = "mcp-auth-server/authorization";
+
 /// A primitive a caller may or may not be allowed to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Item<'a> {

@@ -10,6 +10,7 @@
 //! 4. The answer goes back as one JSON object, or as an SSE stream when the handler sends
 //!    notifications while it runs ([`context`], [`sse`]).
 
+pub mod audit;
 pub mod bus;
 mod context;
 pub mod dispatch;
@@ -17,6 +18,7 @@ pub mod guard;
 pub mod headers;
 pub mod jsonrpc;
 mod legacy;
+pub mod limits;
 mod modern;
 pub mod protocol;
 pub mod session;
@@ -34,7 +36,9 @@ use axum::routing::post;
 use serde_json::{Map, Value};
 
 pub use context::RequestContext;
-pub use dispatch::{AccessControl, CacheScope, Catalog, Features, Item, McpError, McpReply, McpRequest, McpService};
+pub use dispatch::{
+    AccessControl, CacheScope, Catalog, Features, Item, McpError, McpReply, McpRequest, McpService, REQUIREMENTS_META,
+};
 pub use jsonrpc::{Id, RpcError};
 pub use protocol::{Implementation, ServerCapabilities};
 
@@ -48,6 +52,7 @@ pub struct McpConfig {
     pub server_info: Implementation,
     pub instructions: Option<String>,
     pub max_body_bytes: usize,
+    pub body_read_timeout: Duration,
     pub sse_retry_ms: u64,
     pub sse_replay_buffer: usize,
     pub sse_keepalive: Option<Duration>,
@@ -72,6 +77,7 @@ impl McpConfig {
             },
             instructions: Some(mcp.instructions.clone()).filter(|i| !i.is_empty()),
             max_body_bytes: settings.server.max_body_bytes,
+            body_read_timeout: Duration::from_secs(settings.server.body_read_timeout_secs),
             sse_retry_ms: mcp.sse_retry_ms,
             sse_replay_buffer: mcp.sse_replay_buffer,
             sse_keepalive: (mcp.sse_keepalive_secs > 0).then(|| Duration::from_secs(mcp.sse_keepalive_secs)),

@@ -49,7 +49,7 @@ pub(super) async fn post(
     if !accepts.any() {
         return AppError::NotAcceptable("Accept must include application/json or text/event-stream").into_response();
     }
-    let bytes = match read_body(body, &headers, mcp.config.max_body_bytes).await {
+    let bytes = match read_body(body, &headers, mcp.config.max_body_bytes, mcp.config.body_read_timeout).await {
         Ok(bytes) => bytes,
         Err(refusal) => return refusal.into_response(),
     };
@@ -79,14 +79,21 @@ pub(super) async fn delete(State(mcp): State<Arc<Mcp>>, principal: Option<Princi
     legacy::end_session(&mcp, principal, headers).await
 }
 
-/// Reads the body up to `limit` bytes; a declared or actual larger body is 413.
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<bytes::Bytes, AppError> {
+/// Reads the body up to `limit` bytes within `deadline`; a declared or actual larger body is 413,
+/// one that does not arrive in time (or never ends) is 408.
+async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+    deadline: std::time::Duration,
+) -> Result<bytes::Bytes, AppError> {
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(AppError::PayloadTooLarge { limit });
     }
-    axum::body::to_bytes(body, limit).await.map_err(|err| {
+    let read = tokio::time::timeout(deadline, axum::body::to_bytes(body, limit));
+    read.await.map_err(|_| AppError::RequestTimeout)?.map_err(|err| {
         let too_large =
             std::error::Error::source(&err).is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
         if too_large {

@@ -18,8 +18,9 @@ impl Prompt for Help {
             messages: vec![PromptMessage::user(
                 "You are connected to mcp-auth-server, an MCP server secured with OAuth 2.1. \
                  Tools: `echo` returns the `message` you give it; `get_time` returns the current time \
-                 (RFC 3339), optionally in an IANA `timezone` such as Europe/Paris. \
-                 Prompts: `greeting` writes a greeting for a `name`. \
+                 (RFC 3339), optionally in an IANA `timezone` such as Europe/Paris; `whoami` tells who \
+                 the server thinks is calling. Prompts: `greeting` writes a greeting for a `name` \
+                 (by default, the caller). \
                  Explain these to the user and offer to use them.",
             )],
             meta: None,

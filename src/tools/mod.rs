@@ -10,6 +10,7 @@ mod get_time;
 mod greeting;
 mod help;
 mod registry;
+mod whoami;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -26,15 +27,16 @@ pub use echo::Echo;
 pub use get_time::GetTime;
 pub use greeting::Greeting;
 pub use help::Help;
-pub use registry::Registry;
+pub use registry::{Registry, SUBJECT_META};
 pub use schemars::JsonSchema;
+pub use whoami::WhoAmI;
 
 use crate::mcp::{RequestContext, RpcError};
 use crate::principal::Principal;
 
 /// The registry the binary serves: the tutorial's tools and prompts.
 pub fn builtin() -> Registry {
-    Registry::new().tool(Echo).tool(GetTime).prompt(Greeting).prompt(Help)
+    Registry::new().tool(Echo).tool(GetTime).tool(WhoAmI).prompt(Greeting).prompt(Help)
 }
 
 /// A tool: a name, a description, typed arguments, and what calling it does.

@@ -23,9 +23,12 @@ use crate::mcp::protocol::{
     self, CallToolResult, Completion, ListChangedCapability, PromptArgument, ResourcesCapability, ServerCapabilities,
 };
 use crate::mcp::uri_template::UriTemplate;
-use crate::mcp::{CacheScope, Catalog, Features, Item, McpError, McpReply, McpRequest, RpcError};
+use crate::mcp::{CacheScope, Catalog, Features, Item, McpError, McpReply, McpRequest, REQUIREMENTS_META, RpcError};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// The `_meta` key of the caller's subject on results.
+pub const SUBJECT_META: &str = "mcp-auth-server/subject";
 
 /// A tool behind a uniform, type-erased interface.
 trait DynTool: Send + Sync {
@@ -125,6 +128,8 @@ fn schema_problem(schema: &jsonschema::Validator, instance: &Value) -> Option<St
 
 struct PromptEntry {
     definition: protocol::Prompt,
+    /// The argument schema, compiled once.
+    input: jsonschema::Validator,
     handler: Arc<dyn DynPrompt>,
 }
 
@@ -429,7 +434,10 @@ fn prompt_entry<P: Prompt>(prompt: P) -> Result<PromptEntry, String> {
                 .collect()
         })
         .unwrap_or_default();
+    let input = jsonschema::validator_for(&schema)
+        .map_err(|e| format!("the arguments of prompt `{}` have no valid JSON Schema: {e}", info.name))?;
     Ok(PromptEntry {
+        input,
         definition: protocol::Prompt {
             name: info.name,
             title: info.title,
@@ -488,8 +496,9 @@ impl tower::Service<McpRequest> for RegistryService {
     fn call(&mut self, request: McpRequest) -> Self::Future {
         let snapshot = self.registry.current();
         let page_size = self.page_size;
+        let subject = request.ctx.principal.as_ref().map(|p| p.subject.clone());
         Box::pin(async move {
-            match request.method.as_str() {
+            let reply = match request.method.as_str() {
                 "tools/list" => list_tools(&snapshot, &request, page_size),
                 "tools/call" => call_tool(&snapshot, request).await,
                 "prompts/list" => list_prompts(&snapshot, &request, page_size),
@@ -499,8 +508,24 @@ impl tower::Service<McpRequest> for RegistryService {
                 "resources/templates/list" => list_templates(&snapshot, &request, page_size),
                 "resources/read" => read_resource(&snapshot, request).await,
                 other => Err(RpcError::method_not_found(other).into()),
-            }
+            };
+            Ok(with_subject(reply?, subject))
         })
+    }
+}
+
+/// Tags a complete result with the caller's subject (`_meta`), so a client (or a log) can see
+/// whom the server answered.
+fn with_subject(reply: McpReply, subject: Option<String>) -> McpReply {
+    match (reply, subject) {
+        (McpReply::Complete { mut result, cache }, Some(subject)) => {
+            let meta = result.entry("_meta").or_insert_with(|| Value::Object(Map::new()));
+            if let Some(meta) = meta.as_object_mut() {
+                meta.insert(SUBJECT_META.into(), Value::String(subject));
+            }
+            McpReply::Complete { result, cache }
+        }
+        (reply, _) => reply,
     }
 }
 
@@ -534,7 +559,7 @@ fn with_requirements(meta: &Option<Map<String, Value>>, requirements: Option<Val
         None => meta.clone(),
         Some(requirements) => {
             let mut meta = meta.clone().unwrap_or_default();
-            meta.insert("io.github.mcp-auth-server/authorization".into(), requirements);
+            meta.insert(REQUIREMENTS_META.into(), requirements);
             Some(meta)
         }
     }
@@ -634,6 +659,10 @@ async fn get_prompt(snapshot: &Snapshot, request: McpRequest) -> Result<McpReply
         return Err(RpcError::invalid_params(format!("Unknown prompt: {name}")).into());
     };
     let args = arguments(&request)?;
+    // For prompts, bad arguments are a protocol error (-32602), per the spec.
+    if let Some(problem) = schema_problem(&prompt.input, &args) {
+        return Err(RpcError::invalid_params(format!("Invalid arguments: {problem}")).into());
+    }
     let ctx = ToolContext::new(request.ctx, &request.params);
     match prompt.handler.clone().get(ctx, args).await {
         Ok(result) => Ok(McpReply::complete(result)),

@@ -19,9 +19,13 @@ pub mod issuer;
 #[cfg(feature = "jwt")]
 pub mod tokens;
 
+/// Rate limits off: functional tests send many requests with one token from one (unknown)
+/// address; the limits have their own tests, which switch them on.
+pub const NO_RATE_LIMITS: &str = "[limits]\nper_address_per_sec = 0\nper_caller_per_sec = 0\n";
+
 /// Default settings for tests, with `overrides` (TOML) on top. Independent of the environment.
 pub fn test_settings_with(overrides: &str) -> Settings {
-    Settings::from_toml_layers(&[&auth_settings(), overrides]).expect("test settings are valid")
+    Settings::from_toml_layers(&[NO_RATE_LIMITS, &auth_settings(), overrides]).expect("test settings are valid")
 }
 
 /// With `jwt`: the test key pair (generated once under the target directory, never in keys/).
@@ -91,11 +95,14 @@ pub async fn spawn_app() -> TestServer {
 pub async fn spawn_with_settings(listener: tokio::net::TcpListener, settings: Settings) -> TestServer {
     let addr = listener.local_addr().unwrap();
     let shutdown = Shutdown::default();
+    let options = serve::ServeOptions {
+        grace: std::time::Duration::from_secs(5),
+        ..serve::ServeOptions::from_settings(&settings.server)
+    };
     let router =
         mcp_auth_server::AppBuilder::new(settings).shutdown(shutdown.clone()).build().await.expect("app builds");
     let signal = shutdown.wait();
-    let handle =
-        tokio::spawn(serve::serve(listener, router, signal, shutdown.clone(), std::time::Duration::from_secs(5)));
+    let handle = tokio::spawn(serve::serve(listener, router, signal, shutdown.clone(), options));
     TestServer { base: format!("http://{addr}"), shutdown, handle }
 }
 

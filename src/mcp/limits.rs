@@ -1,0 +1,241 @@
+//! Limits on `/mcp`, so one client cannot take the server from the others: rate limits (429 +
+//! `Retry-After`) per client address before authentication and per caller after it, a cap on
+//! requests in flight (503 + `Retry-After`), and a time limit on producing a response (408).
+//!
+//! Every limit has a default in `config/default.toml` (`[limits]`); 0 switches a limit off.
+//! The rate limits use GCRA (the `governor` crate): a steady rate plus a burst allowance, with
+//! the exact time until the next request is allowed, which is what `Retry-After` reports.
+
+use std::future::Future;
+use std::hash::Hash;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Request};
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio::sync::Semaphore;
+use tower::{Layer, Service};
+
+use crate::config::LimitSettings;
+use crate::error::AppError;
+use crate::principal::Principal;
+
+/// Who a request is charged to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Address(IpAddr),
+    /// (issuer, subject): the same caller across token refreshes.
+    Caller(String, String),
+    /// No address known (in-process tests): one shared bucket.
+    Unknown,
+}
+
+/// A keyed rate limiter; `None` when switched off.
+#[derive(Clone)]
+struct Limiter(Option<Arc<DefaultKeyedRateLimiter<Key>>>);
+
+impl Limiter {
+    fn new(per_second: u32, burst: u32) -> Self {
+        let Some(rate) = NonZeroU32::new(per_second) else { return Limiter(None) };
+        let burst = NonZeroU32::new(burst).unwrap_or(rate);
+        Limiter(Some(Arc::new(RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)))))
+    }
+
+    /// `Err(wait)` when `key` must wait before its next request.
+    fn check(&self, key: &Key) -> Result<(), Duration> {
+        let Some(limiter) = &self.0 else { return Ok(()) };
+        limiter.check_key(key).map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+
+    /// Forgets keys whose buckets are full again, so the table stays as small as the set of
+    /// recently active clients.
+    fn forget_idle(&self) {
+        if let Some(limiter) = &self.0 {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+}
+
+/// Which rate limit a layer applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scope {
+    /// By client address, before authentication: bounds floods of bogus tokens.
+    Address,
+    /// By authenticated caller (by address when there is none): fairness between callers.
+    Caller,
+}
+
+/// The limits of `/mcp`, built once from `[limits]`.
+#[derive(Clone)]
+pub struct Limits {
+    per_address: Limiter,
+    per_caller: Limiter,
+    in_flight: Option<Arc<Semaphore>>,
+    timeout: Option<Duration>,
+    trust_forwarded_for: bool,
+}
+
+impl Limits {
+    pub fn new(settings: &LimitSettings) -> Self {
+        let limits = Limits {
+            per_address: Limiter::new(settings.per_address_per_sec, settings.per_address_burst),
+            per_caller: Limiter::new(settings.per_caller_per_sec, settings.per_caller_burst),
+            in_flight: (settings.max_in_flight > 0).then(|| Arc::new(Semaphore::new(settings.max_in_flight))),
+            timeout: (settings.request_timeout_secs > 0).then(|| Duration::from_secs(settings.request_timeout_secs)),
+            trust_forwarded_for: settings.trust_forwarded_for,
+        };
+        limits.spawn_janitor();
+        limits
+    }
+
+    /// The layers that go outside authentication: address rate limit, in-flight cap, timeout.
+    pub fn before_auth(&self) -> LimitLayer {
+        LimitLayer { limits: self.clone(), scope: Scope::Address }
+    }
+
+    /// The layer that goes inside authentication: the per-caller rate limit.
+    pub fn after_auth(&self) -> LimitLayer {
+        LimitLayer { limits: self.clone(), scope: Scope::Caller }
+    }
+
+    fn spawn_janitor(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let (address, caller) = (self.per_address.clone(), self.per_caller.clone());
+        if address.0.is_none() && caller.0.is_none() {
+            return;
+        }
+        let weak = address.0.as_ref().map(Arc::downgrade);
+        let weak_caller = caller.0.as_ref().map(Arc::downgrade);
+        runtime.spawn(async move {
+            let mut ticks = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                ticks.tick().await;
+                let address = weak.as_ref().and_then(|w| w.upgrade());
+                let caller = weak_caller.as_ref().and_then(|w| w.upgrade());
+                if address.is_none() && caller.is_none() {
+                    return;
+                }
+                Limiter(address).forget_idle();
+                Limiter(caller).forget_idle();
+            }
+        });
+    }
+
+    /// The client's address: the socket peer, or the first `X-Forwarded-For` hop when the
+    /// proxy in front is trusted to set it.
+    fn address(&self, request: &Request) -> Option<IpAddr> {
+        if self.trust_forwarded_for {
+            let forwarded = request
+                .headers()
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .and_then(|first| first.trim().parse().ok());
+            if forwarded.is_some() {
+                return forwarded;
+            }
+        }
+        request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())
+    }
+}
+
+/// A rate limit (and, before authentication, the in-flight cap and the timeout) as a tower
+/// layer.
+#[derive(Clone)]
+pub struct LimitLayer {
+    limits: Limits,
+    scope: Scope,
+}
+
+impl<S> Layer<S> for LimitLayer {
+    type Service = Limit<S>;
+    fn layer(&self, inner: S) -> Limit<S> {
+        Limit { inner, limits: self.limits.clone(), scope: self.scope }
+    }
+}
+
+/// See [`LimitLayer`].
+#[derive(Clone)]
+pub struct Limit<S> {
+    inner: S,
+    limits: Limits,
+    scope: Scope,
+}
+
+fn too_many(wait: Duration) -> Response {
+    AppError::TooManyRequests { retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64 }.into_response()
+}
+
+impl<S> Service<Request> for Limit<S>
+where
+    S: Service<Request, Response = Response> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let limits = &self.limits;
+        let address = limits.address(&request);
+        let key = match (self.scope, request.extensions().get::<Principal>()) {
+            (Scope::Caller, Some(caller)) => {
+                let (issuer, subject) = caller.owner_key();
+                Key::Caller(issuer.to_owned(), subject.to_owned())
+            }
+            _ => address.map(Key::Address).unwrap_or(Key::Unknown),
+        };
+        let limiter = match self.scope {
+            Scope::Address => &limits.per_address,
+            Scope::Caller => &limits.per_caller,
+        };
+        if let Err(wait) = limiter.check(&key) {
+            tracing::info!(?key, wait_ms = wait.as_millis() as u64, "rate limited");
+            return Box::pin(async move { Ok(too_many(wait)) });
+        }
+        let (permit, timeout) = match self.scope {
+            Scope::Address => {
+                let permit = match &limits.in_flight {
+                    None => None,
+                    Some(semaphore) => match semaphore.clone().try_acquire_owned() {
+                        Ok(permit) => Some(permit),
+                        Err(_) => {
+                            return Box::pin(async {
+                                Ok(AppError::Unavailable("too many requests in flight").into_response())
+                            });
+                        }
+                    },
+                };
+                (permit, limits.timeout)
+            }
+            Scope::Caller => (None, None),
+        };
+        // Take the service that was driven to readiness; leave a clone in its place.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            // The permit is held until the response starts; a long-lived stream then no longer
+            // counts as in flight (streams have their own bounds).
+            let _permit = permit;
+            let response = inner.call(request);
+            match timeout {
+                None => response.await,
+                Some(limit) => match tokio::time::timeout(limit, response).await {
+                    Ok(result) => result,
+                    Err(_) => Ok(AppError::RequestTimeout.into_response()),
+                },
+            }
+        })
+    }
+}

@@ -1,0 +1,96 @@
+//! Step 9: the audit trail. Its own test binary because it installs a tracing subscriber.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use common::tokens::TokenBuilder;
+use common::*;
+use serde_json::json;
+use tracing_subscriber::fmt::MakeWriter;
+
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Buffer {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Buffer {
+    type Writer = Buffer;
+    fn make_writer(&'a self) -> Buffer {
+        self.clone()
+    }
+}
+
+impl Buffer {
+    fn audit_lines(&self) -> Vec<String> {
+        String::from_utf8_lossy(&self.0.lock().unwrap())
+            .lines()
+            .filter(|l| l.contains("audit"))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn every_call_leaves_one_audit_line_with_who_what_outcome_and_duration_but_never_the_token() {
+    let buffer = Buffer::default();
+    let subscriber = tracing_subscriber::fmt().with_writer(buffer.clone()).with_ansi(false).finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let app = app().await;
+    let token = TokenBuilder::new().subject("auditor-7").scopes(&["mcp:read", "mcp:tools", "mcp:prompts"]).build();
+    let bearer = format!("Bearer {token}");
+    let with = |mut request: axum::http::Request<axum::body::Body>| {
+        request.headers_mut().insert("authorization", bearer.parse().unwrap());
+        request
+    };
+    send_as_is(
+        &app,
+        with(modern(1, "tools/call", json!({ "name": "echo", "arguments": { "message": "secret-ish" } }))),
+    )
+    .await;
+    send_as_is(&app, with(modern(2, "prompts/get", json!({ "name": "greeting", "arguments": { "name": "Ada" } }))))
+        .await;
+    send_as_is(&app, with(modern(3, "tools/list", json!({})))).await;
+    let reader = format!("Bearer {}", TokenBuilder::new().subject("reader-1").scopes(&["mcp:read"]).build());
+    let mut refused = modern(4, "tools/call", json!({ "name": "echo", "arguments": { "message": "x" } }));
+    refused.headers_mut().insert("authorization", reader.parse().unwrap());
+    send_as_is(&app, refused).await;
+
+    let lines = buffer.audit_lines();
+    assert_eq!(lines.len(), 3, "tools/call, prompts/get and the refused call; lists are not audited: {lines:#?}");
+    assert!(lines[0].contains("subject=\"auditor-7\"") || lines[0].contains("subject=auditor-7"), "{}", lines[0]);
+    assert!(
+        lines[0].contains("tools/call") && lines[0].contains("echo") && lines[0].contains("outcome=\"ok\""),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].contains("duration_ms"), "{}", lines[0]);
+    assert!(lines[1].contains("prompts/get") && lines[1].contains("greeting"), "{}", lines[1]);
+    // Refused when the scope policy is on (reader-1 lacks mcp:tools).
+    let expected = if cfg!(feature = "scopes") { "outcome=\"refused\"" } else { "outcome=\"ok\"" };
+    assert!(lines[2].contains("reader-1") && lines[2].contains(expected), "{}", lines[2]);
+    let everything = lines.join("\n");
+    assert!(!everything.contains(&token), "never the token");
+    assert!(!everything.contains("secret-ish"), "arguments only when configured");
+}
+
+#[tokio::test]
+async fn arguments_join_the_audit_trail_only_when_configured() {
+    let buffer = Buffer::default();
+    let subscriber = tracing_subscriber::fmt().with_writer(buffer.clone()).with_ansi(false).finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let app = app_with(&test_settings_with("[log]\naudit_arguments = true")).await;
+    send(&app, modern(1, "tools/call", json!({ "name": "echo", "arguments": { "message": "recorded" } }))).await;
+    let lines = buffer.audit_lines();
+    assert_eq!(lines.len(), 1);
+    assert!(lines[0].contains("recorded"), "{}", lines[0]);
+}
