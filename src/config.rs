@@ -28,6 +28,7 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub oauth: OAuthSettings,
     pub scopes: ScopeSettings,
+    pub issuer: IssuerSettings,
 }
 
 /// `[server]`: listening, public URL, transport hygiene.
@@ -138,6 +139,159 @@ pub struct ItemRule {
     /// The caller must hold one of these roles (none = no role needed).
     #[serde(default)]
     pub roles: Vec<String>,
+}
+
+/// `[issuer]`: the embedded authorization server (feature `issuer`), used when `jwt.issuer` is
+/// empty: who may sign in, which clients are known in advance, and how long things live.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerSettings {
+    /// Serve the authorization server when this server issues its own tokens.
+    pub enabled: bool,
+    /// Lifetime of an authorization code, in seconds (at most 60).
+    pub code_ttl_secs: u64,
+    /// Lifetime of an access token, in seconds.
+    pub access_token_ttl_secs: u64,
+    /// Lifetime of a refresh token, in seconds (each rotation starts a new one).
+    pub refresh_token_ttl_secs: u64,
+    /// How long a person has to sign in and decide on the consent page, in seconds.
+    pub request_ttl_secs: u64,
+    /// How long a sign-in is remembered by the browser that made it, in seconds.
+    pub session_ttl_secs: u64,
+    /// Failed sign-ins allowed per client address and username within `login_window_secs`.
+    pub login_max_attempts: u32,
+    /// The window of the sign-in rate limit, in seconds.
+    pub login_window_secs: u64,
+    /// Accept RFC 7591 dynamic client registration at `/register`.
+    pub dynamic_registration: bool,
+    /// The most dynamically registered clients kept at once.
+    pub max_registered_clients: usize,
+    /// Development only: accept `http://` client ID metadata documents on loopback addresses.
+    pub allow_loopback_http_client_ids: bool,
+    /// Start even when the documented development users are configured and `server.bind` is
+    /// not a loopback address.
+    pub allow_dev_users_on_public_bind: bool,
+    /// People who may sign in.
+    pub users: Vec<IssuerUser>,
+    /// Clients registered in advance (confidential ones may use `client_credentials`).
+    pub clients: Vec<IssuerClient>,
+}
+
+/// A person who may sign in to the embedded authorization server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerUser {
+    /// The sign-in name; also the token's `sub` and `preferred_username`.
+    pub username: String,
+    /// An Argon2 PHC string (`$argon2id$v=19$...`); never the password itself.
+    pub password_hash: String,
+    /// Roles, from `scopes.roles`: they cap the scopes this user can grant.
+    pub roles: Vec<String>,
+    /// Display name (`name` claim); defaults to the username.
+    #[serde(default)]
+    pub name: String,
+}
+
+/// A client registered in the configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerClient {
+    pub client_id: String,
+    /// Shown on the consent page; defaults to the client ID.
+    #[serde(default)]
+    pub name: String,
+    /// Argon2 PHC string of the client secret; empty = a public client (PKCE, no secret).
+    #[serde(default)]
+    pub secret_hash: String,
+    /// Redirect URIs for the authorization code grant.
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    /// Of `authorization_code`, `refresh_token`, `client_credentials`.
+    #[serde(default = "default_client_grant_types")]
+    pub grant_types: Vec<String>,
+    /// `client_credentials`: the roles the client acts with (they cap its scopes).
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// `client_credentials`: the scopes it may obtain; empty = whatever its roles permit.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+fn default_client_grant_types() -> Vec<String> {
+    vec!["authorization_code".to_owned(), "refresh_token".to_owned()]
+}
+
+/// The grant types the embedded authorization server implements.
+pub const GRANT_TYPES: [&str; 3] = ["authorization_code", "refresh_token", "client_credentials"];
+
+impl IssuerSettings {
+    fn validate(&mut self) -> Result<(), StartupError> {
+        if !(1..=60).contains(&self.code_ttl_secs) {
+            return Err(StartupError::config("issuer.code_ttl_secs", "must be between 1 and 60"));
+        }
+        for (key, value) in [
+            ("issuer.access_token_ttl_secs", self.access_token_ttl_secs),
+            ("issuer.refresh_token_ttl_secs", self.refresh_token_ttl_secs),
+            ("issuer.request_ttl_secs", self.request_ttl_secs),
+            ("issuer.session_ttl_secs", self.session_ttl_secs),
+            ("issuer.login_window_secs", self.login_window_secs),
+            ("issuer.login_max_attempts", u64::from(self.login_max_attempts)),
+        ] {
+            if value == 0 {
+                return Err(StartupError::config(key, "must be greater than 0"));
+            }
+        }
+        let mut usernames = std::collections::BTreeSet::new();
+        for user in &mut self.users {
+            user.username = user.username.trim().to_owned();
+            let key = format!("issuer.users.{}", user.username);
+            if user.username.is_empty() || user.username.len() > 64 || user.username.chars().any(char::is_control) {
+                return Err(StartupError::config("issuer.users", "a username must be 1 to 64 printable characters"));
+            }
+            if !usernames.insert(user.username.to_lowercase()) {
+                return Err(StartupError::config(key, "is listed twice (usernames are compared without case)"));
+            }
+            if user.roles.is_empty() {
+                return Err(StartupError::config(key, "needs at least one role (roles cap what a user can grant)"));
+            }
+            if user.name.trim().is_empty() {
+                user.name = user.username.clone();
+            }
+        }
+        let mut client_ids = std::collections::BTreeSet::new();
+        for client in &mut self.clients {
+            let key = format!("issuer.clients.{}", client.client_id);
+            if client.client_id.trim().is_empty() || client.client_id.contains("://") {
+                return Err(StartupError::config(
+                    "issuer.clients",
+                    "a client_id must be non-empty and not a URL (URLs are client ID metadata documents)",
+                ));
+            }
+            if !client_ids.insert(client.client_id.clone()) {
+                return Err(StartupError::config(key, "is listed twice"));
+            }
+            if let Some(unknown) = client.grant_types.iter().find(|g| !GRANT_TYPES.contains(&g.as_str())) {
+                return Err(StartupError::config(
+                    format!("{key}.grant_types"),
+                    format!("names `{unknown}` (known: {})", GRANT_TYPES.join(", ")),
+                ));
+            }
+            let grants = |name: &str| client.grant_types.iter().any(|g| g == name);
+            if grants("client_credentials") && (client.secret_hash.is_empty() || client.roles.is_empty()) {
+                return Err(StartupError::config(
+                    key,
+                    "client_credentials needs a secret_hash (a confidential client) and at least one role",
+                ));
+            }
+            if grants("authorization_code") && client.redirect_uris.is_empty() {
+                return Err(StartupError::config(key, "authorization_code needs at least one redirect URI"));
+            }
+            if client.name.trim().is_empty() {
+                client.name = client.client_id.clone();
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `[jwt]`: access tokens, and the keys that sign and verify them (used by feature `jwt`).
@@ -374,7 +528,8 @@ impl Settings {
         if self.mcp.page_size == 0 {
             return Err(StartupError::config("mcp.page_size", "must be greater than 0"));
         }
-        self.jwt.validate()
+        self.jwt.validate()?;
+        self.issuer.validate()
     }
 
     /// The URL clients connect to for MCP, and this server's OAuth resource identifier.

@@ -10,6 +10,7 @@
 //! | `mcp` | `mcp` | step 2: JSON-RPC + MCP lifecycle of both eras on `/mcp` |
 //! | `tools` | `tools` | steps 3-4: tool and prompt definitions, and their dispatch |
 //! | `jwt` | `jwt` | steps 5-6: keys, JWKS, token minting, access-token validation on `/mcp` |
+//! | `issuer` | `issuer` | step 10: an embedded OAuth 2.1 authorization server (sign-in, consent, tokens) |
 //!
 //! # Layout
 //! - [`config`] — typed settings, layered from files and environment.
@@ -27,6 +28,8 @@ pub mod router;
 pub mod serve;
 pub mod telemetry;
 
+#[cfg(feature = "issuer")]
+pub mod issuer;
 #[cfg(feature = "jwt")]
 pub mod jwt;
 #[cfg(feature = "mcp")]

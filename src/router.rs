@@ -19,6 +19,7 @@ pub fn enabled_features() -> Vec<&'static str> {
         ("jwt", cfg!(feature = "jwt")),
         ("oauth-meta", cfg!(feature = "oauth-meta")),
         ("scopes", cfg!(feature = "scopes")),
+        ("issuer", cfg!(feature = "issuer")),
     ]
     .into_iter()
     .filter_map(|(name, on)| on.then_some(name))
@@ -31,6 +32,8 @@ pub struct AppBuilder {
     shutdown: Shutdown,
     #[cfg(feature = "tools")]
     registry: Option<crate::tools::Registry>,
+    #[cfg(feature = "issuer")]
+    issuer_store: Option<std::sync::Arc<dyn crate::issuer::Store>>,
 }
 
 impl AppBuilder {
@@ -40,6 +43,8 @@ impl AppBuilder {
             shutdown: Shutdown::default(),
             #[cfg(feature = "tools")]
             registry: None,
+            #[cfg(feature = "issuer")]
+            issuer_store: None,
         }
     }
 
@@ -53,6 +58,13 @@ impl AppBuilder {
     #[cfg(feature = "tools")]
     pub fn registry(mut self, registry: crate::tools::Registry) -> Self {
         self.registry = Some(registry);
+        self
+    }
+
+    /// Keeps the embedded authorization server's state in `store` instead of in memory.
+    #[cfg(feature = "issuer")]
+    pub fn issuer_store(mut self, store: std::sync::Arc<dyn crate::issuer::Store>) -> Self {
+        self.issuer_store = Some(store);
         self
     }
 
@@ -93,6 +105,13 @@ impl AppBuilder {
             let jwt = crate::jwt::Jwt::from_settings(settings).await?;
             app = app.merge(jwt.jwks_router());
             health = health.section("jwt", jwt.health());
+            // Step 10: the embedded authorization server, signing with the same local key.
+            #[cfg(feature = "issuer")]
+            if self.embedded_issuer() {
+                let issuer = self.issuer(&jwt)?;
+                app = app.merge(issuer.router());
+                health = health.section("issuer", issuer.health());
+            }
             #[allow(unused_mut)]
             let mut challenge = crate::jwt::ChallengeParams::default();
             #[cfg(feature = "oauth-meta")]
@@ -179,15 +198,40 @@ impl AppBuilder {
         crate::scopes::Policy::new(&self.settings.scopes, None, None, resource_metadata)
     }
 
-    /// RFC 8414 metadata on this origin: our own when we issue our tokens, else the external
-    /// issuer's, mirrored.
+    /// RFC 8414 metadata on this origin: the external issuer's, mirrored; the embedded
+    /// authorization server's (it serves its own); or, when we issue tokens offline only, ours
+    /// without endpoints.
     #[cfg(feature = "oauth-meta")]
     async fn authorization_server_metadata(&self, meta: &crate::oauth_meta::OAuthMeta) -> Router {
-        if self.settings.jwt.issuer.is_empty() {
-            meta.local_authorization_server(&self.settings.scopes.supported)
-        } else {
+        if !self.settings.jwt.issuer.is_empty() {
             let refresh = std::time::Duration::from_secs(self.settings.oauth.metadata_refresh_secs);
             meta.external_authorization_server(refresh).await
+        } else if self.embedded_issuer() {
+            Router::new()
+        } else {
+            meta.local_authorization_server(&self.settings.scopes.supported)
+        }
+    }
+
+    /// Whether the embedded authorization server runs: compiled in, enabled, and no external
+    /// issuer configured (a production deployment with its own IdP never mounts it).
+    #[cfg(feature = "oauth-meta")]
+    fn embedded_issuer(&self) -> bool {
+        cfg!(feature = "issuer") && self.settings.jwt.issuer.is_empty() && self.settings.issuer.enabled
+    }
+
+    /// The embedded authorization server, signing with the `jwt` layer's local key.
+    #[cfg(feature = "issuer")]
+    fn issuer(&self, jwt: &crate::jwt::Jwt) -> Result<crate::issuer::Issuer, StartupError> {
+        let keys = jwt.local_keys().cloned().ok_or_else(|| {
+            StartupError::config(
+                "issuer.enabled",
+                "the embedded authorization server needs local keys (jwt.issuer empty)",
+            )
+        })?;
+        match &self.issuer_store {
+            Some(store) => crate::issuer::Issuer::with_store(&self.settings, keys, store.clone()),
+            None => crate::issuer::Issuer::new(&self.settings, keys),
         }
     }
 }

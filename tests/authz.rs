@@ -98,7 +98,10 @@ async fn behind_a_proxy_with_a_path_prefix_the_urls_keep_the_prefix() {
 
 #[tokio::test]
 async fn this_issuer_publishes_truthful_authorization_server_metadata_without_inventing_endpoints() {
-    let reply = send_as_is(&app().await, get("/.well-known/oauth-authorization-server")).await;
+    // Offline tokens only: with feature `issuer` the embedded authorization server would serve
+    // its own metadata, endpoints included (tests/issuer.rs).
+    let app = app_with(&test_settings_with("[issuer]\nenabled = false")).await;
+    let reply = send_as_is(&app, get("/.well-known/oauth-authorization-server")).await;
     let metadata = reply.json();
     assert_eq!(metadata["issuer"], "http://127.0.0.1:3000");
     assert_eq!(metadata["jwks_uri"], "http://127.0.0.1:3000/.well-known/jwks.json");

@@ -14,6 +14,8 @@ use tower::ServiceExt;
 pub const MODERN: &str = "2026-07-28";
 pub const LEGACY: &str = "2025-11-25";
 
+#[cfg(feature = "issuer")]
+pub mod issuer;
 #[cfg(feature = "jwt")]
 pub mod tokens;
 

@@ -1,0 +1,224 @@
+//! OAuth clients of the authorization server (feature `issuer`): where they come from, how they
+//! authenticate, and the redirect URI rules.
+//!
+//! A client is found by its `client_id` in this order: the configuration (`[[issuer.clients]]`),
+//! the dynamically registered ones (RFC 7591, in the [`Store`](super::store::Store)), and, for an
+//! `https://` URL, its client ID metadata document (fetched by [`super::cimd`]).
+//!
+//! Redirect URIs are compared exactly, with one exception from RFC 8252 section 7.3: a loopback
+//! IP redirect URI (`http://127.0.0.1/...`, `http://[::1]/...`, and `http://localhost/...`) matches
+//! the same URI with any port, because a native app listens on whatever port is free when it
+//! starts, while its registration (a static metadata document, say) cannot know it.
+
+use url::Url;
+
+use crate::config::IssuerClient;
+use crate::error::StartupError;
+
+/// Where a client's registration comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// `[[issuer.clients]]`.
+    Configured,
+    /// RFC 7591 dynamic registration at `/register`.
+    Registered,
+    /// A client ID metadata document at the `client_id` URL.
+    MetadataDocument,
+}
+
+/// How a client proves who it is at the token endpoint.
+#[derive(Debug, Clone)]
+pub enum Secret {
+    /// A public client (`token_endpoint_auth_method` `none`): PKCE protects its codes.
+    None,
+    /// An Argon2 PHC hash from the configuration (people choose these secrets).
+    Argon2(String),
+    /// The SHA-256 digest of a secret this server generated (32 random bytes: no need for a
+    /// slow hash).
+    Digest(String),
+}
+
+/// A client as the authorization server knows it.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub client_id: String,
+    /// Shown on the consent page. For registered and metadata-document clients it is what the
+    /// client says about itself, and the page says so.
+    pub name: String,
+    pub origin: Origin,
+    pub redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub secret: Secret,
+    /// `client_credentials`: the roles it acts with.
+    pub roles: Vec<String>,
+    /// `client_credentials`: the scopes it may get (empty = what its roles permit).
+    pub scopes: Vec<String>,
+}
+
+impl Client {
+    /// A public client with the code and refresh grants (tests, registration).
+    pub fn public(client_id: &str, name: &str, redirect_uris: Vec<String>) -> Self {
+        Client {
+            client_id: client_id.to_owned(),
+            name: name.to_owned(),
+            origin: Origin::Registered,
+            redirect_uris,
+            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+            secret: Secret::None,
+            roles: Vec::new(),
+            scopes: Vec::new(),
+        }
+    }
+
+    /// A client from `[[issuer.clients]]`; its redirect URIs and secret hash are checked.
+    pub fn configured(config: &IssuerClient) -> Result<Self, StartupError> {
+        let key = format!("issuer.clients.{}", config.client_id);
+        for uri in &config.redirect_uris {
+            check_redirect_uri(uri).map_err(|problem| StartupError::config(format!("{key}.redirect_uris"), problem))?;
+        }
+        let secret = if config.secret_hash.is_empty() {
+            Secret::None
+        } else {
+            super::accounts::check_hash(&config.secret_hash)
+                .map_err(|problem| StartupError::config(format!("{key}.secret_hash"), problem))?;
+            Secret::Argon2(config.secret_hash.clone())
+        };
+        Ok(Client {
+            client_id: config.client_id.clone(),
+            name: config.name.clone(),
+            origin: Origin::Configured,
+            redirect_uris: config.redirect_uris.clone(),
+            grant_types: config.grant_types.clone(),
+            secret,
+            roles: config.roles.clone(),
+            scopes: config.scopes.clone(),
+        })
+    }
+
+    /// Whether the client must authenticate with a secret.
+    pub fn is_confidential(&self) -> bool {
+        !matches!(self.secret, Secret::None)
+    }
+
+    /// Whether the client may use `grant_type`.
+    pub fn allows_grant(&self, grant_type: &str) -> bool {
+        self.grant_types.iter().any(|g| g == grant_type)
+    }
+
+    /// The redirect URI to answer at: the requested one if it matches a registered one, or the
+    /// only registered one when none is requested. The flag says whether one was requested.
+    pub fn redirect_for(&self, requested: Option<&str>) -> Option<(String, bool)> {
+        match requested {
+            Some(requested) => self
+                .redirect_uris
+                .iter()
+                .any(|registered| redirect_matches(registered, requested))
+                .then(|| (requested.to_owned(), true)),
+            None if self.redirect_uris.len() == 1 => Some((self.redirect_uris[0].clone(), false)),
+            None => None,
+        }
+    }
+}
+
+/// Schemes that must never be a redirect target: they run code or read local data.
+const FORBIDDEN_SCHEMES: &[&str] = &["javascript", "data", "file", "blob", "about", "vbscript", "filesystem"];
+
+/// Whether `uri` may be registered as a redirect URI: absolute, no fragment, and `https`,
+/// `http` on a loopback host (MCP: "either localhost or HTTPS"), or a private-use scheme of a
+/// native app (RFC 8252 section 7.1, e.g. `com.example.app:/callback`, `cursor://...`).
+pub fn check_redirect_uri(uri: &str) -> Result<(), String> {
+    if uri.len() > 2000 {
+        return Err("a redirect URI is at most 2000 characters".into());
+    }
+    let url = Url::parse(uri).map_err(|e| format!("`{uri}` is not an absolute URI ({e})"))?;
+    if url.fragment().is_some() {
+        return Err(format!("`{uri}` has a fragment, which redirect URIs must not have"));
+    }
+    match url.scheme() {
+        "https" if url.host_str().is_some() => Ok(()),
+        "http" if is_loopback_host(&url) => Ok(()),
+        "http" | "https" => Err(format!("`{uri}`: http redirect URIs must be on localhost; use https otherwise")),
+        scheme if FORBIDDEN_SCHEMES.contains(&scheme) || scheme.starts_with("ws") => {
+            Err(format!("`{uri}`: the {scheme} scheme cannot be a redirect URI"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Whether the URL's host is a loopback name or address.
+pub fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Exact match, or the same loopback `http` URI with another port (RFC 8252 section 7.3).
+pub fn redirect_matches(registered: &str, requested: &str) -> bool {
+    if registered == requested {
+        return true;
+    }
+    let (Ok(registered), Ok(requested)) = (Url::parse(registered), Url::parse(requested)) else {
+        return false;
+    };
+    registered.scheme() == "http"
+        && requested.scheme() == "http"
+        && is_loopback_host(&registered)
+        && registered.host_str() == requested.host_str()
+        && registered.path() == requested.path()
+        && registered.query() == requested.query()
+        && requested.fragment().is_none()
+        && requested.username().is_empty()
+        && requested.password().is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_uris_match_exactly_except_for_loopback_ports() {
+        assert!(redirect_matches("https://app.example/cb", "https://app.example/cb"));
+        assert!(!redirect_matches("https://app.example/cb", "https://app.example/cb/"));
+        assert!(!redirect_matches("https://app.example/cb", "https://app.example/cb?x=1"));
+        assert!(!redirect_matches("https://app.example/cb", "https://app.example:8443/cb"));
+        assert!(!redirect_matches("https://app.example/cb", "https://evil.example/cb"));
+        assert!(redirect_matches("http://127.0.0.1/callback", "http://127.0.0.1:49152/callback"));
+        assert!(redirect_matches("http://127.0.0.1:3000/callback", "http://127.0.0.1:4000/callback"));
+        assert!(redirect_matches("http://[::1]/cb", "http://[::1]:8080/cb"));
+        assert!(redirect_matches("http://localhost:1/cb", "http://localhost:2/cb"));
+        assert!(!redirect_matches("http://127.0.0.1/callback", "http://127.0.0.1:4000/other"));
+        assert!(!redirect_matches("http://127.0.0.1/callback", "http://localhost:4000/callback"));
+        assert!(!redirect_matches("http://127.0.0.1/callback", "http://127.0.0.1.evil.example:4000/callback"));
+        assert!(!redirect_matches("http://127.0.0.1/cb", "http://user@127.0.0.1:4000/cb"));
+    }
+
+    #[test]
+    fn redirect_uris_must_be_https_loopback_http_or_a_private_scheme() {
+        for good in ["https://app.example/cb", "http://127.0.0.1:3000/cb", "http://localhost/cb", "cursor://x/cb"] {
+            assert!(check_redirect_uri(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "http://app.example/cb",
+            "https://app.example/cb#frag",
+            "javascript:alert(1)",
+            "data:text/html,hi",
+            "file:///etc/passwd",
+            "/relative",
+        ] {
+            assert!(check_redirect_uri(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn without_a_requested_redirect_uri_only_a_single_registered_one_is_used() {
+        let one = Client::public("c", "n", vec!["https://a.example/cb".into()]);
+        assert_eq!(one.redirect_for(None), Some(("https://a.example/cb".into(), false)));
+        let two = Client::public("c", "n", vec!["https://a.example/1".into(), "https://a.example/2".into()]);
+        assert_eq!(two.redirect_for(None), None);
+        assert_eq!(two.redirect_for(Some("https://a.example/2")), Some(("https://a.example/2".into(), true)));
+        assert_eq!(two.redirect_for(Some("https://a.example/3")), None);
+    }
+}

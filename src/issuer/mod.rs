@@ -1,0 +1,492 @@
+//! Feature `issuer` (tutorial step 10): a small OAuth 2.1 authorization server built in, so that
+//! `cargo run --all-features` works with real MCP hosts and no other service. MCP hosts cannot
+//! paste tokens: they discover an authorization server, register, send a person to sign in, and
+//! exchange a code for a token. This is that server, for development and small deployments; a
+//! production deployment points `jwt.issuer` at its identity provider, and then this module is not
+//! mounted at all.
+//!
+//! What it implements:
+//! - authorization code with PKCE (S256 only, required), exact redirect URI matching (any port
+//!   for loopback redirect URIs, RFC 8252 section 7.3), `state` passed through, `iss` in every
+//!   authorization response (RFC 9207); codes are single-use, live at most a minute, and are bound
+//!   to client, redirect URI, PKCE challenge and resource;
+//! - the token endpoint: `authorization_code`, `refresh_token` (rotated on every use; a reused
+//!   refresh token or code revokes its whole family), and `client_credentials` for confidential
+//!   clients of the configuration; client authentication `none`, `client_secret_basic`,
+//!   `client_secret_post`;
+//! - resource indicators (RFC 8707): `resource` must be this server's MCP endpoint (or one of
+//!   `jwt.extra_audiences`) and becomes `aud`; granted scopes are the requested ones that the
+//!   user's roles permit (`[scopes.roles]`);
+//! - client registration by client ID metadata documents ([`cimd`]) and RFC 7591 dynamic
+//!   registration ([`register`]);
+//! - RFC 8414 and OpenID Connect discovery documents ([`metadata`]);
+//! - sign-in and consent pages ([`pages`]) for the users of `[[issuer.users]]` (Argon2 hashes,
+//!   [`accounts`]), with anti-CSRF tokens, `HttpOnly; SameSite=Lax` cookies and a rate limit.
+//!
+//! Tokens are the JWTs the `jwt` layer validates: signed with its local key, `iss` =
+//! `server.public_url`. State lives behind [`store::Store`] (in memory by default).
+//!
+//! # Parts
+//! - [`authorize`] — `GET /authorize`, the sign-in and consent forms.
+//! - [`token`] — `POST /token`: client authentication and the three grants.
+//! - [`register`] — `POST /register` (RFC 7591).
+//! - [`clients`] — clients, secrets, redirect URI rules; [`cimd`] — metadata documents.
+//! - [`accounts`] — users, password hashes, the sign-in rate limit.
+//! - [`store`] — the storage trait and the in-memory store.
+//! - [`pages`] — HTML; [`error`] — OAuth error responses; [`metadata`] — discovery documents.
+
+pub mod accounts;
+pub mod authorize;
+pub mod cimd;
+pub mod clients;
+pub mod error;
+pub mod metadata;
+pub mod pages;
+pub mod register;
+pub mod store;
+pub mod token;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::routing::{get, post};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tower_http::cors::{Any, CorsLayer};
+use url::Url;
+
+pub use accounts::hash_password;
+pub use store::{MemoryStore, Store};
+
+use crate::config::{ScopeSettings, Settings};
+use crate::error::StartupError;
+use crate::jwt::LocalKeys;
+use clients::Client;
+
+/// Largest form or JSON body the authorization server reads.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The embedded authorization server, built once at start-up.
+pub struct Issuer {
+    core: Arc<Core>,
+}
+
+/// What every handler shares.
+pub struct Core {
+    /// `iss`, and the base of every endpoint URL.
+    issuer: String,
+    /// The path of `server.public_url` (empty, or a prefix such as `/tenant`): forms and cookies
+    /// use it, as the browser sees this server there.
+    base_path: String,
+    resource_name: String,
+    keys: Arc<LocalKeys>,
+    store: Arc<dyn Store>,
+    users: accounts::Users,
+    configured: HashMap<String, Client>,
+    documents: cimd::MetadataDocuments,
+    grants: Grants,
+    resources: Resources,
+    limiter: accounts::LoginLimiter,
+    settings: crate::config::IssuerSettings,
+    secure_cookies: bool,
+}
+
+impl Issuer {
+    /// The authorization server for `settings`, signing with `keys`, keeping state in memory.
+    pub fn new(settings: &Settings, keys: Arc<LocalKeys>) -> Result<Issuer, StartupError> {
+        Self::with_store(settings, keys, Arc::new(MemoryStore::new()))
+    }
+
+    /// The same, keeping state in `store`.
+    pub fn with_store(
+        settings: &Settings,
+        keys: Arc<LocalKeys>,
+        store: Arc<dyn Store>,
+    ) -> Result<Issuer, StartupError> {
+        if keys.kid().is_none() {
+            return Err(StartupError::config(
+                "jwt.private_key",
+                "does not exist, and the embedded authorization server signs its tokens with it \
+                 (provide the key, or set issuer.enabled = false)",
+            ));
+        }
+        let issuer = settings.token_issuer();
+        let url = Url::parse(&issuer).map_err(|e| StartupError::config("server.public_url", e.to_string()))?;
+        let base_path = url.path().trim_end_matches('/').to_owned();
+        let issuer_settings = &settings.issuer;
+        let users = accounts::Users::from_settings(settings)?;
+        if users.is_empty() {
+            tracing::warn!("the embedded authorization server has no users ([[issuer.users]]): nobody can sign in");
+        }
+        let mut configured = HashMap::new();
+        for config in &issuer_settings.clients {
+            let client = Client::configured(config)?;
+            if let Some(unknown) = client.roles.iter().find(|r| !settings.scopes.roles.contains_key(*r)) {
+                return Err(StartupError::config(
+                    format!("issuer.clients.{}.roles", client.client_id),
+                    format!("names `{unknown}`, which scopes.roles does not define"),
+                ));
+            }
+            if let Some(unknown) = client.scopes.iter().find(|s| !settings.scopes.supported.contains(*s)) {
+                return Err(StartupError::config(
+                    format!("issuer.clients.{}.scopes", client.client_id),
+                    format!("names `{unknown}`, which is not in scopes.supported"),
+                ));
+            }
+            configured.insert(client.client_id.clone(), client);
+        }
+        if issuer_settings.allow_loopback_http_client_ids {
+            tracing::warn!("issuer.allow_loopback_http_client_ids = true: development setting, never for production");
+        }
+        let mut resources = vec![settings.mcp_url()];
+        resources.extend(settings.jwt.extra_audiences.iter().map(|a| a.trim().to_owned()));
+        let core = Core {
+            issuer,
+            base_path,
+            resource_name: settings.oauth.resource_name.clone(),
+            keys,
+            store,
+            users,
+            configured,
+            documents: cimd::MetadataDocuments::new(issuer_settings.allow_loopback_http_client_ids),
+            grants: Grants::from_settings(&settings.scopes),
+            resources: Resources(resources),
+            limiter: accounts::LoginLimiter::new(issuer_settings.login_max_attempts, issuer_settings.login_window_secs),
+            settings: issuer_settings.clone(),
+            secure_cookies: url.scheme() == "https",
+        };
+        tracing::info!(issuer = %core.issuer, users = core.users.len(), "embedded authorization server enabled");
+        Ok(Issuer { core: Arc::new(core) })
+    }
+
+    /// The issuer identifier (`iss`).
+    pub fn issuer(&self) -> &str {
+        &self.core.issuer
+    }
+
+    /// The RFC 8414 metadata document.
+    pub fn metadata(&self) -> Value {
+        metadata::authorization_server(&self.core)
+    }
+
+    /// Every route: discovery documents, `/authorize` and its forms, `/token`, `/register`.
+    pub fn router(&self) -> Router {
+        let core = &self.core;
+        // Browser-based clients (the MCP Inspector) call these from another origin, without
+        // cookies: any origin may, and none gets credentials.
+        let api_cors = CorsLayer::new()
+            .allow_origin(Any)
+            .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+            .allow_headers(Any)
+            .expose_headers([header::WWW_AUTHENTICATE]);
+        let mut discovery = Router::new();
+        for path in metadata::paths(&core.base_path, metadata::AS_PATH) {
+            discovery = discovery.route(&path, get(metadata::serve_oauth));
+        }
+        for path in metadata::paths(&core.base_path, metadata::OIDC_PATH) {
+            discovery = discovery.route(&path, get(metadata::serve_openid));
+        }
+        let mut api = Router::new().route("/token", post(token::token));
+        if core.settings.dynamic_registration {
+            api = api.route("/register", post(register::register));
+        }
+        let pages = Router::new()
+            .route("/authorize", get(authorize::start))
+            .route("/authorize/login", post(authorize::login))
+            .route("/authorize/consent", get(authorize::consent_page).post(authorize::decide));
+        discovery
+            .merge(api)
+            .layer(api_cors)
+            .merge(pages)
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .with_state(self.core.clone())
+    }
+
+    /// The `/health` section: issuer, users, clients, and what the store holds.
+    pub fn health(&self) -> impl Fn() -> Value + Send + Sync + 'static {
+        let core = self.core.clone();
+        move || {
+            json!({
+                "issuer": core.issuer,
+                "users": core.users.len(),
+                "configured_clients": core.configured.len(),
+                "cached_client_metadata_documents": core.documents.cached(),
+                "store": core.store.counts(),
+            })
+        }
+    }
+}
+
+impl Core {
+    /// The absolute URL of one of our endpoints (`path` starts with `/`).
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer)
+    }
+
+    /// The path of one of our endpoints as the browser sees it (for forms and cookies).
+    fn path(&self, path: &str) -> String {
+        format!("{}{path}", self.base_path)
+    }
+
+    /// Finds a client: configuration, then registrations, then a metadata document.
+    async fn client(&self, client_id: &str) -> Result<Client, String> {
+        if let Some(client) = self.configured.get(client_id) {
+            return Ok(client.clone());
+        }
+        if let Some(client) = self.store.client(client_id) {
+            return Ok(client);
+        }
+        if cimd::is_document_url(client_id) {
+            return self.documents.client(client_id).await;
+        }
+        Err("this server does not know this client_id. Registrations are kept in memory: after a restart of \
+             the server, remove the application's saved registration and connect again"
+            .into())
+    }
+}
+
+/// What the roles permit (`[scopes.roles]`, `[scopes.implies]`): the issuer grants the requested
+/// scopes that the user's roles permit, never more.
+pub struct Grants {
+    supported: BTreeSet<String>,
+    implies: BTreeMap<String, Vec<String>>,
+    /// Role -> the scopes it permits; `None` = all (`"*"`).
+    roles: BTreeMap<String, Option<Vec<String>>>,
+}
+
+impl Grants {
+    pub fn from_settings(scopes: &ScopeSettings) -> Self {
+        Grants {
+            supported: scopes.supported.iter().filter(|s| *s != "offline_access").cloned().collect(),
+            implies: scopes.implies.clone(),
+            roles: scopes
+                .roles
+                .iter()
+                .map(|(role, permits)| (role.clone(), (!permits.iter().any(|s| s == "*")).then(|| permits.clone())))
+                .collect(),
+        }
+    }
+
+    /// Every scope this server knows (metadata `scopes_supported`).
+    pub fn supported(&self) -> impl Iterator<Item = &String> {
+        self.supported.iter()
+    }
+
+    /// The known scopes of a `scope` parameter; `None` when it names none (then the default
+    /// applies: everything the roles permit). Unknown scopes (`openid`, `offline_access`, other
+    /// servers' scopes) are ignored, as RFC 6749 section 3.3 allows.
+    pub fn requested(&self, scope: Option<&str>) -> Option<BTreeSet<String>> {
+        let known: BTreeSet<String> =
+            scope.unwrap_or("").split_whitespace().filter(|s| self.supported.contains(*s)).map(str::to_owned).collect();
+        (!known.is_empty()).then_some(known)
+    }
+
+    /// Everything `roles` permit, narrower scopes of broader ones included.
+    pub fn permitted(&self, roles: &[String]) -> BTreeSet<String> {
+        let mut permitted = BTreeSet::new();
+        for role in roles {
+            match self.roles.get(role) {
+                Some(None) => return self.supported.clone(),
+                Some(Some(scopes)) => {
+                    let mut pending: Vec<&String> = scopes.iter().collect();
+                    while let Some(scope) = pending.pop() {
+                        if permitted.insert(scope.clone()) {
+                            pending.extend(self.implies.get(scope).into_iter().flatten());
+                        }
+                    }
+                }
+                None => {}
+            }
+        }
+        permitted.retain(|s| self.supported.contains(s));
+        permitted
+    }
+
+    /// What to grant for `requested`, and what was asked for but is not permitted.
+    pub fn grant(&self, requested: Option<&BTreeSet<String>>, roles: &[String]) -> (Vec<String>, Vec<String>) {
+        let permitted = self.permitted(roles);
+        match requested {
+            None => (permitted.into_iter().collect(), Vec::new()),
+            Some(requested) => {
+                let (granted, withheld): (Vec<String>, Vec<String>) =
+                    requested.iter().cloned().partition(|s| permitted.contains(s));
+                (granted, withheld)
+            }
+        }
+    }
+}
+
+/// The resources (RFC 8707) tokens may be issued for: this server's MCP endpoint and
+/// `jwt.extra_audiences`.
+pub struct Resources(Vec<String>);
+
+impl Resources {
+    /// The resource a request names, as configured; this server's MCP endpoint when it names none.
+    pub fn resolve(&self, requested: Option<&str>) -> Result<String, String> {
+        let Some(requested) = requested else { return Ok(self.0[0].clone()) };
+        let wanted = canonical(requested).ok_or("resource must be an absolute URI without a fragment")?;
+        self.0
+            .iter()
+            .find(|r| canonical(r).as_deref() == Some(wanted.as_str()))
+            .cloned()
+            .ok_or_else(|| format!("this server issues no tokens for the resource {requested}"))
+    }
+}
+
+/// A URI for comparison: scheme and host lowercased (by parsing), without a trailing slash.
+fn canonical(uri: &str) -> Option<String> {
+    let url = Url::parse(uri).ok()?;
+    if url.fragment().is_some() {
+        return None;
+    }
+    Some(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    crate::jwt::verify::unix_now()
+}
+
+/// 32 random bytes, base64url: codes, tokens, cookies, identifiers.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the OS random number generator works");
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The SHA-256 digest of a secret value, base64url: what the store files it under.
+pub fn digest(secret: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// Compares two strings in time that depends only on their lengths.
+pub fn ct_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Request parameters as sent (query or form), for the OAuth rule that none may be repeated
+/// and that an empty value counts as absent.
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    pub fn new(pairs: Vec<(String, String)>) -> Self {
+        Params(pairs)
+    }
+
+    /// The value of `name`, if present and not empty.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(n, v)| n == name && !v.is_empty()).map(|(_, v)| v.as_str())
+    }
+
+    /// The first parameter name that occurs more than once.
+    pub fn repeated(&self) -> Option<&str> {
+        self.0
+            .iter()
+            .enumerate()
+            .find(|(i, (name, _))| self.0[..*i].iter().any(|(n, _)| n == name))
+            .map(|(_, (name, _))| name.as_str())
+    }
+
+    /// Whether `name` occurs more than once.
+    pub fn is_repeated(&self, name: &str) -> bool {
+        self.0.iter().filter(|(n, _)| n == name).count() > 1
+    }
+}
+
+/// The cookies of the sign-in flow.
+pub(crate) mod cookies {
+    use super::*;
+
+    /// Binds forms to the browser that started the request (anti-CSRF). Ends with the browser session.
+    pub const BROWSER: &str = "mcp_as_browser";
+    /// A sign-in.
+    pub const SESSION: &str = "mcp_as_session";
+
+    /// The value of cookie `name`, if the request has it.
+    pub fn read(headers: &HeaderMap, name: &str) -> Option<String> {
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(n, v)| *n == name && !v.is_empty())
+            .map(|(_, v)| v.to_owned())
+    }
+
+    /// A `Set-Cookie` value: `HttpOnly; SameSite=Lax`, scoped to the `/authorize` paths, and
+    /// `Secure` when the server is served over https.
+    pub fn set(core: &Core, name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
+        let mut cookie = format!("{name}={value}; Path={}; HttpOnly; SameSite=Lax", core.path("/authorize"));
+        if core.secure_cookies {
+            cookie.push_str("; Secure");
+        }
+        if let Some(max_age) = max_age {
+            cookie.push_str(&format!("; Max-Age={max_age}"));
+        }
+        HeaderValue::from_str(&cookie).expect("cookie values are base64url")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grants(extra: &str) -> Grants {
+        Grants::from_settings(&Settings::from_toml(extra).unwrap().scopes)
+    }
+
+    #[test]
+    fn roles_cap_what_is_granted() {
+        let grants = grants("");
+        let all: BTreeSet<String> = ["mcp:read", "mcp:tools", "mcp:prompts"].map(String::from).into();
+        let roles = |r: &str| vec![r.to_owned()];
+        assert_eq!(grants.grant(Some(&all), &roles("admin")).0, ["mcp:prompts", "mcp:read", "mcp:tools"]);
+        assert_eq!(
+            grants.grant(Some(&all), &roles("user")),
+            (vec!["mcp:read".into(), "mcp:tools".into()], vec!["mcp:prompts".into()])
+        );
+        assert_eq!(grants.grant(None, &roles("guest")).0, ["mcp:read"]);
+        assert!(grants.grant(Some(&all), &roles("nobody")).0.is_empty());
+    }
+
+    #[test]
+    fn implied_scopes_are_permitted_with_the_broad_one() {
+        let grants = grants(
+            "[scopes]\nsupported = [\"mcp:read\", \"mcp:tools\", \"mcp:admin\"]\n[scopes.implies]\n\"mcp:admin\" = [\"mcp:read\", \"mcp:tools\"]\n[scopes.roles]\nops = [\"mcp:admin\"]",
+        );
+        assert_eq!(grants.permitted(&["ops".into()]).len(), 3);
+    }
+
+    #[test]
+    fn unknown_scopes_are_ignored_and_none_known_means_the_default() {
+        let grants = grants("");
+        assert_eq!(grants.requested(Some("openid mcp:read offline_access")).unwrap().len(), 1);
+        assert_eq!(grants.requested(Some("openid")), None);
+        assert_eq!(grants.requested(None), None);
+    }
+
+    #[test]
+    fn resources_compare_in_canonical_form_and_default_to_the_mcp_endpoint() {
+        let resources = Resources(vec!["http://127.0.0.1:3000/mcp".into(), "api://mcp".into()]);
+        assert_eq!(resources.resolve(None).unwrap(), "http://127.0.0.1:3000/mcp");
+        assert_eq!(resources.resolve(Some("HTTP://127.0.0.1:3000/mcp/")).unwrap(), "http://127.0.0.1:3000/mcp");
+        assert_eq!(resources.resolve(Some("api://mcp")).unwrap(), "api://mcp");
+        assert!(resources.resolve(Some("http://127.0.0.1:3000/other")).is_err());
+        assert!(resources.resolve(Some("http://127.0.0.1:3000/mcp#x")).is_err());
+        assert!(resources.resolve(Some("mcp")).is_err());
+    }
+
+    #[test]
+    fn repeated_parameters_are_found() {
+        let params = Params::new(vec![("a".into(), "1".into()), ("b".into(), "".into()), ("a".into(), "2".into())]);
+        assert_eq!(params.repeated(), Some("a"));
+        assert_eq!(params.get("b"), None);
+        assert!(params.is_repeated("a") && !params.is_repeated("b"));
+    }
+}

@@ -1,0 +1,348 @@
+//! The token endpoint (feature `issuer`): client authentication, then one of three grants.
+//!
+//! - `authorization_code`: the code is spent first (single use), then everything it is bound to
+//!   is checked: client, redirect URI, PKCE verifier, resource. A code presented a second time
+//!   revokes the refresh tokens issued from it (RFC 6749 section 4.1.2).
+//! - `refresh_token`: rotated on every use. A refresh token that was already used means two
+//!   parties hold it: the whole family (every token descending from one authorization) is revoked.
+//! - `client_credentials`: confidential clients of the configuration, acting as themselves with
+//!   their configured roles.
+//!
+//! Client authentication: `none` (public clients, with PKCE), `client_secret_basic`,
+//! `client_secret_post`; one method per request. Access tokens are JWTs signed with the `jwt`
+//! layer's key, for exactly one resource (`aud`), with the granted `scope`, the user's `roles`,
+//! `client_id`, `preferred_username` and `name`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::Form;
+use axum::extract::State;
+use axum::extract::rejection::FormRejection;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::clients::{Client, Secret};
+use super::error::OAuthError;
+use super::store::{Account, Redeemed, RefreshToken};
+use super::{Core, Params, ct_eq, digest, now, random_token};
+
+/// `POST /token`.
+pub(super) async fn token(
+    State(core): State<Arc<Core>>,
+    headers: HeaderMap,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Response {
+    match handle(&core, &headers, form).await {
+        Ok(body) => {
+            let mut response = Json(body).into_response();
+            let headers = response.headers_mut();
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+            response
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn handle(
+    core: &Core,
+    headers: &HeaderMap,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Result<Value, OAuthError> {
+    let Form(pairs) =
+        form.map_err(|_| OAuthError::invalid_request("the body must be application/x-www-form-urlencoded"))?;
+    let params = Params::new(pairs);
+    if let Some(name) = params.repeated() {
+        return Err(if name == "resource" {
+            OAuthError::invalid_target("one resource per token request")
+        } else {
+            OAuthError::invalid_request(format!("parameter {name} is repeated"))
+        });
+    }
+    let grant_type = params.get("grant_type").ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
+    if !matches!(grant_type, "authorization_code" | "refresh_token" | "client_credentials") {
+        return Err(OAuthError::unsupported_grant_type(format!("grant_type {grant_type} is not supported")));
+    }
+    let client = authenticate(core, headers, &params).await?;
+    if !client.allows_grant(grant_type) {
+        return Err(OAuthError::unauthorized_client(format!("this client may not use the {grant_type} grant")));
+    }
+    match grant_type {
+        "authorization_code" => authorization_code(core, &client, &params),
+        "refresh_token" => refresh_token(core, &client, &params),
+        _ => client_credentials(core, &client, &params),
+    }
+}
+
+/// Who is asking: one authentication method, checked against how the client is registered.
+async fn authenticate(core: &Core, headers: &HeaderMap, params: &Params) -> Result<Client, OAuthError> {
+    let basic = basic_credentials(headers)?;
+    let (client_id, secret) = match (basic, params.get("client_secret")) {
+        (Some(_), Some(_)) => {
+            return Err(OAuthError::invalid_request("use one client authentication method, not two"));
+        }
+        (Some((id, secret)), None) => {
+            if params.get("client_id").is_some_and(|body_id| body_id != id) {
+                return Err(OAuthError::invalid_request("client_id differs from the Authorization header"));
+            }
+            (id, Some(secret))
+        }
+        (None, secret) => {
+            let id =
+                params.get("client_id").ok_or_else(|| OAuthError::invalid_client("client authentication required"))?;
+            (id.to_owned(), secret.map(str::to_owned))
+        }
+    };
+    let client = core.client(&client_id).await.map_err(|_| OAuthError::invalid_client("unknown client"))?;
+    let ok = match (&client.secret, secret) {
+        (Secret::None, None) => true,
+        (Secret::None, Some(_)) => {
+            return Err(OAuthError::invalid_client("a public client authenticates with PKCE, not a secret"));
+        }
+        (_, None) => return Err(OAuthError::invalid_client("this client must authenticate with its secret")),
+        (Secret::Argon2(hash), Some(secret)) => core.users.check_secret(hash, &secret).await,
+        (Secret::Digest(expected), Some(secret)) => ct_eq(&digest(&secret), expected),
+    };
+    if !ok {
+        tracing::warn!(client_id = %client.client_id, "client authentication failed");
+        return Err(OAuthError::invalid_client("client authentication failed"));
+    }
+    Ok(client)
+}
+
+/// `Authorization: Basic` credentials, form-urlencoded inside (RFC 6749 section 2.3.1).
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else { return Ok(None) };
+    let malformed = || OAuthError::invalid_request("malformed Authorization header");
+    if values.next().is_some() {
+        return Err(malformed());
+    }
+    let value = value.to_str().map_err(|_| malformed())?;
+    let (scheme, encoded) = value.split_once(' ').ok_or_else(malformed)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(OAuthError::invalid_request(
+            "only Basic client authentication is accepted in the Authorization header",
+        ));
+    }
+    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| malformed())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
+    let (id, secret) = (percent_decode(id).ok_or_else(malformed)?, percent_decode(secret).ok_or_else(malformed)?);
+    if id.is_empty() {
+        return Err(malformed());
+    }
+    Ok(Some((id, secret)))
+}
+
+/// Decodes `application/x-www-form-urlencoded` escapes (`%XX`, `+`).
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = text.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Whether `verifier` is a valid PKCE verifier whose S256 challenge is `challenge`.
+pub fn pkce_matches(verifier: &str, challenge: &str) -> bool {
+    let well_formed = (43..=128).contains(&verifier.len())
+        && verifier.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+    well_formed && ct_eq(&URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())), challenge)
+}
+
+fn authorization_code(core: &Core, client: &Client, params: &Params) -> Result<Value, OAuthError> {
+    let code = params.get("code").ok_or_else(|| OAuthError::invalid_request("code is required"))?;
+    let verifier =
+        params.get("code_verifier").ok_or_else(|| OAuthError::invalid_request("code_verifier is required (PKCE)"))?;
+    // Spent before anything else is checked: a failed attempt burns the code too.
+    let code = match core.store.redeem_code(&digest(code)) {
+        Redeemed::Fresh(code) => code,
+        Redeemed::Replayed { family } => {
+            let revoked = core.store.revoke_family(&family);
+            tracing::warn!(client_id = %client.client_id, revoked, "authorization code replayed; its tokens are revoked");
+            return Err(OAuthError::invalid_grant("authorization code already used"));
+        }
+        Redeemed::Unknown => return Err(OAuthError::invalid_grant("unknown or expired authorization code")),
+    };
+    if code.expires_at < now() {
+        return Err(OAuthError::invalid_grant("authorization code expired"));
+    }
+    if code.client_id != client.client_id {
+        return Err(OAuthError::invalid_grant("authorization code was issued to another client"));
+    }
+    let redirect_uri = params.get("redirect_uri");
+    if (code.redirect_uri_given || redirect_uri.is_some()) && redirect_uri != Some(code.redirect_uri.as_str()) {
+        return Err(OAuthError::invalid_grant("redirect_uri differs from the authorization request"));
+    }
+    if !pkce_matches(verifier, &code.code_challenge) {
+        return Err(OAuthError::invalid_grant("code_verifier does not match the code_challenge"));
+    }
+    if let Some(resource) = params.get("resource") {
+        if core.resources.resolve(Some(resource)).ok().as_deref() != Some(code.resource.as_str()) {
+            return Err(OAuthError::invalid_target("resource differs from the authorization request"));
+        }
+    }
+    let refresh = client.allows_grant("refresh_token").then_some(code.family.as_str());
+    issue(core, &code.account, &client.client_id, &code.resource, &code.scopes, &code.scopes, refresh)
+}
+
+fn refresh_token(core: &Core, client: &Client, params: &Params) -> Result<Value, OAuthError> {
+    let presented =
+        params.get("refresh_token").ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
+    let token = match core.store.redeem_refresh(&digest(presented)) {
+        Redeemed::Fresh(token) => token,
+        Redeemed::Replayed { family } => {
+            let revoked = core.store.revoke_family(&family);
+            tracing::warn!(client_id = %client.client_id, revoked, "refresh token reused; its family is revoked");
+            return Err(OAuthError::invalid_grant("refresh token already used; every token of this grant is revoked"));
+        }
+        Redeemed::Unknown => return Err(OAuthError::invalid_grant("unknown, expired or revoked refresh token")),
+    };
+    if token.client_id != client.client_id {
+        core.store.revoke_family(&token.family);
+        return Err(OAuthError::invalid_grant("refresh token was issued to another client"));
+    }
+    if token.expires_at < now() {
+        return Err(OAuthError::invalid_grant("refresh token expired"));
+    }
+    // A narrower scope for this access token (RFC 6749 section 6); the grant itself stays.
+    let scopes = match params.get("scope") {
+        None => token.scopes.clone(),
+        Some(scope) => {
+            let asked: Vec<String> = scope.split_whitespace().map(str::to_owned).collect();
+            if let Some(extra) = asked.iter().find(|s| !token.scopes.contains(s)) {
+                return Err(OAuthError::invalid_scope(format!("{extra} was not granted")));
+            }
+            asked
+        }
+    };
+    if let Some(resource) = params.get("resource") {
+        if core.resources.resolve(Some(resource)).ok().as_deref() != Some(token.resource.as_str()) {
+            return Err(OAuthError::invalid_target("resource differs from the original grant"));
+        }
+    }
+    issue(core, &token.account, &client.client_id, &token.resource, &scopes, &token.scopes, Some(&token.family))
+}
+
+fn client_credentials(core: &Core, client: &Client, params: &Params) -> Result<Value, OAuthError> {
+    if !client.is_confidential() || client.roles.is_empty() {
+        return Err(OAuthError::unauthorized_client("client_credentials is for confidential clients with roles"));
+    }
+    let mut allowed = core.grants.permitted(&client.roles);
+    if !client.scopes.is_empty() {
+        allowed.retain(|s| client.scopes.contains(s));
+    }
+    let scopes: Vec<String> = match core.grants.requested(params.get("scope")) {
+        None => allowed.into_iter().collect(),
+        Some(requested) => requested.into_iter().filter(|s| allowed.contains(s)).collect(),
+    };
+    if scopes.is_empty() {
+        return Err(OAuthError::invalid_scope("none of the requested scopes is available to this client"));
+    }
+    let resource = core.resources.resolve(params.get("resource")).map_err(OAuthError::invalid_target)?;
+    let account = Account {
+        subject: client.client_id.clone(),
+        username: client.client_id.clone(),
+        name: client.name.clone(),
+        roles: client.roles.clone(),
+    };
+    issue(core, &account, &client.client_id, &resource, &scopes, &scopes, None)
+}
+
+/// Signs an access token for `scopes`, and, with a family, a new refresh token for `grant`.
+fn issue(
+    core: &Core,
+    account: &Account,
+    client_id: &str,
+    resource: &str,
+    scopes: &[String],
+    grant: &[String],
+    family: Option<&str>,
+) -> Result<Value, OAuthError> {
+    let now = now();
+    let ttl = core.settings.access_token_ttl_secs as i64;
+    let scope = scopes.join(" ");
+    let claims = json!({
+        "iss": core.issuer,
+        "sub": account.subject,
+        "aud": resource,
+        "iat": now,
+        "exp": now + ttl,
+        "jti": random_token(),
+        "scope": scope,
+        "client_id": client_id,
+        "roles": account.roles,
+        "preferred_username": account.username,
+        "name": account.name,
+    });
+    let access_token = core.keys.sign(&claims).map_err(OAuthError::server_error)?;
+    let mut body = json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": ttl,
+        "scope": scope,
+    });
+    if let Some(family) = family {
+        let refresh = random_token();
+        let record = RefreshToken {
+            family: family.to_owned(),
+            client_id: client_id.to_owned(),
+            resource: resource.to_owned(),
+            scopes: grant.to_vec(),
+            account: account.clone(),
+            expires_at: now + core.settings.refresh_token_ttl_secs as i64,
+        };
+        if !core.store.save_refresh(&digest(&refresh), record) {
+            return Err(OAuthError::invalid_grant("this grant was revoked"));
+        }
+        body["refresh_token"] = json!(refresh);
+    }
+    tracing::info!(client_id, sub = %account.subject, %scope, aud = resource, "access token issued");
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkce_s256_matches_the_rfc_7636_example() {
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        assert!(pkce_matches(verifier, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"));
+        assert!(!pkce_matches(verifier, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cN"));
+        assert!(!pkce_matches("short", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"));
+    }
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        let mut headers = HeaderMap::new();
+        let encoded = STANDARD.encode("my%20client:s%3Acret+x");
+        headers.insert(header::AUTHORIZATION, format!("Basic {encoded}").parse().unwrap());
+        assert_eq!(basic_credentials(&headers).unwrap(), Some(("my client".into(), "s:cret x".into())));
+        headers.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
+        assert!(basic_credentials(&headers).is_err());
+        assert_eq!(percent_decode("%zz"), None);
+    }
+}
