@@ -332,7 +332,7 @@ async def m2m_flow(era: str) -> Report:
                 tools = await attempt(report, f"{client_id} tools/list", client.list_tools())
                 if tools is not None:
                     names = sorted(t.name for t in tools.tools)
-                    expected = {"echo", "get_time"} if may_call else set()
+                    expected = {"echo", "get_time", "whoami"} if may_call else set()
                     report.check(f"{client_id} tools/list shows only usable tools", set(names) == expected, names)
                 access = claims(storage.tokens.access_token) if storage.tokens else {}
                 role = "admin" if may_call else "guest"
