@@ -125,6 +125,79 @@ pub fn request_state(data: &[u8]) {
     assert_eq!(opened.inner.as_deref(), Some(&*forged));
 }
 
+/// The whole application with every feature, the embedded authorization server included,
+/// with the dev profile's users and clients and keys in a temporary directory.
+fn full_app() -> &'static Router {
+    static APP: OnceLock<Router> = OnceLock::new();
+    APP.get_or_init(|| {
+        let dev = ["config/dev.toml", "../config/dev.toml"]
+            .iter()
+            .find_map(|path| std::fs::read_to_string(path).ok())
+            .expect("config/dev.toml");
+        let dir = std::env::temp_dir().join(format!("mcp-auth-fuzz-issuer-{}", std::process::id()));
+        let keys = format!(
+            "[jwt]\nprivate_key = {:?}\npublic_keys = [{:?}]\n[limits]\nper_address_per_sec = 0\nper_caller_per_sec = 0\n",
+            dir.join("private.pem").display().to_string(),
+            dir.join("public.pem").display().to_string()
+        );
+        let settings = Settings::from_toml_layers(&[&dev, &keys]).unwrap();
+        runtime().block_on(mcp_auth_server::app(&settings)).unwrap()
+    })
+}
+
+/// The authorization server's forms and queries: `/token`, `/register`, `/authorize` and its
+/// sign-in and consent forms, with any body or query. Always an answer below 500.
+pub fn issuer_http(data: &[u8]) {
+    let Some((&which, rest)) = data.split_first() else { return };
+    let text = String::from_utf8_lossy(rest);
+    let base = Request::builder().header("host", "127.0.0.1:3000");
+    let form = "application/x-www-form-urlencoded";
+    let request = match which % 5 {
+        0 => base.method("POST").uri("/token").header("content-type", form).body(Body::from(rest.to_vec())),
+        1 => base
+            .method("POST")
+            .uri("/register")
+            .header("content-type", "application/json")
+            .body(Body::from(rest.to_vec())),
+        2 => {
+            let query: String = text.chars().filter(|c| c.is_ascii_graphic()).collect();
+            match format!("/authorize?{query}").parse::<Uri>() {
+                Ok(uri) => base.method("GET").uri(uri).body(Body::empty()),
+                Err(_) => return,
+            }
+        }
+        3 => base.method("POST").uri("/authorize/login").header("content-type", form).body(Body::from(rest.to_vec())),
+        _ => base.method("POST").uri("/authorize/consent").header("content-type", form).body(Body::from(rest.to_vec())),
+    };
+    let response = runtime().block_on(full_app().clone().oneshot(request.unwrap())).unwrap();
+    assert!(response.status().as_u16() < 500, "{} for {which}: {text:?}", response.status());
+    // Whatever was asked, a redirect never leaves for a URI nobody registered.
+    if let Some(location) = response.headers().get("location").and_then(|v| v.to_str().ok()) {
+        assert!(
+            location.starts_with('/')
+                || location.starts_with("http://127.0.0.1:3000")
+                || location.contains("code=")
+                || location.contains("error="),
+            "redirected to {location}"
+        );
+    }
+}
+
+/// Redirect-URI rules and HTML escaping: no scheme that runs code is ever accepted, a URI
+/// matches itself, and escaped text carries no markup.
+pub fn redirect_uri(data: &[u8]) {
+    use mcp_auth_server::issuer::clients::{check_redirect_uri, redirect_matches};
+    use mcp_auth_server::issuer::pages::escape;
+    let text = String::from_utf8_lossy(data);
+    if check_redirect_uri(&text).is_ok() {
+        let scheme = url::Url::parse(&text).unwrap().scheme().to_owned();
+        assert!(!["javascript", "data", "file", "vbscript", "blob"].contains(&scheme.as_str()), "{text:?}");
+        assert!(redirect_matches(&text, &text));
+    }
+    let escaped = escape(&text);
+    assert!(!escaped.contains(['<', '>', '"', '\'']), "{escaped:?}");
+}
+
 /// `Last-Event-ID` parsing: what parses names a stream and a position, and prints back to
 /// itself.
 pub fn last_event_id(data: &[u8]) {

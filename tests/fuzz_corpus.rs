@@ -42,3 +42,13 @@ fn request_state_corpus() {
 fn last_event_id_corpus() {
     replay("last_event_id", checks::last_event_id);
 }
+
+#[test]
+fn issuer_http_corpus() {
+    replay("issuer_http", checks::issuer_http);
+}
+
+#[test]
+fn redirect_uri_corpus() {
+    replay("redirect_uri", checks::redirect_uri);
+}
