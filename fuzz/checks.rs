@@ -170,7 +170,10 @@ pub fn issuer_http(data: &[u8]) {
         _ => base.method("POST").uri("/authorize/consent").header("content-type", form).body(Body::from(rest.to_vec())),
     };
     let response = runtime().block_on(full_app().clone().oneshot(request.unwrap())).unwrap();
-    assert!(response.status().as_u16() < 500, "{} for {which}: {text:?}", response.status());
+    // The only 5xx allowed is 503 from a full store: the fuzzer registers clients and starts
+    // sign-ins by the million, and the bounded stores refusing more is the design working.
+    let status = response.status();
+    assert!(status.as_u16() < 500 || status == 503, "{status} for {which}: {text:?}");
     // Whatever was asked, a redirect never leaves for a URI nobody registered.
     if let Some(location) = response.headers().get("location").and_then(|v| v.to_str().ok()) {
         assert!(
