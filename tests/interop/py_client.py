@@ -1,20 +1,22 @@
-"""The official Python MCP SDK (`mcp`) against mcp-auth-server and a real identity provider.
+"""The official Python MCP SDK (`mcp`) against mcp-auth-server and an authorization server: a real
+identity provider (idp.mjs), or the server's own (feature `issuer`).
 
 Usage:  python py_client.py ERA        ERA = modern (2026-07-28, forced) or legacy (initialize)
 
 Flows, each printing `PASS <check>` or `FAIL <check>: <why>`, then a total line:
   bearer   a token obtained beforehand, sent as a plain Authorization header
   oauth    the SDK's own OAuth client: 401 -> protected-resource metadata -> authorization-server
-           metadata -> dynamic registration -> authorization code + PKCE (tests/interop/user.mjs
-           plays the user) -> token with `resource` -> tools/list, tools/call, prompts/get ->
-           the access token expires -> refresh
-  step-up  the user first approves only mcp:read; tools/call is refused with 403
+           metadata -> dynamic registration -> authorization code + PKCE (a sign-in driver plays
+           the person) -> token with `resource` -> tools/list, tools/call, prompts/get -> the
+           access token expires -> refresh
+  step-up  the person first approves only mcp:read; tools/call is refused with 403
            insufficient_scope, and the SDK re-authorizes for the larger scope by itself
-  m2m      the SDK's client-credentials provider, for an admin and a guest machine client
+  m2m      the SDK's client-credentials provider, for each machine client
 
-Environment: MCP_URL, ISSUER, NODE (a node binary for user.mjs). The refresh check waits until
-the access token expires: start the IdP with a short USER_TOKEN_TTL (run.sh uses 8 s).
-Exits 1 when any check failed.
+Environment: MCP_URL, ISSUER, AUTHORIZATION_SERVER (`external`, the default, or `embedded`: which
+entry of authorization_servers.json applies), NODE (a node binary for user.mjs). The refresh check
+waits until the access token expires: give the authorization server a short access-token lifetime
+(run.sh uses 8 s). Exits 1 when any check failed.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, urlencode, urlparse
 
 import httpx2
 from mcp import Client
@@ -39,7 +41,12 @@ from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull,
 MCP_URL = os.environ.get("MCP_URL", "http://127.0.0.1:47181/mcp")
 ISSUER = os.environ.get("ISSUER", "http://127.0.0.1:47180")
 NODE = os.environ.get("NODE", "node")
-USER_JS = str(Path(__file__).with_name("user.mjs"))
+HERE = Path(__file__).parent
+ROOT = HERE.parent.parent
+# What differs between the authorization servers: registration path, sign-in driver, the person's
+# credentials and roles, the machine clients and what their roles allow.
+SERVER = json.loads((HERE / "authorization_servers.json").read_text())[os.environ.get("AUTHORIZATION_SERVER", "external")]
+PERSON = SERVER["person"]
 CALLBACK = "http://127.0.0.1:47188/callback"  # never listened on: the user agent stops at it
 MODES = {"modern": "2026-07-28", "legacy": "legacy"}
 
@@ -80,23 +87,45 @@ class MemoryStorage:
         self.client_info = client_info
 
 
-class Person:
-    """The SDK's redirect and callback handlers: sign in as `username`, approving `approve` on
-    each successive consent page (the last entry is reused)."""
+async def output_of(*command: str) -> str:
+    process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
+    out, _ = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"{Path(command[1]).name} exited with {process.returncode} (its stderr is in the log)")
+    return out.decode()
 
-    def __init__(self, username: str, approve: list[str]) -> None:
-        self.username, self.approve = username, approve
-        self.visits: list[dict] = []  # authorization URL and what user.mjs reports, per sign-in
+
+async def sign_in(authorization_url: str, approve: str) -> dict:
+    """The person at the browser, over plain HTTP: signs in and consents, approving `approve`
+    ("all", or some scopes), and returns {"callbackUrl", ...} at the redirect back to the client."""
+    username, password, driver = PERSON["username"], PERSON["password"], str(ROOT / SERVER["sign_in"])
+    if driver.endswith("user.mjs"):
+        # idp.mjs: user.mjs ticks the scopes to approve on the consent page, and counts the
+        # pages it saw ({"callbackUrl", "login", "consent", "approved"}).
+        return json.loads(await output_of(NODE, driver, authorization_url, username, approve, password))
+    # Our issuer: tests/issuer_login.py signs in, allows, and prints the callback URL. Its consent
+    # page has no per-scope choice (it grants what the request asks for, within the user's
+    # roles), so the person approves fewer scopes by asking for fewer: the request's `scope`,
+    # narrowed before the page is opened, as anyone can in the address bar.
+    if approve != "all":
+        parts = urlparse(authorization_url)
+        query = {**parse_qs(parts.query), "scope": [approve]}
+        authorization_url = parts._replace(query=urlencode(query, doseq=True)).geturl()
+    callback = await output_of(sys.executable, driver, authorization_url, "--user", username, "--password", password)
+    return {"callbackUrl": callback.strip()}
+
+
+class Person:
+    """The SDK's redirect and callback handlers: sign in as the person of authorization_servers.json,
+    approving `approve` on each successive consent page (the last entry is reused)."""
+
+    def __init__(self, approve: list[str]) -> None:
+        self.approve = approve
+        self.visits: list[dict] = []  # authorization URL and what the sign-in reports, per sign-in
 
     async def redirect(self, authorization_url: str) -> None:
         approve = self.approve[min(len(self.visits), len(self.approve) - 1)]
-        process = await asyncio.create_subprocess_exec(
-            NODE, USER_JS, authorization_url, self.username, approve, stdout=asyncio.subprocess.PIPE
-        )
-        out, _ = await process.communicate()
-        if process.returncode != 0:
-            raise RuntimeError(f"user.mjs failed for {authorization_url}")
-        self.visits.append({"url": authorization_url, **json.loads(out)})
+        self.visits.append({"url": authorization_url, **await sign_in(authorization_url, approve)})
 
     async def callback(self) -> AuthorizationCodeResult:
         query = parse_qs(urlparse(self.visits[-1]["callbackUrl"]).query)
@@ -131,6 +160,12 @@ class Recorder:
             except (ValueError, AttributeError):
                 pass
         return methods
+
+
+def is_as_metadata(url: str) -> bool:
+    """RFC 8414 or OpenID discovery (not the protected-resource metadata, which our issuer shares an
+    origin with)."""
+    return "/.well-known/oauth-authorization-server" in url or "/.well-known/openid-configuration" in url
 
 
 def claims(token: str) -> dict:
@@ -202,12 +237,13 @@ def client_credentials_token(client_id: str, secret: str) -> str:
 # ------------------------------------------------------------------------------------ flows ---
 async def bearer_flow(era: str) -> Report:
     report = Report(f"python/{era} bearer:")
-    token = client_credentials_token("m2m-admin", "m2m-admin-secret")
+    machine = SERVER["machine_clients"][0]
+    token = client_credentials_token(machine["client_id"], machine["secret"])
     recorder = Recorder()
     async with http_client(recorder, headers={"Authorization": f"Bearer {token}"}) as http:
         async with Client(streamable_http_client(MCP_URL, http_client=http), mode=MODES[era], cache=None) as client:
             await check_era(report, client, recorder, era)
-            await use_the_server(report, client)
+            await use_the_server(report, client, prompts=machine["prompts_get"])
     return report
 
 
@@ -223,7 +259,7 @@ def oauth_provider(storage: MemoryStorage, person: Person) -> OAuthClientProvide
 
 async def oauth_flow(era: str) -> Report:
     report = Report(f"python/{era} oauth:")
-    storage, person, recorder = MemoryStorage(), Person("alice", ["all"]), Recorder()
+    storage, person, recorder = MemoryStorage(), Person(["all"]), Recorder()
     async with http_client(recorder, auth=oauth_provider(storage, person)) as http:
         async with Client(streamable_http_client(MCP_URL, http_client=http), mode=MODES[era], cache=None) as client:
             # A pinned modern client sends nothing before its first operation, a legacy one
@@ -239,9 +275,10 @@ async def oauth_flow(era: str) -> Report:
             )
             prm = recorder.find("GET", MCP_URL.split("/mcp")[0] + "/.well-known/oauth-protected-resource", 200)
             report.check("protected-resource metadata fetched", bool(prm), "no 200 from /.well-known/oauth-protected-resource")
-            asm = [x for x in recorder.find("GET", ISSUER, 200) if "/.well-known/" in str(x[0].url)]
-            report.check("authorization-server metadata fetched from the IdP", bool(asm), "no 200 from the IdP's well-known URLs")
-            report.check("client registered dynamically", bool(recorder.find("POST", f"{ISSUER}/reg", 201)), "no 201 from /reg")
+            asm = [x for x in recorder.find("GET", ISSUER, 200) if is_as_metadata(str(x[0].url))]
+            report.check("authorization-server metadata fetched from the issuer", bool(asm), "no 200 from its well-known URLs")
+            registration = f"{ISSUER}{SERVER['registration_path']}"
+            report.check("client registered dynamically", bool(recorder.find("POST", registration, 201)), f"no 201 from {registration}")
             query = parse_qs(urlparse(person.visits[0]["url"]).query) if person.visits else {}
             report.check(
                 "authorization request: PKCE S256, resource, scopes from the challenge",
@@ -251,7 +288,14 @@ async def oauth_flow(era: str) -> Report:
                 query,
             )
             visit = person.visits[0] if person.visits else {}
-            report.check("signed in and consented over HTTP", visit.get("login") == 1 and visit.get("consent") == 1, visit)
+            callback = parse_qs(urlparse(visit.get("callbackUrl", "")).query)
+            report.check(
+                "signed in and consented over HTTP: code, state and iss in the callback",
+                {"code", "state", "iss"} <= callback.keys() and callback["iss"] == [ISSUER]
+                # user.mjs also counts the pages it saw: one sign-in, one consent
+                and visit.get("login", 1) == 1 and visit.get("consent", 1) == 1,
+                visit,
+            )
             token_requests = [recorder.form(q) for q, _ in recorder.find("POST", f"{ISSUER}/token", 200)]
             code_request = next((f for f in token_requests if f.get("grant_type") == "authorization_code"), {})
             report.check(
@@ -262,7 +306,7 @@ async def oauth_flow(era: str) -> Report:
             access = claims(storage.tokens.access_token) if storage.tokens else {}
             report.check(
                 "access token is a JWT for our resource, with the user's roles",
-                access.get("aud") == MCP_URL and access.get("roles") == ["admin"] and access.get("iss") == ISSUER,
+                access.get("aud") == MCP_URL and access.get("roles") == PERSON["roles"] and access.get("iss") == ISSUER,
                 access,
             )
 
@@ -291,7 +335,7 @@ async def oauth_flow(era: str) -> Report:
 async def step_up_flow(era: str) -> Report:
     report = Report(f"python/{era} step-up:")
     storage, recorder = MemoryStorage(), Recorder()
-    person = Person("alice", ["mcp:read", "all"])  # first consent: only mcp:read; then everything
+    person = Person(["mcp:read", "all"])  # first consent: only mcp:read; then everything
     async with http_client(recorder, auth=oauth_provider(storage, person)) as http:
         async with Client(streamable_http_client(MCP_URL, http_client=http), mode=MODES[era], cache=None) as client:
             tools = await attempt(report, "tools/list with mcp:read", client.list_tools())
@@ -322,35 +366,38 @@ async def step_up_flow(era: str) -> Report:
 
 async def m2m_flow(era: str) -> Report:
     report = Report(f"python/{era} m2m:")
-    for client_id, may_call in (("m2m-admin", True), ("m2m-guest", False)):
+    for machine in SERVER["machine_clients"]:
+        client_id, role = machine["client_id"], " ".join(machine["roles"])
         storage, recorder = MemoryStorage(), Recorder()
-        provider = ClientCredentialsOAuthProvider(
-            MCP_URL, storage, client_id, f"{client_id}-secret", issuer=ISSUER
-        )
+        provider = ClientCredentialsOAuthProvider(MCP_URL, storage, client_id, machine["secret"], issuer=ISSUER)
         async with http_client(recorder, auth=provider) as http:
             async with Client(streamable_http_client(MCP_URL, http_client=http), mode=MODES[era], cache=None) as client:
                 tools = await attempt(report, f"{client_id} tools/list", client.list_tools())
                 if tools is not None:
                     names = sorted(t.name for t in tools.tools)
-                    expected = {"echo", "get_time", "whoami"} if may_call else set()
-                    report.check(f"{client_id} tools/list shows only usable tools", set(names) == expected, names)
+                    report.check(f"{client_id} tools/list shows only usable tools", names == machine["tools"], names)
                 access = claims(storage.tokens.access_token) if storage.tokens else {}
-                role = "admin" if may_call else "guest"
                 report.check(
-                    f"{client_id} token: aud = resource, roles = [{role}]",
-                    access.get("aud") == MCP_URL and access.get("roles") == [role] and access.get("sub") == client_id,
+                    f"{client_id} token: aud = resource, roles = {machine['roles']}",
+                    access.get("aud") == MCP_URL and access.get("roles") == machine["roles"] and access.get("sub") == client_id,
                     access,
                 )
-                try:
-                    result = await client.call_tool("echo", {"message": "m2m"})
-                    called = not result.is_error
-                except Exception as e:  # noqa: BLE001
-                    called, result = False, e
-                if may_call:
-                    report.check(f"{client_id} tools/call allowed (role admin)", called, result)
-                else:
-                    refused = recorder.find("POST", MCP_URL, 403)
-                    report.check(f"{client_id} tools/call refused with 403 (role guest)", not called and bool(refused), result)
+                operations = {
+                    "tools/call": lambda: client.call_tool("echo", {"message": "m2m"}),
+                    "prompts/get": lambda: client.get_prompt("greeting", {"name": "Ada"}),
+                }
+                for method, call in operations.items():
+                    refusals = len(recorder.find("POST", MCP_URL, 403))
+                    try:
+                        result = await call()
+                        done = not getattr(result, "is_error", False)
+                    except Exception as e:  # noqa: BLE001
+                        done, result = False, e
+                    if machine[method.replace("/", "_")]:
+                        report.check(f"{client_id} {method} allowed (role {role})", done, result)
+                    else:
+                        refused = len(recorder.find("POST", MCP_URL, 403)) > refusals
+                        report.check(f"{client_id} {method} refused with 403 (role {role})", not done and refused, result)
     return report
 
 

@@ -1,35 +1,44 @@
 #!/usr/bin/env bash
-# Interoperability with software nobody on this team wrote: an independent, OpenID-certified
-# identity provider (oidc-provider, idp.mjs) and the official MCP clients, against our server.
+# Interoperability with software nobody on this team wrote: the official MCP clients against our
+# server, in two modes, each with its own authorization server:
+#
+#   external   an independent, OpenID-certified identity provider (oidc-provider, idp.mjs); our
+#              server knows only its issuer URL and its own public URL
+#   embedded   no other service: `cargo run --all-features`, dev profile (config/dev.toml), its
+#              own authorization server (feature `issuer`) at its public URL
 #
 #   1. installs the pinned clients (npm ci here; a venv in target/interop) and builds the server;
-#   2. starts the IdP on 127.0.0.1:$INTEROP_IDP_PORT, then mcp-auth-server on
-#      127.0.0.1:$INTEROP_MCP_PORT knowing only the issuer URL and its own public URL (plus
-#      two timing settings, below, that keep the test short);
-#   3. runs the flows, each printing PASS/FAIL lines and its own total:
+#   2. per mode, starts what it needs on loopback and runs the flows, each printing PASS/FAIL lines
+#      and its own total (what differs between the modes is in authorization_servers.json):
 #        py_client.py modern / legacy   Python `mcp`: bearer, OAuth (+ refresh), step-up, M2M
 #        ts_client.mjs                  TypeScript SDK 1.x authProvider: OAuth (+ refresh), step-up
 #        inspector.mjs                  @modelcontextprotocol/inspector-cli with a bearer header
-#        hostile.mjs                    wrong aud, unpublished keys, IdP key rotation and outage
-#   4. prints "interop: N passed, M failed" and fails on any failed check.
+#        hostile.mjs (external only)    wrong aud, unpublished keys, IdP key rotation and outage
+#   3. prints "interop: N passed, M failed" over both modes and fails on any failed check.
 #
+# Usage: run.sh [MODE...]    (default: external embedded)
 # Every flow runs even after another failed. Logs (IdP, server, each flow's output and stderr)
-# are kept in target/interop/logs. Ports: INTEROP_IDP_PORT (47180), INTEROP_MCP_PORT (47181).
+# are kept in target/interop/logs/MODE. Ports: INTEROP_IDP_PORT (47180), INTEROP_MCP_PORT (47181)
+# for the external mode, INTEROP_EMBEDDED_PORT (47190) for the embedded one.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+
+MODES=("$@")
+[ ${#MODES[@]} -gt 0 ] || MODES=(external embedded)
+for mode in "${MODES[@]}"; do
+  case "$mode" in external|embedded) ;; *) echo "interop: unknown mode $mode (external, embedded)" >&2; exit 2 ;; esac
+done
 
 HERE=tests/interop
 WORK=target/interop
 LOGS=$WORK/logs
 IDP_PORT=${INTEROP_IDP_PORT:-47180}
 MCP_PORT=${INTEROP_MCP_PORT:-47181}
-export ISSUER="http://127.0.0.1:$IDP_PORT"
-export MCP_URL="http://127.0.0.1:$MCP_PORT/mcp"
-export IDP_PORT RESOURCE="$MCP_URL" OTHER_RESOURCE="http://127.0.0.1:$MCP_PORT/other-api"
+EMBEDDED_PORT=${INTEROP_EMBEDDED_PORT:-47190}
 # Users' access tokens live 8 s, so the refresh checks need not wait long; the server is run
 # with no clock leeway so that it refuses them right after (the TypeScript SDK refreshes only
 # when refused).
-export USER_TOKEN_TTL=8
+TOKEN_TTL=8
 # The server refetches keys for an unknown kid at most every jwt.min_refresh_interval_secs
 # (default 30 s): 2 s here, which the key-rotation checks wait between kids.
 export MIN_REFRESH_SECS=2
@@ -71,60 +80,110 @@ say "cargo build --all-features"
 cargo build --all-features --quiet
 BIN=target/debug/mcp-auth-server
 
-# ---------------------------------------------------------------- servers ---
-for port in "$IDP_PORT" "$MCP_PORT"; do
-  if port_busy "$port"; then echo "interop: port $port is already in use; set INTEROP_IDP_PORT / INTEROP_MCP_PORT" >&2; exit 2; fi
-done
+# ---------------------------------------------------------------- helpers ---
 idp_pid="" server_pid=""
 stop() { # stop PID: SIGTERM, then wait for it
   [ -n "$1" ] && kill "$1" 2>/dev/null && wait "$1" 2>/dev/null || true
 }
 cleanup() { stop "$server_pid"; stop "$idp_pid"; }
 trap cleanup EXIT
-
-say "starting the identity provider at $ISSUER"
-"$NODE" "$HERE/idp.mjs" > "$LOGS/idp.log" 2>&1 &
-idp_pid=$!
-wait_for 30 grep -q '^idp ready' "$LOGS/idp.log" || { cat "$LOGS/idp.log" >&2; exit 2; }
-
-say "starting mcp-auth-server at $MCP_URL (issuer only: keys by discovery)"
-MCP_AUTH__SERVER__BIND="127.0.0.1:$MCP_PORT" \
-MCP_AUTH__SERVER__PUBLIC_URL="http://127.0.0.1:$MCP_PORT" \
-MCP_AUTH__JWT__ISSUER="$ISSUER" \
-MCP_AUTH__JWT__LEEWAY_SECS=0 \
-MCP_AUTH__JWT__MIN_REFRESH_INTERVAL_SECS=$MIN_REFRESH_SECS \
-  "$BIN" > "$LOGS/server.log" 2>&1 &
-server_pid=$!
-wait_for 60 port_busy "$MCP_PORT" || { cat "$LOGS/server.log" >&2; exit 2; }
-
-# ------------------------------------------------------------------ flows ---
+ports_free() {
+  for port in "$@"; do
+    if port_busy "$port"; then echo "interop: port $port is already in use; set INTEROP_*_PORT" >&2; exit 2; fi
+  done
+}
+start_server() { # start_server PORT LOG [VAR=VALUE...]: mcp-auth-server with these settings, until it listens
+  local port=$1 log=$2; shift 2
+  env "$@" "$BIN" > "$log" 2>&1 &
+  server_pid=$!
+  wait_for 60 port_busy "$port" || { cat "$log" >&2; exit 2; }
+}
 status=0
 flow() { # flow NAME COMMAND...: runs one client flow, its output shown and kept
-  say "$1"
-  if ! "${@:2}" 2>"$LOGS/$1.stderr" | tee "$LOGS/$1.out"; then
+  say "$mode: $1"
+  if ! "${@:2}" 2>"$LOGS/$mode/$1.stderr" | tee "$LOGS/$mode/$1.out"; then
     status=1
-    echo "interop: $1 exited non-zero; its stderr (last lines):"
-    tail -n 20 "$LOGS/$1.stderr"
+    echo "interop: $mode: $1 exited non-zero; its stderr (last lines):"
+    tail -n 20 "$LOGS/$mode/$1.stderr"
   fi
 }
-flow python-modern "$VENV/bin/python" "$HERE/py_client.py" modern
-flow python-legacy "$VENV/bin/python" "$HERE/py_client.py" legacy
-flow typescript "$NODE" "$HERE/ts_client.mjs"
-flow inspector-cli "$NODE" "$HERE/inspector.mjs"
-# The hostile cases restart the IdP with new keys and stop it: they run last, on their own IdP.
-stop "$idp_pid"; idp_pid=""
-flow hostile "$NODE" "$HERE/hostile.mjs"
+clients() { # the official clients, against $MCP_URL and $ISSUER
+  flow python-modern "$VENV/bin/python" "$HERE/py_client.py" modern
+  flow python-legacy "$VENV/bin/python" "$HERE/py_client.py" legacy
+  flow typescript "$NODE" "$HERE/ts_client.mjs"
+  flow inspector-cli "$NODE" "$HERE/inspector.mjs"
+}
+
+# --------------------------------------------------------- external mode ---
+external() {
+  export AUTHORIZATION_SERVER=external
+  export ISSUER="http://127.0.0.1:$IDP_PORT"
+  export MCP_URL="http://127.0.0.1:$MCP_PORT/mcp"
+  export IDP_PORT RESOURCE="$MCP_URL" OTHER_RESOURCE="http://127.0.0.1:$MCP_PORT/other-api" USER_TOKEN_TTL=$TOKEN_TTL
+  ports_free "$IDP_PORT" "$MCP_PORT"
+
+  say "external: starting the identity provider at $ISSUER"
+  "$NODE" "$HERE/idp.mjs" > "$LOGS/external/idp.log" 2>&1 &
+  idp_pid=$!
+  wait_for 30 grep -q '^idp ready' "$LOGS/external/idp.log" || { cat "$LOGS/external/idp.log" >&2; exit 2; }
+
+  say "external: starting mcp-auth-server at $MCP_URL (issuer only: keys by discovery)"
+  start_server "$MCP_PORT" "$LOGS/external/server.log" \
+    MCP_AUTH__SERVER__BIND="127.0.0.1:$MCP_PORT" \
+    MCP_AUTH__SERVER__PUBLIC_URL="http://127.0.0.1:$MCP_PORT" \
+    MCP_AUTH__JWT__ISSUER="$ISSUER" \
+    MCP_AUTH__JWT__LEEWAY_SECS=0 \
+    MCP_AUTH__JWT__MIN_REFRESH_INTERVAL_SECS=$MIN_REFRESH_SECS
+
+  clients
+  # The hostile cases restart the IdP with new keys and stop it: they run last, on their own IdP.
+  stop "$idp_pid"; idp_pid=""
+  flow hostile "$NODE" "$HERE/hostile.mjs"
+  stop "$server_pid"; server_pid=""
+}
+
+# --------------------------------------------------------- embedded mode ---
+embedded() {
+  export AUTHORIZATION_SERVER=embedded
+  export ISSUER="http://127.0.0.1:$EMBEDDED_PORT"
+  export MCP_URL="$ISSUER/mcp"
+  ports_free "$EMBEDDED_PORT"
+
+  # What `cargo run --all-features` runs (dev profile, jwt.issuer empty: its own issuer), on
+  # another port, with access tokens as short-lived as in the external mode.
+  say "embedded: starting mcp-auth-server at $MCP_URL, its own authorization server at $ISSUER"
+  start_server "$EMBEDDED_PORT" "$LOGS/embedded/server.log" \
+    MCP_AUTH__SERVER__BIND="127.0.0.1:$EMBEDDED_PORT" \
+    MCP_AUTH__SERVER__PUBLIC_URL="$ISSUER" \
+    MCP_AUTH__ISSUER__ACCESS_TOKEN_TTL_SECS=$TOKEN_TTL \
+    MCP_AUTH__JWT__LEEWAY_SECS=0
+
+  clients
+  stop "$server_pid"; server_pid=""
+}
+
+for mode in "${MODES[@]}"; do
+  mkdir -p "$LOGS/$mode"
+  mode_started=$SECONDS
+  "$mode"
+  say "$mode mode done in $((SECONDS - mode_started))s"
+done
 
 # ---------------------------------------------------------------- summary ---
-passed=$(cat "$LOGS"/*.out | grep -c '^PASS ' || true)
-failed=$(cat "$LOGS"/*.out | grep -c '^FAIL ' || true)
-notes=$(cat "$LOGS"/*.out | grep '^NOTE ' || true)
+outputs=("$LOGS"/*/*.out)
+passed=$(cat "${outputs[@]}" | grep -c '^PASS ' || true)
+failed=$(cat "${outputs[@]}" | grep -c '^FAIL ' || true)
 echo
 say "done"
-[ -z "$notes" ] || printf '%s\n' "$notes"
-cat "$LOGS"/*.out | grep '^FAIL ' || true
+for mode in "${MODES[@]}"; do # NOTE and FAIL lines, named by mode and flow
+  for out in "$LOGS/$mode"/*.out; do
+    grep -E '^(NOTE|FAIL) ' "$out" | sed "s|^|$mode/$(basename "$out" .out): |" || true
+  done
+done
 echo "interop: $passed passed, $failed failed"
 if [ "$failed" -ne 0 ] || [ "$passed" -eq 0 ] || [ "$status" -ne 0 ]; then
-  echo "interop: server log tail ($LOGS/server.log):"; tail -n 30 "$LOGS/server.log"
+  for log in "$LOGS"/*/server.log; do
+    echo "interop: server log tail ($log):"; tail -n 30 "$log"
+  done
   exit 1
 fi

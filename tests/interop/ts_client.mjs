@@ -1,14 +1,15 @@
 // The official TypeScript MCP SDK (@modelcontextprotocol/sdk 1.x, legacy era: initialize +
-// Mcp-Session-Id) against mcp-auth-server and a real identity provider, through
-// StreamableHTTPClientTransport and its `authProvider`.
+// Mcp-Session-Id) against mcp-auth-server and an authorization server (a real identity provider,
+// or the server's own), through StreamableHTTPClientTransport and its `authProvider`.
 //
-// Usage:  node ts_client.mjs            (MCP_URL, ISSUER as in py_client.py)
+// Usage:  node ts_client.mjs    (MCP_URL, ISSUER, AUTHORIZATION_SERVER as in py_client.py)
 //
 // Flows, each printing `PASS <check>` or `FAIL <check>: <why>`, then a total line:
 //   oauth    401 -> protected-resource metadata -> authorization-server metadata -> dynamic
-//            registration -> authorization code + PKCE (user.mjs plays the user) -> token with
-//            `resource` -> tools/list, tools/call, prompts/get -> the token expires -> refresh
-//   step-up  the user first approves only mcp:read; tools/call meets 403 insufficient_scope.
+//            registration -> authorization code + PKCE (a sign-in driver plays the person) ->
+//            token with `resource` -> tools/list, tools/call, prompts/get -> the token expires
+//            -> refresh
+//   step-up  the person first approves only mcp:read; tools/call meets 403 insufficient_scope.
 //            Twice: holding a refresh token, and without one. What the SDK does about it is
 //            printed as a NOTE; the check is that the call succeeds in the end, with whatever
 //            the application has to add.
@@ -18,7 +19,11 @@
 // UnauthorizedError, the application receives the code on its redirect URI, calls
 // transport.finishAuth(code) and connects again.
 
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { UnauthorizedError, auth } from '@modelcontextprotocol/sdk/client/auth.js';
@@ -27,6 +32,27 @@ import { signIn } from './user.mjs';
 const MCP_URL = process.env.MCP_URL || 'http://127.0.0.1:47181/mcp';
 const ISSUER = process.env.ISSUER || 'http://127.0.0.1:47180';
 const CALLBACK = 'http://127.0.0.1:47188/callback';
+// What differs between the authorization servers (see py_client.py).
+const SERVER = JSON.parse(readFileSync(new URL('./authorization_servers.json', import.meta.url)))[process.env.AUTHORIZATION_SERVER || 'external'];
+const PERSON = SERVER.person;
+
+/**
+ * The person at the browser, over plain HTTP: signs in and consents, approving `approve` ("all",
+ * or some scopes), and returns { callbackUrl, ... } at the redirect back to the client.
+ */
+async function signInAs(url, approve) {
+  const { username, password } = PERSON;
+  // idp.mjs: user.mjs ticks the scopes to approve, and counts the pages it saw.
+  if (SERVER.sign_in.endsWith('user.mjs')) return signIn(url, { username, password, approve });
+  // Our issuer: tests/issuer_login.py signs in, allows, and prints the callback URL. Approving
+  // fewer scopes means asking for fewer (its consent page has no per-scope choice; py_client.py).
+  const narrowed = new URL(url);
+  if (approve !== 'all') narrowed.searchParams.set('scope', approve);
+  const script = fileURLToPath(new URL(`../../${SERVER.sign_in}`, import.meta.url));
+  const { stdout } = await promisify(execFile)('python3', [script, narrowed.href, '--user', username, '--password', password]);
+  return { callbackUrl: stdout.trim() };
+}
+const isAsMetadata = (url) => /\/\.well-known\/(oauth-authorization-server|openid-configuration)/.test(url);
 
 class Report {
   constructor(prefix) { Object.assign(this, { prefix, passed: 0, failed: 0 }); }
@@ -55,10 +81,10 @@ class Recorder {
   }
 }
 
-/** An in-memory OAuthClientProvider whose "browser" is user.mjs. */
+/** An in-memory OAuthClientProvider whose "browser" is a sign-in driver (signInAs). */
 class InteropProvider {
-  constructor(username, approvals, grantTypes = ['authorization_code', 'refresh_token']) {
-    Object.assign(this, { username, approvals, grantTypes, visits: [], _tokens: undefined, _client: undefined, _verifier: undefined, _state: undefined });
+  constructor(approvals, grantTypes = ['authorization_code', 'refresh_token']) {
+    Object.assign(this, { approvals, grantTypes, visits: [], _tokens: undefined, _client: undefined, _verifier: undefined, _state: undefined });
   }
   get redirectUrl() { return CALLBACK; }
   get clientMetadata() {
@@ -83,7 +109,7 @@ class InteropProvider {
   }
   async redirectToAuthorization(url) {
     const approve = this.approvals[Math.min(this.visits.length, this.approvals.length - 1)];
-    const result = await signIn(url.href, { username: this.username, approve });
+    const result = await signInAs(url.href, approve);
     this.visits.push({ url: url.href, ...result });
   }
   /** What the application's redirect URI receives: the code, after checking state and issuer. */
@@ -134,7 +160,7 @@ async function useTheServer(report, client) {
 // -------------------------------------------------------------------------------- flows ---
 async function oauthFlow() {
   const report = new Report('typescript oauth:');
-  const provider = new InteropProvider('alice', ['all']);
+  const provider = new InteropProvider(['all']);
   const recorder = new Recorder();
   const connected = await report.attempt('connect through the OAuth flow', connect(provider, recorder));
   if (!connected) return report;
@@ -145,22 +171,28 @@ async function oauthFlow() {
       first?.status === 401 && /resource_metadata=/.test(first.wwwAuthenticate || ''), first);
     report.check('protected-resource metadata fetched',
       recorder.find('GET', `${new URL(MCP_URL).origin}/.well-known/oauth-protected-resource`, 200).length > 0, 'no 200');
-    report.check('authorization-server metadata fetched from the IdP',
-      recorder.find('GET', ISSUER, 200).some((x) => x.url.includes('/.well-known/')), 'no 200 from the IdP');
-    report.check('client registered dynamically', recorder.find('POST', `${ISSUER}/reg`, 201).length > 0, 'no 201 from /reg');
+    report.check('authorization-server metadata fetched from the issuer',
+      recorder.find('GET', ISSUER, 200).some((x) => isAsMetadata(x.url)), 'no 200 from its well-known URLs');
+    const registration = `${ISSUER}${SERVER.registration_path}`;
+    report.check('client registered dynamically', recorder.find('POST', registration, 201).length > 0, `no 201 from ${registration}`);
     const query = provider.visits[0] ? new URL(provider.visits[0].url).searchParams : new URLSearchParams();
     report.check('authorization request: PKCE S256, resource, scopes from the challenge',
       query.get('code_challenge_method') === 'S256' && query.get('resource') === MCP_URL
       && ['mcp:read', 'mcp:tools', 'mcp:prompts'].every((s) => (query.get('scope') || '').split(' ').includes(s)),
       Object.fromEntries(query));
-    report.check('signed in and consented over HTTP', provider.visits[0]?.login === 1 && provider.visits[0]?.consent === 1, provider.visits[0]);
+    const visit = provider.visits[0] || {};
+    const callback = new URL(visit.callbackUrl || 'about:blank').searchParams;
+    report.check('signed in and consented over HTTP: code, state and iss in the callback',
+      callback.has('code') && callback.has('state') && callback.get('iss') === ISSUER
+      // user.mjs also counts the pages it saw: one sign-in, one consent
+      && (visit.login ?? 1) === 1 && (visit.consent ?? 1) === 1, visit);
     const codeRequest = recorder.find('POST', `${ISSUER}/token`, 200).map((x) => new URLSearchParams(x.body))
       .find((f) => f.get('grant_type') === 'authorization_code');
     report.check('token request with code_verifier and resource',
       !!codeRequest?.get('code_verifier') && codeRequest?.get('resource') === MCP_URL, codeRequest ? Object.fromEntries(codeRequest) : 'none');
     const access = provider.tokens() ? claims(provider.tokens().access_token) : {};
     report.check("access token is a JWT for our resource, with the user's roles",
-      access.aud === MCP_URL && access.iss === ISSUER && JSON.stringify(access.roles) === '["admin"]', access);
+      access.aud === MCP_URL && access.iss === ISSUER && JSON.stringify(access.roles) === JSON.stringify(PERSON.roles), access);
     report.check('speaks a legacy revision after initialize (session id)',
       !!transport.sessionId && transport.protocolVersion !== '2026-07-28', `${transport.protocolVersion} ${transport.sessionId}`);
     await useTheServer(report, client);
@@ -190,7 +222,7 @@ async function oauthFlow() {
  */
 async function stepUpFlow(refresh) {
   const report = new Report(`typescript step-up (${refresh ? 'holding' : 'without'} a refresh token):`);
-  const provider = new InteropProvider('alice', ['mcp:read', 'all'], refresh ? ['authorization_code', 'refresh_token'] : ['authorization_code']);
+  const provider = new InteropProvider(['mcp:read', 'all'], refresh ? ['authorization_code', 'refresh_token'] : ['authorization_code']);
   const recorder = new Recorder();
   const connected = await report.attempt('connect', connect(provider, recorder));
   if (!connected) return report;

@@ -3,9 +3,9 @@
 // back to the client, whose URL (with `code`, `state` and `iss`) it returns.
 //
 // Library:  await signIn(authorizationUrl, { username, password, approve })
-// Command:  node user.mjs AUTHORIZATION_URL [USERNAME] [APPROVE]
+// Command:  node user.mjs AUTHORIZATION_URL [USERNAME] [APPROVE] [PASSWORD]
 //           prints {"callbackUrl", "login", "consent", "approved"} as JSON
-//           (password = username; APPROVE = "all" or space-separated scopes to tick)
+//           (APPROVE = "all" or space-separated scopes to tick; PASSWORD defaults to USERNAME)
 //
 // It reads only what a person would see: the form's action and the consent's checkboxes.
 // Each sign-in uses a fresh cookie jar, like a private browser window.
@@ -63,8 +63,8 @@ export async function signIn(authorizationUrl, { username = 'alice', password = 
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const [url, username = 'alice', approve = 'all'] = process.argv.slice(2);
-  signIn(url, { username, approve })
+  const [url, username = 'alice', approve = 'all', password = username] = process.argv.slice(2);
+  signIn(url, { username, password, approve })
     .then((result) => console.log(JSON.stringify(result)))
     .catch((e) => { console.error(`user.mjs: ${e.message}`); process.exit(1); });
 }
