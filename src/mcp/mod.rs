@@ -98,6 +98,8 @@ pub struct Mcp {
     /// SSE responses currently open (for `/health` and leak tests).
     open_streams: Arc<std::sync::atomic::AtomicUsize>,
     capabilities: ServerCapabilities,
+    /// The `server/discover` result, built once.
+    discover: Value,
     shutdown: Shutdown,
 }
 
@@ -124,6 +126,7 @@ impl Endpoint {
             sessions: SessionStore::new(settings.mcp.max_sessions, idle),
             sealer: state::StateSealer::new(&config.request_state_secret, config.request_state_ttl),
             open_streams: Arc::default(),
+            discover: modern::discover(&config, &capabilities),
             config,
             features,
             capabilities,
