@@ -124,7 +124,10 @@ pub fn bearer_token<'a>(headers: &'a HeaderMap, uri: &Uri, max_bytes: usize) -> 
         return Err(Credentials::Missing);
     }
     let token = token.trim_matches(' ');
-    if token.is_empty() || token.contains([' ', '\t']) {
+    // Byte searches (memchr, word at a time): `contains([' ', '\t'])` went character by
+    // character through a token of some 700 bytes, and that showed in profiles of the hot path.
+    let bytes = token.as_bytes();
+    if token.is_empty() || bytes.contains(&b' ') || bytes.contains(&b'\t') {
         return Err(Credentials::Malformed("malformed Bearer credentials"));
     }
     Ok(token)
