@@ -5,7 +5,10 @@
 # it sends exactly LOAD_REQUESTS authenticated `tools/call echo` requests and the counters are
 # dumped. Prints instructions per request and the functions that cost the most.
 #
-#   bash benches/profile.sh [modern|legacy|pool]     # default modern; pool = every token new
+#   bash benches/profile.sh [modern|legacy|pool|ceiling]
+#
+# modern (the default): one token; pool: every token new (cache smaller than the pool);
+# legacy: inside a session; ceiling: benches/ceiling.rs answering the same bytes, for reference.
 #
 # The profile stays in target/bench/profile/callgrind.out.* for callgrind_annotate or kcachegrind.
 set -euo pipefail
@@ -18,7 +21,7 @@ work=target/bench/profile
 rm -rf "$work" && mkdir -p "$work/config"
 command -v valgrind >/dev/null || { echo "profile.sh needs valgrind (apt-get install valgrind)" >&2; exit 1; }
 
-cargo build --profile profiling --quiet --features full --bin mcp-auth-server --example generate_token
+cargo build --profile profiling --quiet --features full --bin mcp-auth-server --example generate_token --example ceiling
 export MCP_AUTH_CONFIG_DIR="$work/config"
 export MCP_AUTH__JWT__PRIVATE_KEY="$work/keys/private.pem"
 export MCP_AUTH__JWT__PUBLIC_KEYS="$work/keys/public.pem"
@@ -35,7 +38,13 @@ if [ "$MODE" = pool ]; then
 fi
 target/profiling/examples/generate_token --username bench --scopes mcp:read,mcp:tools --count "$count" >"$work/tokens"
 
-valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out.%p" target/profiling/mcp-auth-server \
+server_cmd=(target/profiling/mcp-auth-server)
+if [ "$MODE" = ceiling ]; then
+  # The bytes our server answers to the same call (what benches/load.sh hands the ceiling too).
+  printf '%s' '{"id":1,"jsonrpc":"2.0","result":{"content":[{"text":"hello","type":"text"}],"resultType":"complete","_meta":{"mcp-auth-server/subject":"bench","io.modelcontextprotocol/serverInfo":{"name":"mcp-auth-server","title":"MCP Auth Server","version":"0.1.0"}}}}' >"$work/answer.json"
+  server_cmd=(target/profiling/examples/ceiling --bind "127.0.0.1:$PORT" --body "$work/answer.json")
+fi
+valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out.%p" "${server_cmd[@]}" \
   >"$work/server.log" 2>"$work/valgrind.log" &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
@@ -87,7 +96,9 @@ for _ in range(requests):
 subprocess.run(["callgrind_control", "--dump=measured", server], check=True, capture_output=True)
 EOF
 
-kill -INT $server
+kill -TERM $server
+for _ in $(seq 50); do kill -0 $server 2>/dev/null || break; sleep 0.1; done
+kill -KILL $server 2>/dev/null || true
 wait $server 2>/dev/null || true
 trap - EXIT
 profile="$(grep -l '^desc: Trigger: .*measured' "$work"/callgrind.out.* | head -1)"
