@@ -7,7 +7,8 @@
 //!
 //! Options: `--username NAME` (required), `--scopes a,b` (`""` = none), `--roles a,b`,
 //! `--expires-in SECONDS` (default 3600; `30m`, `2h`, `1d` work too), `--audience URL`,
-//! `--issuer URL`. Only the token goes to stdout.
+//! `--issuer URL`, `--count N` (N tokens, one per line, each with its own `jti`: a pool of
+//! distinct tokens for `benches/load.sh`). Only the tokens go to stdout.
 //!
 //! It reads the server's configuration (`config/`, `MCP_AUTH__*`), so it signs with the same
 //! key files — creating the pair when missing, exactly as the server does at start-up — and
@@ -26,7 +27,7 @@ use mcp_auth_server::Settings;
 use serde_json::{Value, json};
 
 const USAGE: &str = "usage: generate_token --username NAME [--scopes a,b] [--roles a,b] \
-[--expires-in SECONDS|30m|2h|1d] [--audience URL] [--issuer URL]";
+[--expires-in SECONDS|30m|2h|1d] [--audience URL] [--issuer URL] [--count N]";
 
 #[derive(Default)]
 struct Options {
@@ -36,12 +37,18 @@ struct Options {
     expires_in: Option<u64>,
     audience: Option<String>,
     issuer: Option<String>,
+    count: Option<usize>,
 }
 
 fn main() -> ExitCode {
     match run() {
-        Ok(token) => {
-            println!("{token}");
+        Ok(tokens) => {
+            // One write for the whole pool: thousands of `println!`s would each lock stdout.
+            let mut out = tokens.join("\n");
+            out.push('\n');
+            if std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes()).is_err() {
+                return ExitCode::FAILURE;
+            }
             ExitCode::SUCCESS
         }
         Err(message) => {
@@ -51,7 +58,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run() -> Result<String, String> {
+fn run() -> Result<Vec<String>, String> {
     let options = parse(std::env::args().skip(1))?;
     let username = options.username.ok_or_else(|| format!("--username is required\n{USAGE}"))?;
     let settings = Settings::load().map_err(|e| e.to_string())?;
@@ -81,15 +88,12 @@ fn run() -> Result<String, String> {
     let signer = files.signer.ok_or_else(|| format!("no private key at {}", jwt.private_key.display()))?;
 
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_err(|e| e.to_string())?.as_secs();
-    let mut jti = [0u8; 16];
-    getrandom::fill(&mut jti).map_err(|e| e.to_string())?;
     let mut claims = json!({
         "iss": options.issuer.unwrap_or_else(|| settings.token_issuer()),
         "sub": username,
         "aud": options.audience.unwrap_or_else(|| settings.mcp_url()),
         "iat": now,
         "exp": now + options.expires_in.unwrap_or(3600),
-        "jti": jti.iter().map(|b| format!("{b:02x}")).collect::<String>(),
         "preferred_username": username,
         "client_id": "generate_token",
     });
@@ -99,7 +103,14 @@ fn run() -> Result<String, String> {
     if !options.roles.is_empty() {
         claims["roles"] = json!(options.roles);
     }
-    signer.sign(algorithm, &claims).map_err(|e| e.to_string())
+    (0..options.count.unwrap_or(1))
+        .map(|_| {
+            let mut jti = [0u8; 16];
+            getrandom::fill(&mut jti).map_err(|e| e.to_string())?;
+            claims["jti"] = Value::String(jti.iter().map(|b| format!("{b:02x}")).collect());
+            signer.sign(algorithm, &claims).map_err(|e| e.to_string())
+        })
+        .collect()
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
@@ -120,6 +131,10 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
             "--expires-in" => options.expires_in = Some(duration(&value()?)?),
             "--audience" => options.audience = Some(value()?),
             "--issuer" => options.issuer = Some(value()?),
+            "--count" => {
+                let count = value()?.parse().ok().filter(|n| *n > 0);
+                options.count = Some(count.ok_or("--count takes a positive number")?);
+            }
             other => return Err(format!("unknown option {other}\n{USAGE}")),
         }
     }

@@ -103,7 +103,7 @@ pub fn mcp_name(data: &[u8]) {
     headers.insert("mcp-param-region", value);
     let name = decoded.clone().unwrap_or_default();
     let params = json!({ "name": name, "arguments": { "region": name } });
-    let param = [HeaderParam { name: "Region".into(), path: vec!["region".into()] }];
+    let param = [HeaderParam::new("Region", vec!["region".into()])];
     let verdict = check_routing_headers(&headers, "tools/call", params.as_object().unwrap(), &param);
     // Surrounding whitespace is trimmed before decoding, so only values without it must match.
     if decoded.is_some() && text.trim_matches([' ', '\t']) == text && std::str::from_utf8(data).is_ok() {

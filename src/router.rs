@@ -153,20 +153,25 @@ impl AppBuilder {
             let limits = crate::mcp::limits::Limits::new(&settings.limits);
             let layers =
                 tower::ServiceBuilder::new().layer(limits.before_auth()).layer(auth).layer(limits.after_auth());
-            let endpoint = endpoint.into_router_with(layers);
             // Browser clients: preflights are answered before the guard and authentication.
             #[cfg(feature = "oauth-meta")]
-            let endpoint = endpoint.layer(crate::oauth_meta::mcp_cors(settings));
-            app = app.merge(endpoint);
+            let outer = crate::oauth_meta::mcp_cors(settings);
+            #[cfg(not(feature = "oauth-meta"))]
+            let outer = tower::layer::util::Identity::new();
+            app = app.merge(endpoint.into_router_with_outer(layers, outer));
         }
 
+        // One `layer` call for both: each call adds a level of boxed `Route`s that axum copies on
+        // every request. A panicking handler becomes a 500 instead of a dropped connection. One
+        // span per request (method, URI), so everything logged while serving it (the audit trail,
+        // refusals) can be told apart; responses are logged at debug level.
         Ok(app
             .merge(health.router())
-            // One span per request (method, URI), so everything logged while serving it (the
-            // audit trail, refusals) can be told apart; responses are logged at debug level.
-            .layer(TraceLayer::new_for_http().make_span_with(DefaultMakeSpan::new().level(Level::INFO)))
-            // A panicking handler becomes a 500 instead of a dropped connection.
-            .layer(CatchPanicLayer::new()))
+            .layer(
+                tower::ServiceBuilder::new()
+                    .layer(CatchPanicLayer::new())
+                    .layer(TraceLayer::new_for_http().make_span_with(DefaultMakeSpan::new().level(Level::INFO))),
+            ))
     }
 
     #[cfg(all(feature = "mcp", not(feature = "tools")))]

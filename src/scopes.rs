@@ -25,13 +25,18 @@ use crate::mcp::{AccessControl, Item};
 use crate::principal::Principal;
 
 /// The scope and role policy, resolved and checked once at start-up.
+///
+/// Everything a decision needs is worked out here, in the form a request asks for it: role caps
+/// already expanded through `implies`, and for each scope the broader scopes that imply it. A
+/// decision then only looks things up; it allocates nothing unless it refuses.
 #[derive(Debug)]
 pub struct Policy {
     supported: BTreeSet<String>,
     require_role: bool,
     operations: BTreeMap<String, BTreeSet<String>>,
-    implies: BTreeMap<String, BTreeSet<String>>,
-    /// Role -> scopes it permits; `None` = all.
+    /// Scope -> every broader scope that implies it, transitively.
+    implied_by: BTreeMap<String, BTreeSet<String>>,
+    /// Role -> scopes it permits, expanded through `implies`; `None` = all.
     roles: BTreeMap<String, Option<BTreeSet<String>>>,
     tools: BTreeMap<String, Rule>,
     prompts: BTreeMap<String, Rule>,
@@ -52,12 +57,15 @@ enum ResourceKey {
     Template(String, UriTemplate),
 }
 
-/// What an operation or item requires.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Requirement {
-    scopes: BTreeSet<String>,
-    roles: BTreeSet<String>,
+/// What an operation or item requires, borrowed from the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Requirement<'a> {
+    scopes: &'a BTreeSet<String>,
+    roles: &'a BTreeSet<String>,
 }
+
+/// The requirement of operations and items the policy says nothing about.
+static NOTHING: BTreeSet<String> = BTreeSet::new();
 
 /// Why a caller may not do something.
 #[derive(Debug, PartialEq, Eq)]
@@ -107,9 +115,17 @@ impl Policy {
             let permits = if scopes.iter().any(|s| s == "*") {
                 None
             } else {
-                Some(known(&format!("scopes.roles.{role}"), scopes)?)
+                Some(expand(&implies, &known(&format!("scopes.roles.{role}"), scopes)?))
             };
             roles.insert(role.clone(), permits);
+        }
+        let mut implied_by: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for broad in implies.keys() {
+            for narrow in expand(&implies, &BTreeSet::from([broad.clone()])) {
+                if narrow != *broad {
+                    implied_by.entry(narrow).or_default().insert(broad.clone());
+                }
+            }
         }
         let rule = |key: String, rule: &ItemRule| -> Result<Rule, StartupError> {
             if let Some(unknown) = rule.roles.iter().find(|r| !roles.contains_key(*r)) {
@@ -159,7 +175,7 @@ impl Policy {
             supported,
             require_role: settings.require_role,
             operations,
-            implies,
+            implied_by,
             roles,
             tools: tool_rules,
             prompts: prompt_rules,
@@ -176,56 +192,43 @@ impl Policy {
     /// The scopes an operation needs, for a 401 hint; `None` for an unknown operation.
     pub fn operation_scopes(&self, method: &str, name: Option<&str>) -> Option<Vec<String>> {
         let requirement = self.requirement(method, name)?;
-        Some(requirement.scopes.into_iter().collect())
+        Some(requirement.scopes.iter().cloned().collect())
     }
 
-    /// `scope` plus everything it implies, transitively.
-    fn expand<'a>(&self, scopes: impl IntoIterator<Item = &'a String>) -> BTreeSet<String> {
-        let mut expanded: BTreeSet<String> = BTreeSet::new();
-        let mut pending: Vec<String> = scopes.into_iter().cloned().collect();
-        while let Some(scope) = pending.pop() {
-            if expanded.insert(scope.clone()) {
-                if let Some(narrower) = self.implies.get(&scope) {
-                    pending.extend(narrower.iter().cloned());
-                }
-            }
-        }
-        expanded
+    /// Whether the caller's token grants `scope`, itself or through a broader scope.
+    fn holds(&self, principal: &Principal, scope: &str) -> bool {
+        principal.has_scope(scope)
+            || self.implied_by.get(scope).is_some_and(|broader| broader.iter().any(|b| principal.has_scope(b)))
     }
 
-    /// The roles of `principal` that the policy knows.
-    fn known_roles<'a>(&'a self, principal: &'a Principal) -> impl Iterator<Item = &'a String> + 'a {
-        principal.roles.iter().filter(|role| self.roles.contains_key(*role))
+    /// The caps of the roles of `principal` that the policy knows.
+    fn role_caps<'a>(&'a self, principal: &'a Principal) -> impl Iterator<Item = &'a Option<BTreeSet<String>>> + 'a {
+        principal.roles.iter().filter_map(|role| self.roles.get(role))
     }
 
-    /// What the caller's roles permit: `None` = no limit.
-    fn role_cap(&self, principal: &Principal) -> Option<BTreeSet<String>> {
-        let mut cap = BTreeSet::new();
-        let mut any = false;
-        for role in self.known_roles(principal) {
-            any = true;
-            match &self.roles[role] {
-                None => return None,
-                Some(scopes) => cap.extend(self.expand(scopes)),
-            }
-        }
-        any.then_some(cap)
+    /// Whether the caller's roles permit `scope`: a caller without known roles, or with a role
+    /// that permits everything, has no cap.
+    fn role_permits(&self, principal: &Principal, scope: &str) -> bool {
+        let mut caps = self.role_caps(principal).peekable();
+        caps.peek().is_none() || caps.any(|cap| cap.as_ref().is_none_or(|cap| cap.contains(scope)))
     }
 
     /// What an operation (and the item it names, if any) requires.
-    fn requirement(&self, method: &str, name: Option<&str>) -> Option<Requirement> {
-        let base = self.operations.get(method).cloned().unwrap_or_default();
+    fn requirement(&self, method: &str, name: Option<&str>) -> Option<Requirement<'_>> {
+        let base = self.operations.get(method).unwrap_or(&NOTHING);
         let rule = match (method, name) {
-            ("tools/call", Some(name)) => self.tools.get(name).cloned(),
-            ("prompts/get", Some(name)) => self.prompts.get(name).cloned(),
+            ("tools/call", Some(name)) => self.tools.get(name),
+            ("prompts/get", Some(name)) => self.prompts.get(name),
             ("resources/read" | "resources/subscribe" | "resources/unsubscribe", Some(uri)) => self.resource_rule(uri),
             _ => None,
-        }
-        .unwrap_or_default();
-        Some(Requirement { scopes: rule.scopes.unwrap_or(base), roles: rule.roles })
+        };
+        Some(match rule {
+            Some(rule) => Requirement { scopes: rule.scopes.as_ref().unwrap_or(base), roles: &rule.roles },
+            None => Requirement { scopes: base, roles: &NOTHING },
+        })
     }
 
-    fn resource_rule(&self, uri: &str) -> Option<Rule> {
+    fn resource_rule(&self, uri: &str) -> Option<&Rule> {
         self.resources
             .iter()
             .find(|(key, _)| match key {
@@ -233,31 +236,34 @@ impl Policy {
                 // A template's own listing uses the template string as its name.
                 ResourceKey::Template(raw, template) => raw == uri || template.matches(uri).is_some(),
             })
-            .map(|(_, rule)| rule.clone())
+            .map(|(_, rule)| rule)
     }
 
     /// Decides whether `principal` meets `requirement`.
-    fn check(&self, principal: &Principal, requirement: &Requirement) -> Result<(), Denial> {
-        let cap = self.role_cap(principal);
-        if cap.is_none() && self.require_role && self.known_roles(principal).next().is_none() {
+    fn check(&self, principal: &Principal, requirement: Requirement<'_>) -> Result<(), Denial> {
+        if self.require_role && self.role_caps(principal).next().is_none() {
             return Err(Denial::Role);
         }
         if !requirement.roles.is_empty() && !principal.roles.iter().any(|r| requirement.roles.contains(r)) {
             return Err(Denial::Role);
         }
-        if let Some(cap) = &cap {
-            if !requirement.scopes.is_subset(cap) {
-                return Err(Denial::Role);
-            }
+        if !requirement.scopes.iter().all(|scope| self.role_permits(principal, scope)) {
+            return Err(Denial::Role);
         }
-        let held = self.expand(&principal.scopes);
-        let missing: BTreeSet<String> = requirement.scopes.difference(&held).cloned().collect();
-        if missing.is_empty() { Ok(()) } else { Err(Denial::Scopes(missing)) }
+        if requirement.scopes.iter().all(|scope| self.holds(principal, scope)) {
+            return Ok(());
+        }
+        Err(Denial::Scopes(requirement.scopes.iter().filter(|s| !self.holds(principal, s)).cloned().collect()))
     }
 
-    /// The 403 for a denial: a step-up challenge naming everything needed plus what the caller
-    /// already holds, or a flat refusal when no scope would help.
-    fn refusal(&self, principal: &Principal, denial: Denial, what: &str) -> AppError {
+    /// The 403 for a denial of `method` (of the item `name`): a step-up challenge naming
+    /// everything needed plus what the caller already holds, or a flat refusal when no scope
+    /// would help.
+    fn refusal(&self, principal: &Principal, denial: Denial, method: &str, name: Option<&str>) -> AppError {
+        let what = match name {
+            Some(name) => format!("{method} of `{name}`"),
+            None => method.to_owned(),
+        };
         match denial {
             Denial::Scopes(missing) => {
                 let mut scope: BTreeSet<String> = principal.scopes.iter().cloned().collect();
@@ -279,13 +285,27 @@ impl Policy {
         }
     }
 
-    fn item_requirement(&self, item: Item<'_>) -> Option<Requirement> {
+    fn item_requirement(&self, item: Item<'_>) -> Option<Requirement<'_>> {
         match item {
             Item::Tool(name) => self.requirement("tools/call", Some(name)),
             Item::Prompt(name) => self.requirement("prompts/get", Some(name)),
             Item::Resource(uri) => self.requirement("resources/read", Some(uri)),
         }
     }
+}
+
+/// `scopes` plus everything they imply, transitively (at start-up only).
+fn expand(implies: &BTreeMap<String, BTreeSet<String>>, scopes: &BTreeSet<String>) -> BTreeSet<String> {
+    let mut expanded: BTreeSet<String> = BTreeSet::new();
+    let mut pending: Vec<&String> = scopes.iter().collect();
+    while let Some(scope) = pending.pop() {
+        if expanded.insert(scope.clone()) {
+            if let Some(narrower) = implies.get(scope) {
+                pending.extend(narrower);
+            }
+        }
+    }
+    expanded
 }
 
 impl AccessControl for Policy {
@@ -307,23 +327,20 @@ impl AccessControl for Policy {
             _ => params.get("name"),
         }
         .and_then(Value::as_str);
-        let requirement =
-            self.requirement(method, name).unwrap_or(Requirement { scopes: BTreeSet::new(), roles: BTreeSet::new() });
-        let what = match name {
-            Some(name) => format!("{method} of `{name}`"),
-            None => method.to_owned(),
-        };
-        self.check(principal, &requirement).map_err(|denial| self.refusal(principal, denial, &what))
+        let requirement = self.requirement(method, name).unwrap_or(Requirement { scopes: &NOTHING, roles: &NOTHING });
+        self.check(principal, requirement).map_err(|denial| self.refusal(principal, denial, method, name))
     }
 
     fn challenge(&self, principal: Option<&Principal>, needed: &[String]) -> AppError {
         match principal {
             Some(principal) => {
-                let requirement = Requirement { scopes: needed.iter().cloned().collect(), roles: BTreeSet::new() };
-                match self.check(principal, &requirement) {
-                    Ok(()) => self.refusal(principal, Denial::Scopes(requirement.scopes), "this operation"),
-                    Err(denial) => self.refusal(principal, denial, "this operation"),
-                }
+                let scopes: BTreeSet<String> = needed.iter().cloned().collect();
+                let requirement = Requirement { scopes: &scopes, roles: &NOTHING };
+                let denial = match self.check(principal, requirement) {
+                    Ok(()) => Denial::Scopes(scopes.clone()),
+                    Err(denial) => denial,
+                };
+                self.refusal(principal, denial, "this operation", None)
             }
             None => AppError::Unauthorized(Challenge {
                 resource_metadata: self.resource_metadata.clone(),
@@ -334,7 +351,7 @@ impl AccessControl for Policy {
 
     fn allows(&self, principal: Option<&Principal>, item: Item<'_>) -> bool {
         match (principal, self.item_requirement(item)) {
-            (Some(principal), Some(requirement)) => self.check(principal, &requirement).is_ok(),
+            (Some(principal), Some(requirement)) => self.check(principal, requirement).is_ok(),
             _ => false,
         }
     }

@@ -44,15 +44,16 @@ where
     }
 
     fn call(&mut self, request: McpRequest) -> Self::Future {
-        let target_key = match request.method.as_str() {
-            "tools/call" | "prompts/get" => "name",
-            "resources/read" => "uri",
+        let (method, target_key) = match request.method.as_str() {
+            "tools/call" => ("tools/call", "name"),
+            "prompts/get" => ("prompts/get", "name"),
+            "resources/read" => ("resources/read", "uri"),
             // Lists and completions are not audited: they read definitions, not data.
             _ => return Box::pin(self.inner.call(request)),
         };
-        let method = request.method.clone();
         let target = request.params.get(target_key).and_then(Value::as_str).unwrap_or("").to_owned();
-        let subject = request.ctx.principal.as_ref().map(|p| p.subject.clone());
+        // The principal itself (a reference count), not a copy of its subject.
+        let caller = request.ctx.principal.clone();
         let arguments = self.log_arguments.then(|| request.params.get("arguments").cloned()).flatten();
         let started = Instant::now();
         let future = self.inner.call(request);
@@ -68,7 +69,7 @@ where
                 Err(McpError::Rpc(_)) => "error",
             };
             let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-            let subject = subject.as_deref().unwrap_or("-");
+            let subject = caller.as_ref().map_or("-", |p| p.subject.as_str());
             match arguments {
                 Some(arguments) => tracing::info!(
                     target: "audit", subject, operation = %method, name = %target, outcome, duration_ms, %arguments

@@ -244,16 +244,17 @@ where
     }
 
     fn call(&mut self, mut request: McpRequest) -> Self::Future {
-        let verdict = self.access.authorize(request.ctx.principal.as_ref(), &request.method, &request.params);
+        if let Err(refusal) = self.access.authorize(request.ctx.principal.as_ref(), &request.method, &request.params) {
+            return Box::pin(std::future::ready(Err(McpError::Refused(refusal))));
+        }
         request.ctx.access = Some(self.access.clone());
-        // Take the service that was driven to readiness; leave a fresh clone in its place.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
         let access = self.access.clone();
         let principal = request.ctx.principal.clone();
+        // The verdict needs no waiting, so the inner service that `poll_ready` made ready takes
+        // the request now: no per-request copy of it.
+        let response = self.inner.call(request);
         Box::pin(async move {
-            verdict.map_err(McpError::Refused)?;
-            inner.call(request).await.map_err(|error| match error {
+            response.await.map_err(|error| match error {
                 McpError::InsufficientScope(needed) => McpError::Refused(access.challenge(principal.as_ref(), &needed)),
                 other => other,
             })

@@ -4,12 +4,15 @@
 //! the attacker's domain in both headers, which never matches. `public_url` and the configured
 //! `allowed_hosts` / `allowed_origins` extend the list.
 
+use std::future::{Ready, ready};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::header;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures_util::future::Either;
+use tower::{Layer, Service};
 use url::Url;
 
 use crate::config::Settings;
@@ -53,9 +56,11 @@ impl AllowList {
         let Some(hosts) = &self.hosts else {
             return true;
         };
-        let host = host.trim().to_ascii_lowercase();
-        let name = strip_port(&host);
-        hosts.iter().any(|allowed| *allowed == host || *allowed == name)
+        // The entries are lower case; comparing without case spares a lower-cased copy of the
+        // header on every request.
+        let host = host.trim();
+        let name = strip_port(host);
+        hosts.iter().any(|allowed| allowed.eq_ignore_ascii_case(host) || allowed.eq_ignore_ascii_case(name))
     }
 
     fn origin_allowed(&self, origin: &str) -> bool {
@@ -79,26 +84,76 @@ fn strip_port(host: &str) -> &str {
     host.rsplit_once(':').map(|(name, _)| name).unwrap_or(host)
 }
 
-/// The middleware: refuses bad `Host` / `Origin` before anything else (authentication
-/// included) looks at the request.
-pub async fn check(State(allow): State<Arc<AllowList>>, request: Request, next: Next) -> Response {
-    let headers = request.headers();
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| request.uri().authority().map(|a| a.as_str()));
-    if let Some(host) = host {
-        if !allow.host_allowed(host) {
-            return AppError::HostNotAllowed(host.to_owned()).into_response();
+impl AllowList {
+    /// Why `request` is refused, if it is: a foreign `Host` or `Origin`.
+    pub fn refusal(&self, request: &Request) -> Option<AppError> {
+        let headers = request.headers();
+        let host = headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| request.uri().authority().map(|a| a.as_str()));
+        if let Some(host) = host {
+            if !self.host_allowed(host) {
+                return Some(AppError::HostNotAllowed(host.to_owned()));
+            }
+        }
+        if let Some(origin) = headers.get(header::ORIGIN) {
+            let origin = origin.to_str().unwrap_or("");
+            if !self.origin_allowed(origin) {
+                return Some(AppError::OriginNotAllowed(origin.to_owned()));
+            }
+        }
+        None
+    }
+}
+
+/// The guard as a tower layer: refuses bad `Host` / `Origin` before anything else
+/// (authentication included) looks at the request.
+#[derive(Clone)]
+pub struct GuardLayer {
+    allow: Arc<AllowList>,
+}
+
+impl GuardLayer {
+    pub fn new(allow: Arc<AllowList>) -> Self {
+        GuardLayer { allow }
+    }
+}
+
+impl<S> Layer<S> for GuardLayer {
+    type Service = Guard<S>;
+    fn layer(&self, inner: S) -> Guard<S> {
+        Guard { inner, allow: self.allow.clone() }
+    }
+}
+
+/// See [`GuardLayer`].
+#[derive(Clone)]
+pub struct Guard<S> {
+    inner: S,
+    allow: Arc<AllowList>,
+}
+
+impl<S> Service<Request> for Guard<S>
+where
+    S: Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Either<Ready<Result<Response, S::Error>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        match self.allow.refusal(&request) {
+            Some(refusal) => Either::Left(ready(Ok(refusal.into_response()))),
+            // The check never waits, so the inner service that `poll_ready` made ready serves the
+            // request right here: no per-request copy of the services behind it, no boxed future.
+            None => Either::Right(self.inner.call(request)),
         }
     }
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        let origin = origin.to_str().unwrap_or("");
-        if !allow.origin_allowed(origin) {
-            return AppError::OriginNotAllowed(origin.to_owned()).into_response();
-        }
-    }
-    next.run(request).await
 }
 
 #[cfg(test)]

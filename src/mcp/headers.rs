@@ -1,6 +1,8 @@
 //! HTTP headers the transport reads: content negotiation for both eras, and the 2026-07-28
 //! routing headers (`Mcp-Method`, `Mcp-Name`, `Mcp-Param-*`) checked against the body.
 
+use std::borrow::Cow;
+
 use axum::http::{HeaderMap, header};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -22,20 +24,22 @@ impl Accepts {
     /// refusing one that lists only one of them breaks real clients for no gain (we can always
     /// answer in the type it named), so only an `Accept` that admits neither is refused.
     pub fn from_headers(headers: &HeaderMap) -> Accepts {
-        let values: Vec<&str> = headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).collect();
-        if values.is_empty() {
+        let mut values = headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).peekable();
+        if values.peek().is_none() {
             return Accepts { json: true, sse: true };
         }
         let mut accepts = Accepts { json: false, sse: false };
-        for media in values.iter().flat_map(|v| v.split(',')) {
-            let media = media.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-            match media.as_str() {
-                "*/*" => {
-                    return Accepts { json: true, sse: true };
-                }
-                "application/*" | "application/json" => accepts.json = true,
-                "text/*" | "text/event-stream" => accepts.sse = true,
-                _ => {}
+        // Media types compare case-insensitively, without copying them to lower case: this runs
+        // on every request.
+        let is = |media: &str, name: &str| media.eq_ignore_ascii_case(name);
+        for media in values.flat_map(|v| v.split(',')) {
+            let media = media.split(';').next().unwrap_or("").trim();
+            if media == "*/*" {
+                return Accepts { json: true, sse: true };
+            } else if is(media, "application/*") || is(media, "application/json") {
+                accepts.json = true;
+            } else if is(media, "text/*") || is(media, "text/event-stream") {
+                accepts.sse = true;
             }
         }
         accepts
@@ -62,7 +66,7 @@ pub fn require_json_body(headers: &HeaderMap) -> Result<(), AppError> {
 /// Reads a routing header: absent, or exactly one value with optional whitespace trimmed and
 /// the Base64 sentinel decoded. A repeated header is a mismatch (proxies may disagree on which
 /// copy counts).
-fn routing_header(headers: &HeaderMap, name: &str) -> Result<Option<String>, RpcError> {
+fn routing_header<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<Cow<'h, str>>, RpcError> {
     let mut values = headers.get_all(name).iter();
     let Some(first) = values.next() else {
         return Ok(None);
@@ -78,14 +82,14 @@ fn routing_header(headers: &HeaderMap, name: &str) -> Result<Option<String>, Rpc
         .ok_or_else(|| RpcError::header_mismatch(format!("Header mismatch: {name} has an invalid base64 value")))
 }
 
-/// Decodes `=?base64?<standard base64>?=`; any other value is literal. Decoding is strict:
-/// canonical padding, no stray bits, valid UTF-8. `None` means malformed.
-pub fn decode_sentinel(value: &str) -> Option<String> {
+/// Decodes `=?base64?<standard base64>?=`; any other value is literal (and borrowed). Decoding
+/// is strict: canonical padding, no stray bits, valid UTF-8. `None` means malformed.
+pub fn decode_sentinel(value: &str) -> Option<Cow<'_, str>> {
     let Some(encoded) = value.strip_prefix("=?base64?").and_then(|rest| rest.strip_suffix("?=")) else {
-        return Some(value.to_owned());
+        return Some(Cow::Borrowed(value));
     };
     let bytes = STANDARD.decode(encoded).ok()?;
-    String::from_utf8(bytes).ok()
+    String::from_utf8(bytes).ok().map(Cow::Owned)
 }
 
 /// The body value a routing header mirrors, in its header form.
@@ -115,6 +119,14 @@ fn same(header: &str, body: &Value) -> bool {
 pub struct HeaderParam {
     pub name: String,
     pub path: Vec<String>,
+    /// The full header name, `mcp-param-<name>` in lower case: made once, at registration.
+    pub header: String,
+}
+
+impl HeaderParam {
+    pub fn new(name: &str, path: Vec<String>) -> Self {
+        Self { name: name.to_owned(), path, header: format!("mcp-param-{}", name.to_ascii_lowercase()) }
+    }
 }
 
 /// Checks the 2026-07-28 routing headers of a request against its body (400 + -32020 on any
@@ -167,9 +179,8 @@ pub fn check_routing_headers(
     }
     let arguments = params.get("arguments").and_then(Value::as_object);
     for param in header_params {
-        let header_name = format!("mcp-param-{}", param.name.to_ascii_lowercase());
         let body = arguments.and_then(|args| lookup(args, &param.path)).filter(|v| !v.is_null());
-        match (routing_header(headers, &header_name)?, body) {
+        match (routing_header(headers, &param.header)?, body) {
             (None, None) => {}
             (Some(value), Some(body)) if same(&value, body) => {}
             (None, Some(_)) => {
@@ -247,7 +258,7 @@ fn collect(schema: &Value, path: &mut Vec<String>, found: &mut Vec<HeaderParam>)
                 return Err(format!("x-mcp-header `{name}` must annotate a string, integer or boolean"));
             }
         }
-        found.push(HeaderParam { name: name.to_owned(), path: path.clone() });
+        found.push(HeaderParam::new(name, path.clone()));
     }
     if let Some(properties) = object.get("properties").and_then(Value::as_object) {
         for (key, sub) in properties {

@@ -127,26 +127,46 @@ impl fmt::Display for RpcError {
     }
 }
 
+/// The envelope of a response or notification, serialised around borrowed contents: a result
+/// is written straight from the handler's value, never copied into a new JSON tree first. The
+/// fields are in the order the keys of a `serde_json::Map` would sort into.
+#[derive(Serialize)]
+struct Frame<'a, R: Serialize, E: Serialize> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a E>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a Id>,
+    jsonrpc: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    method: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    params: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<&'a R>,
+}
+
+impl<'a, R: Serialize, E: Serialize> Frame<'a, R, E> {
+    fn to_vec(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("frames serialise")
+    }
+}
+
 /// Serialises `{"jsonrpc":"2.0","id":..,"result":..}`.
-pub fn result_frame(id: &Id, result: &Value) -> Vec<u8> {
-    serde_json::to_vec(&json!({ "jsonrpc": "2.0", "id": id, "result": result })).expect("JSON values serialise")
+pub fn result_frame(id: &Id, result: &impl Serialize) -> Vec<u8> {
+    Frame::<_, ()> { error: None, id: Some(id), jsonrpc: "2.0", method: None, params: None, result: Some(result) }
+        .to_vec()
 }
 
 /// Serialises an error response. The id is omitted, never `null`, when the request's id could
 /// not be read (MCP schemas type `id` as string | integer).
 pub fn error_frame(id: Option<&Id>, error: &RpcError) -> Vec<u8> {
-    let mut body = Map::new();
-    body.insert("jsonrpc".into(), json!("2.0"));
-    if let Some(id) = id {
-        body.insert("id".into(), id.to_value());
-    }
-    body.insert("error".into(), serde_json::to_value(error).expect("errors serialise"));
-    serde_json::to_vec(&body).expect("JSON values serialise")
+    Frame::<(), _> { error: Some(error), id, jsonrpc: "2.0", method: None, params: None, result: None }.to_vec()
 }
 
 /// Serialises a notification.
 pub fn notification_frame(method: &str, params: Value) -> Vec<u8> {
-    serde_json::to_vec(&json!({ "jsonrpc": "2.0", "method": method, "params": params })).expect("JSON values serialise")
+    Frame::<(), ()> { error: None, id: None, jsonrpc: "2.0", method: Some(method), params: Some(&params), result: None }
+        .to_vec()
 }
 
 /// One message as received, before its shape is checked.
@@ -343,6 +363,31 @@ mod tests {
     fn deep_nesting_is_refused_not_a_stack_overflow() {
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
         assert_eq!(parse(deep.as_bytes()).unwrap_err().error.code, code::PARSE_ERROR);
+    }
+
+    #[test]
+    fn frames_hold_what_they_did_when_built_as_json_values() {
+        let json = |bytes: Vec<u8>| serde_json::from_slice::<Value>(&bytes).unwrap();
+        let result = json!({ "z": 1, "a": [true] });
+        assert_eq!(
+            result_frame(&Id::String("a".into()), &result),
+            serde_json::to_vec(&json!({ "jsonrpc": "2.0", "id": "a", "result": result })).unwrap(),
+            "byte for byte"
+        );
+        let error = RpcError::invalid_params("bad").with_data(json!({ "x": 1 }));
+        assert_eq!(
+            json(error_frame(Some(&Id::Number(7)), &error)),
+            json!({ "jsonrpc": "2.0", "id": 7, "error": { "code": -32602, "message": "bad", "data": { "x": 1 } } })
+        );
+        assert_eq!(
+            json(error_frame(None, &RpcError::parse_error("p"))),
+            json!({ "jsonrpc": "2.0", "error": { "code": -32700, "message": "p" } }),
+            "no id rather than a null one"
+        );
+        assert_eq!(
+            json(notification_frame("notifications/x", json!({ "b": 2 }))),
+            json!({ "jsonrpc": "2.0", "method": "notifications/x", "params": { "b": 2 } })
+        );
     }
 
     #[test]

@@ -175,7 +175,7 @@ fn too_many(wait: Duration) -> Response {
 
 impl<S> Service<Request> for Limit<S>
 where
-    S: Service<Request, Response = Response> + Clone + Send + 'static,
+    S: Service<Request, Response = Response> + Send + 'static,
     S::Future: Send + 'static,
 {
     type Response = Response;
@@ -221,14 +221,13 @@ where
             }
             Scope::Caller => (None, None),
         };
-        // Take the service that was driven to readiness; leave a clone in its place.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        // Every check above is made without waiting, so the inner service that `poll_ready` made
+        // ready takes the request right away: no per-request copy of the services behind it.
+        let response = self.inner.call(request);
         Box::pin(async move {
             // The permit is held until the response starts; a long-lived stream then no longer
             // counts as in flight (streams have their own bounds).
             let _permit = permit;
-            let response = inner.call(request);
             match timeout {
                 None => response.await,
                 Some(limit) => match tokio::time::timeout(limit, response).await {

@@ -98,6 +98,8 @@ pub struct Mcp {
     /// SSE responses currently open (for `/health` and leak tests).
     open_streams: Arc<std::sync::atomic::AtomicUsize>,
     capabilities: ServerCapabilities,
+    /// The `server/discover` result, built once.
+    discover: Value,
     shutdown: Shutdown,
 }
 
@@ -124,6 +126,7 @@ impl Endpoint {
             sessions: SessionStore::new(settings.mcp.max_sessions, idle),
             sealer: state::StateSealer::new(&config.request_state_secret, config.request_state_ttl),
             open_streams: Arc::default(),
+            discover: modern::discover(&config, &capabilities),
             config,
             features,
             capabilities,
@@ -149,11 +152,32 @@ impl Endpoint {
         <L::Service as tower::Service<axum::extract::Request>>::Error: Into<std::convert::Infallible> + 'static,
         <L::Service as tower::Service<axum::extract::Request>>::Future: Send + 'static,
     {
+        self.into_router_with_outer(layer, tower::layer::util::Identity::new())
+    }
+
+    /// [`Endpoint::into_router_with`], and `outer` around the guard (CORS, which answers
+    /// preflights before the guard sees them). Guard and `outer` go on in one `Router::layer`
+    /// call: each call wraps the routes in another boxed `Route`, and axum copies every level
+    /// below a `Route` whenever a request passes through it.
+    pub fn into_router_with_outer<L, O>(self, layer: L, outer: O) -> Router
+    where
+        L: tower::Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
+        L::Service: tower::Service<axum::extract::Request> + Clone + Send + Sync + 'static,
+        <L::Service as tower::Service<axum::extract::Request>>::Response: axum::response::IntoResponse + 'static,
+        <L::Service as tower::Service<axum::extract::Request>>::Error: Into<std::convert::Infallible> + 'static,
+        <L::Service as tower::Service<axum::extract::Request>>::Future: Send + 'static,
+        O: tower::Layer<guard::Guard<axum::routing::Route>> + Clone + Send + Sync + 'static,
+        O::Service: tower::Service<axum::extract::Request> + Clone + Send + Sync + 'static,
+        <O::Service as tower::Service<axum::extract::Request>>::Response: axum::response::IntoResponse + 'static,
+        <O::Service as tower::Service<axum::extract::Request>>::Error: Into<std::convert::Infallible> + 'static,
+        <O::Service as tower::Service<axum::extract::Request>>::Future: Send + 'static,
+    {
+        let guarded = tower::ServiceBuilder::new().layer(outer).layer(guard::GuardLayer::new(self.allow.clone()));
         Router::new()
             .route("/mcp", post(transport::post).get(transport::get).delete(transport::delete))
             .with_state(self.mcp.clone())
             .route_layer(layer)
-            .layer(axum::middleware::from_fn_with_state(self.allow.clone(), guard::check))
+            .layer(guarded)
     }
 
     /// Live counters for `/health`: sessions and open SSE streams.

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::mpsc;
@@ -36,12 +36,11 @@ pub(super) struct Post {
 }
 
 /// `POST /mcp`.
-pub(super) async fn post(
-    State(mcp): State<Arc<Mcp>>,
-    principal: Option<Principal>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+pub(super) async fn post(State(mcp): State<Arc<Mcp>>, request: Request) -> Response {
+    // The request is taken apart by hand: the `HeaderMap` extractor would copy every header.
+    let (parts, body) = request.into_parts();
+    let (headers, mut extensions) = (parts.headers, parts.extensions);
+    let principal = extensions.remove::<Principal>();
     if let Err(refusal) = require_json_body(&headers) {
         return refusal.into_response();
     }

@@ -4,6 +4,7 @@
 //! an immutable snapshot. Adding or removing an item swaps the snapshot and announces the change
 //! to open streams.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
@@ -11,6 +12,7 @@ use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 
 use schemars::JsonSchema;
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 use tower::util::BoxCloneSyncService;
@@ -32,12 +34,12 @@ pub const SUBJECT_META: &str = "mcp-auth-server/subject";
 
 /// A tool behind a uniform, type-erased interface.
 trait DynTool: Send + Sync {
-    fn call(self: Arc<Self>, ctx: ToolContext, arguments: Value) -> BoxFuture<ToolResult>;
+    fn call(self: Arc<Self>, ctx: ToolContext, arguments: &Value) -> BoxFuture<ToolResult>;
 }
 
 /// A prompt behind a uniform, type-erased interface.
 trait DynPrompt: Send + Sync {
-    fn get(self: Arc<Self>, ctx: ToolContext, arguments: Value) -> BoxFuture<PromptResult>;
+    fn get(self: Arc<Self>, ctx: ToolContext, arguments: &Value) -> BoxFuture<PromptResult>;
     fn complete(&self, argument: &str, value: &str) -> Vec<String>;
 }
 
@@ -81,27 +83,31 @@ impl<R: ResourceTemplate> DynTemplate for Typed<R> {
 }
 
 impl<T: Tool> DynTool for Typed<T> {
-    fn call(self: Arc<Self>, ctx: ToolContext, arguments: Value) -> BoxFuture<ToolResult> {
-        Box::pin(async move {
-            // Arguments that do not fit the schema are the model's mistake to correct, so they
-            // come back as a tool error it can read, naming the problem.
-            let args = match serde_json::from_value::<T::Args>(arguments) {
-                Ok(args) => args,
-                Err(err) => return Ok(CallToolResult::error(format!("Invalid arguments: {err}"))),
-            };
-            self.0.call(ctx, args).await
-        })
+    fn call(self: Arc<Self>, ctx: ToolContext, arguments: &Value) -> BoxFuture<ToolResult> {
+        // Straight from the request's JSON into the typed arguments, without a copy of them.
+        // Arguments that do not fit are the model's mistake to correct, so they come back as a
+        // tool error it can read, naming the problem.
+        let args = match T::Args::deserialize(arguments) {
+            Ok(args) => args,
+            Err(err) => {
+                return Box::pin(std::future::ready(Ok(CallToolResult::error(format!("Invalid arguments: {err}")))));
+            }
+        };
+        Box::pin(async move { self.0.call(ctx, args).await })
     }
 }
 
 impl<P: Prompt> DynPrompt for Typed<P> {
-    fn get(self: Arc<Self>, ctx: ToolContext, arguments: Value) -> BoxFuture<PromptResult> {
-        Box::pin(async move {
-            // For prompts, bad arguments are a protocol error (-32602), per the spec.
-            let args = serde_json::from_value::<P::Args>(arguments)
-                .map_err(|err| ToolError::Protocol(RpcError::invalid_params(format!("Invalid arguments: {err}"))))?;
-            self.0.get(ctx, args).await
-        })
+    fn get(self: Arc<Self>, ctx: ToolContext, arguments: &Value) -> BoxFuture<PromptResult> {
+        // For prompts, bad arguments are a protocol error (-32602), per the spec.
+        let args = match P::Args::deserialize(arguments) {
+            Ok(args) => args,
+            Err(err) => {
+                let error = ToolError::Protocol(RpcError::invalid_params(format!("Invalid arguments: {err}")));
+                return Box::pin(std::future::ready(Err(error)));
+            }
+        };
+        Box::pin(async move { self.0.get(ctx, args).await })
     }
 
     fn complete(&self, argument: &str, value: &str) -> Vec<String> {
@@ -121,6 +127,10 @@ struct ToolEntry {
 
 /// The first way `instance` breaks `schema`, as a sentence naming the place.
 fn schema_problem(schema: &jsonschema::Validator, instance: &Value) -> Option<String> {
+    // The yes/no check is the cheap one; errors are only collected for an instance that fails.
+    if schema.is_valid(instance) {
+        return None;
+    }
     let error = schema.iter_errors(instance).next()?;
     let path = error.instance_path().to_string();
     Some(if path.is_empty() { error.to_string() } else { format!("{error} (at {path})") })
@@ -598,11 +608,11 @@ fn list_prompts(snapshot: &Snapshot, request: &McpRequest, page_size: usize) -> 
     Ok(page("prompts", prompts, start, page_size, ctx.lists_are_private()))
 }
 
-/// Arguments as an object; absent means `{}`.
-fn arguments(request: &McpRequest) -> Result<Value, McpError> {
-    match request.params.get("arguments") {
-        None | Some(Value::Null) => Ok(Value::Object(Map::new())),
-        Some(Value::Object(args)) => Ok(Value::Object(args.clone())),
+/// Arguments as an object, borrowed from the request; absent means `{}`.
+fn arguments(params: &Map<String, Value>) -> Result<Cow<'_, Value>, McpError> {
+    match params.get("arguments") {
+        None | Some(Value::Null) => Ok(Cow::Owned(Value::Object(Map::new()))),
+        Some(args @ Value::Object(_)) => Ok(Cow::Borrowed(args)),
         Some(_) => Err(RpcError::invalid_params("Invalid params: arguments must be an object").into()),
     }
 }
@@ -621,13 +631,13 @@ async fn call_tool(snapshot: &Snapshot, request: McpRequest) -> Result<McpReply,
     let Some(tool) = snapshot.tool(name).cloned() else {
         return Err(RpcError::invalid_params(format!("Unknown tool: {name}")).into());
     };
-    let args = arguments(&request)?;
+    let args = arguments(&request.params)?;
     // The schema is the contract: arguments that break it are the model's to fix.
     if let Some(problem) = schema_problem(&tool.input, &args) {
         return Ok(McpReply::complete(CallToolResult::error(format!("Invalid arguments: {problem}"))));
     }
     let ctx = ToolContext::new(request.ctx, &request.params);
-    match tool.handler.clone().call(ctx, args).await {
+    match tool.handler.clone().call(ctx, &args).await {
         Ok(result) => Ok(McpReply::complete(check_output(&tool, result))),
         Err(error) => tool_error(error),
     }
@@ -658,13 +668,13 @@ async fn get_prompt(snapshot: &Snapshot, request: McpRequest) -> Result<McpReply
     let Some(prompt) = snapshot.prompt(name).cloned() else {
         return Err(RpcError::invalid_params(format!("Unknown prompt: {name}")).into());
     };
-    let args = arguments(&request)?;
+    let args = arguments(&request.params)?;
     // For prompts, bad arguments are a protocol error (-32602), per the spec.
     if let Some(problem) = schema_problem(&prompt.input, &args) {
         return Err(RpcError::invalid_params(format!("Invalid arguments: {problem}")).into());
     }
     let ctx = ToolContext::new(request.ctx, &request.params);
-    match prompt.handler.clone().get(ctx, args).await {
+    match prompt.handler.clone().get(ctx, &args).await {
         Ok(result) => Ok(McpReply::complete(result)),
         Err(ToolError::Failed(message)) => Err(RpcError::internal(message).into()),
         Err(error) => tool_error(error),

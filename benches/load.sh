@@ -1,0 +1,278 @@
+#!/usr/bin/env bash
+# The load benchmark (issue 9): authenticated MCP `tools/call echo` against the release server,
+# side by side with a ceiling (bare axum answering the same bytes, benches/ceiling.rs), all in
+# one invocation so the ratios compare runs made minutes apart on the same machine.
+#
+#   bash benches/load.sh            # about 2 minutes after the release build
+#
+# Servers are pinned to one CPU and wrk to another (a 2-core machine: CPU 0 and CPU 1). Runs
+# are interleaved round by round (ceiling, ours, ceiling + RS256, ours with a token pool, ours
+# legacy, then again), each at a fixed concurrency with keep-alive after a short warm-up.
+#
+# Rows:
+#   ceiling              bare axum, the fixed answer, no auth (the request still carries a token)
+#   ceiling + RS256      the same, verifying an RS256 token per request (aws-lc-rs, key parsed once)
+#   modern, one token    our server, 2026-07-28, one bearer token (the verified-token cache hits)
+#   modern, token pool   our server, a pool of distinct tokens larger than its token cache
+#                        (every token is a cache miss: signature checked every time)
+#   legacy, session      our server, 2025-11-25, after initialize, in one Mcp-Session-Id session
+# Then memory and start-up: idle RSS, cold start to the first 200 on /health, and RSS with
+# LOAD_SESSIONS legacy sessions opened and left idle (bounded by mcp.max_sessions, expired by
+# mcp.session_idle_timeout_secs, both set here).
+#
+# Knobs (environment): LOAD_DURATION (s per run, 8), LOAD_WARMUP (s, 1), LOAD_ROUNDS (2),
+# LOAD_CONNECTIONS (32), LOAD_TOKEN_POOL (4096), LOAD_POOL_CACHE (token cache of the pool
+# server, 256), LOAD_SESSIONS (10000), LOAD_IDLE_SECS (idle timeout of the session run, 6),
+# LOAD_PORT (first of 7 ports, 28100: below the ephemeral range), LOAD_SERVER_CPU (0), LOAD_CLIENT_CPU (1).
+# Every server this script starts is stopped by process id when it exits.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION="${LOAD_DURATION:-8}"
+WARMUP="${LOAD_WARMUP:-1}"
+ROUNDS="${LOAD_ROUNDS:-2}"
+CONNECTIONS="${LOAD_CONNECTIONS:-32}"
+POOL="${LOAD_TOKEN_POOL:-4096}"
+POOL_CACHE="${LOAD_POOL_CACHE:-256}"
+SESSIONS="${LOAD_SESSIONS:-10000}"
+IDLE_SECS="${LOAD_IDLE_SECS:-6}"
+PORT="${LOAD_PORT:-28100}"
+SERVER_CPU="${LOAD_SERVER_CPU:-0}"
+CLIENT_CPU="${LOAD_CLIENT_CPU:-1}"
+
+started=$SECONDS
+work=target/bench/load
+rm -rf "$work/config" "$work/results" && mkdir -p "$work/config" "$work/results"
+note() { printf '[%3ds] %s\n' $((SECONDS - started)) "$*" >&2; }
+
+if ! command -v wrk >/dev/null 2>&1; then
+  note "wrk not found; installing Debian's"
+  apt-get install -y -qq wrk >/dev/null 2>&1 || { echo "load.sh needs wrk (apt-get install wrk)" >&2; exit 1; }
+fi
+
+note "building (release): server, ceiling, token minter"
+cargo build --release --quiet --features full --bin mcp-auth-server --example ceiling --example generate_token
+server_bin=target/release/mcp-auth-server
+ceiling_bin=target/release/examples/ceiling
+mint_bin=target/release/examples/generate_token
+
+# Only the compiled-in defaults and these variables: no local config file changes the numbers.
+export MCP_AUTH_CONFIG_DIR="$work/config"
+export MCP_AUTH__JWT__PRIVATE_KEY="$work/keys/private.pem"
+export MCP_AUTH__JWT__PUBLIC_KEYS="$work/keys/public.pem"
+export MCP_AUTH__SERVER__PUBLIC_URL="http://127.0.0.1:$PORT"
+# One client sends everything here: rate limits far above what it can send, so their
+# bookkeeping runs on every request but never refuses one.
+for limit in PER_ADDRESS_PER_SEC PER_ADDRESS_BURST PER_CALLER_PER_SEC PER_CALLER_BURST; do
+  export "MCP_AUTH__LIMITS__$limit=1000000000"
+done
+issuer="$MCP_AUTH__SERVER__PUBLIC_URL"
+audience="$issuer/mcp"
+
+note "minting tokens: 1, and a pool of $POOL distinct ones"
+"$mint_bin" --username bench --scopes mcp:read,mcp:tools >"$work/token"
+"$mint_bin" --username bench --scopes mcp:read,mcp:tools --count "$POOL" >"$work/pool"
+token="$(cat "$work/token")"
+
+declare -A PID
+cleanup() {
+  for pid in "${PID[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+wait_for() { # port
+  for _ in $(seq 200); do
+    curl -sf -o /dev/null "http://127.0.0.1:$1/health" && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+# start NAME PORT COMMAND...: runs it on the server CPU, output discarded (the audit trail writes
+# one line per call to stdout, as it would in production; here it goes to /dev/null).
+start() {
+  local name=$1 port=$2
+  shift 2
+  taskset -c "$SERVER_CPU" "$@" >/dev/null 2>"$work/results/$name.stderr" &
+  PID[$name]=$!
+  wait_for "$port" || { echo "$name did not start:" >&2; cat "$work/results/$name.stderr" >&2; exit 1; }
+  sleep 0.2
+  echo "$(rss "$name" VmRSS)" >"$work/results/$name.idle_kib"
+}
+
+rss() { awk -v key="$2:" '$1 == key { print $2 }' "/proc/${PID[$1]}/status"; } # NAME VmRSS|VmHWM (KiB)
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/${PID[$1]}/stat"; }
+
+modern_body='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hello"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}'
+legacy_body='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hello"}}}'
+modern_headers=(-H "Content-Type: application/json" -H "Accept: application/json, text/event-stream"
+  -H "MCP-Protocol-Version: 2026-07-28" -H "Mcp-Method: tools/call" -H "Mcp-Name: echo")
+
+note "starting servers on CPU $SERVER_CPU"
+start modern $((PORT + 2)) env MCP_AUTH__SERVER__BIND="127.0.0.1:$((PORT + 2))" "$server_bin"
+start pool $((PORT + 3)) env MCP_AUTH__SERVER__BIND="127.0.0.1:$((PORT + 3))" \
+  MCP_AUTH__JWT__TOKEN_CACHE_SIZE="$POOL_CACHE" "$server_bin"
+start legacy $((PORT + 4)) env MCP_AUTH__SERVER__BIND="127.0.0.1:$((PORT + 4))" "$server_bin"
+
+# What our server answers is what the ceiling answers, byte for byte.
+curl -sf "http://127.0.0.1:$((PORT + 2))/mcp" -H "Authorization: Bearer $token" "${modern_headers[@]}" \
+  -d "$modern_body" -o "$work/answer.json"
+grep -q '"text":"hello"' "$work/answer.json" && ! grep -q '"isError"' "$work/answer.json" \
+  || { echo "unexpected answer: $(cat "$work/answer.json")" >&2; exit 1; }
+start ceiling $PORT "$ceiling_bin" --bind "127.0.0.1:$PORT" --body "$work/answer.json"
+start ceiling_rs256 $((PORT + 1)) "$ceiling_bin" --bind "127.0.0.1:$((PORT + 1))" --body "$work/answer.json" \
+  --verify "$work/keys/public.pem" --issuer "$issuer" --audience "$audience"
+
+# The legacy session: initialize, then notifications/initialized.
+legacy_url="http://127.0.0.1:$((PORT + 4))/mcp"
+session="$(curl -sf -D - -o /dev/null "$legacy_url" -H "Authorization: Bearer $token" \
+  -H "Content-Type: application/json" -H "Accept: application/json, text/event-stream" \
+  -d '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"load.sh","version":"1"}}}' |
+  awk 'tolower($1) == "mcp-session-id:" { print $2 }' | tr -d '\r')"
+[ -n "$session" ] || { echo "initialize gave no session" >&2; exit 1; }
+legacy_headers=(-H "Content-Type: application/json" -H "Accept: application/json, text/event-stream"
+  -H "MCP-Protocol-Version: 2025-11-25" -H "Mcp-Session-Id: $session")
+curl -sf -o /dev/null "$legacy_url" -H "Authorization: Bearer $token" "${legacy_headers[@]}" \
+  -d '{"jsonrpc":"2.0","method":"notifications/initialized"}'
+curl -sf "$legacy_url" -H "Authorization: Bearer $token" "${legacy_headers[@]}" -d "$legacy_body" |
+  grep -q '"text":"hello"' || { echo "the legacy call failed" >&2; exit 1; }
+
+# run CONFIG SECONDS [record]: one wrk run of a configuration.
+run() {
+  local config=$1 seconds=$2 record=${3:-}
+  local server port tokens body headers
+  case $config in
+  ceiling) server=ceiling port=$PORT tokens="$work/token" body=$modern_body headers=("${modern_headers[@]}") ;;
+  ceiling_rs256) server=ceiling_rs256 port=$((PORT + 1)) tokens="$work/pool" body=$modern_body headers=("${modern_headers[@]}") ;;
+  modern) server=modern port=$((PORT + 2)) tokens="$work/token" body=$modern_body headers=("${modern_headers[@]}") ;;
+  pool) server=pool port=$((PORT + 3)) tokens="$work/pool" body=$modern_body headers=("${modern_headers[@]}") ;;
+  legacy) server=legacy port=$((PORT + 4)) tokens="$work/token" body=$legacy_body headers=("${legacy_headers[@]}") ;;
+  esac
+  local before after out
+  before=$(cpu_ticks "$server")
+  out="$(LOAD_BODY=$body LOAD_TOKENS=$tokens taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"${seconds}s" \
+    -s benches/load.lua "${headers[@]}" "http://127.0.0.1:$port/mcp")"
+  after=$(cpu_ticks "$server")
+  if [ -n "$record" ]; then
+    echo "$config $(grep '^RESULT' <<<"$out" | cut -d' ' -f2-) $((after - before))" >>"$work/results/runs"
+  fi
+}
+
+configs=(ceiling modern ceiling_rs256 pool legacy)
+note "warm-up: ${WARMUP}s per configuration"
+for config in "${configs[@]}"; do run "$config" "$WARMUP"; done
+for round in $(seq "$ROUNDS"); do
+  for config in "${configs[@]}"; do
+    note "round $round/$ROUNDS: $config (${DURATION}s, $CONNECTIONS connections)"
+    run "$config" "$DURATION" record
+  done
+done
+for name in ceiling ceiling_rs256 modern pool legacy; do
+  echo "$(rss "$name" VmHWM)" >"$work/results/$name.peak_kib"
+done
+for name in ceiling ceiling_rs256 modern pool legacy; do kill "${PID[$name]}"; unset "PID[$name]"; done
+
+note "cold start: exec to the first 200 on /health, 5 times"
+python3 - "$server_bin" $((PORT + 5)) "$SERVER_CPU" "$CLIENT_CPU" >"$work/results/cold_start_ms" <<'EOF'
+import os, socket, statistics, subprocess, sys, time
+binary, port, server_cpu, client_cpu = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+os.sched_setaffinity(0, {client_cpu})
+env = dict(os.environ, MCP_AUTH__SERVER__BIND=f"127.0.0.1:{port}")
+request = f"GET /health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode()
+samples = []
+for _ in range(5):
+    t0 = time.perf_counter()
+    server = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              preexec_fn=lambda: os.sched_setaffinity(0, {server_cpu}))
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port)) as s:
+                s.sendall(request)
+                if s.recv(64).startswith(b"HTTP/1.1 200"):
+                    break
+        except OSError:
+            pass
+        if time.perf_counter() - t0 > 10:
+            sys.exit("the server did not answer /health within 10 s")
+    samples.append((time.perf_counter() - t0) * 1000)
+    server.terminate()
+    server.wait()
+print(f"{statistics.median(samples):.1f} {max(samples):.1f}")
+EOF
+
+note "memory: $SESSIONS legacy sessions opened and left idle (idle timeout ${IDLE_SECS}s)"
+mem_port=$((PORT + 6))
+start sessions $mem_port env MCP_AUTH__SERVER__BIND="127.0.0.1:$mem_port" MCP_AUTH__MCP__MAX_SESSIONS="$SESSIONS" \
+  MCP_AUTH__MCP__SESSION_IDLE_TIMEOUT_SECS="$IDLE_SECS" "$server_bin"
+sessions_now() { curl -sf "http://127.0.0.1:$mem_port/health" | python3 -c 'import json,sys; print(json.load(sys.stdin)["mcp"]["sessions"])'; }
+init_body='{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"load.sh","version":"1"}}}'
+# Opening: as fast as wrk goes, until the store is full (beyond it initialize answers 503).
+opening=$SECONDS
+until [ "$(sessions_now)" -ge "$SESSIONS" ]; do
+  [ $((SECONDS - opening)) -lt 30 ] || { echo "could not open $SESSIONS sessions" >&2; exit 1; }
+  LOAD_BODY=$init_body LOAD_TOKENS="$work/token" taskset -c "$CLIENT_CPU" wrk -t1 -c4 -d1s -s benches/load.lua \
+    -H "Content-Type: application/json" -H "Accept: application/json, text/event-stream" \
+    "http://127.0.0.1:$mem_port/mcp" >/dev/null
+done
+sleep 0.2
+echo "$(sessions_now) $(rss sessions VmRSS)" >"$work/results/sessions_open"
+refused="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$mem_port/mcp" -H "Authorization: Bearer $token" \
+  -H "Content-Type: application/json" -H "Accept: application/json, text/event-stream" -d "$init_body")"
+expiring=$SECONDS
+until [ "$(sessions_now)" -eq 0 ]; do
+  [ $((SECONDS - expiring)) -lt $((IDLE_SECS + 10)) ] || break
+  sleep 0.5
+done
+echo "$(sessions_now) $(rss sessions VmRSS) $((SECONDS - expiring)) $refused" >"$work/results/sessions_expired"
+kill "${PID[sessions]}"
+unset "PID[sessions]"
+
+note "done"
+python3 - "$work/results" "$DURATION" "$ROUNDS" "$CONNECTIONS" "$POOL" "$POOL_CACHE" "$SESSIONS" "$IDLE_SECS" \
+  "$(getconf CLK_TCK)" "$((SECONDS - started))" <<'EOF'
+import collections, os, platform, statistics, subprocess, sys, time
+results, duration, rounds, conns, pool, pool_cache, sessions, idle, clk_tck, elapsed = sys.argv[1:]
+clk_tck = int(clk_tck)
+runs = collections.defaultdict(list)
+for line in open(os.path.join(results, "runs")):
+    config, *fields = line.split()
+    requests, duration_us, p50, p99, socket_errors, status_errors, max_us, ticks = map(int, fields)
+    runs[config].append(dict(rps=requests / (duration_us / 1e6), p50=p50, p99=p99, errors=socket_errors + status_errors,
+                             cpu_us=ticks / clk_tck * 1e6 / max(requests, 1)))
+def kib(name, kind):
+    return int(open(os.path.join(results, f"{name}.{kind}_kib")).read()) / 1024
+mean = lambda config, key: statistics.mean(r[key] for r in runs[config])
+model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+print(f"\n## Load benchmark — {time.strftime('%Y-%m-%d %H:%M %Z')}, {os.cpu_count()} CPUs ({model}), "
+      f"{platform.system()} {platform.release()}, commit {rev}")
+print(f"authenticated `tools/call echo`, wrk -t1 -c{conns}, {rounds} interleaved rounds of {duration} s "
+      f"(mean shown), server on one CPU, wrk on the other\n")
+rows = [("ceiling", "bare axum, fixed answer, no auth (ceiling)", "ceiling"),
+        ("ceiling_rs256", "bare axum + RS256 verify per request", "ceiling_rs256"),
+        ("modern", "ours, modern, one token (cache hit)", "ceiling"),
+        ("pool", f"ours, modern, {pool} distinct tokens (cache {pool_cache}: all misses)", "ceiling_rs256"),
+        ("legacy", "ours, legacy 2025-11-25, one session", "ceiling")]
+print("| server | req/s | ratio | p50 ms | p99 ms | errors | CPU µs/req | peak RSS MiB |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
+for config, label, against in rows:
+    ratio = "1.00" if config == against else f"{mean(config, 'rps') / mean(against, 'rps'):.2f}× {against.replace('_rs256', ' + RS256')}"
+    print(f"| {label} | {mean(config, 'rps'):,.0f} | {ratio} | {mean(config, 'p50') / 1000:.2f} | "
+          f"{mean(config, 'p99') / 1000:.2f} | {sum(r['errors'] for r in runs[config])} | {mean(config, 'cpu_us'):.1f} | "
+          f"{kib(config, 'peak'):.1f} |")
+print(f"\np99 ours (modern, one token) / ceiling: {mean('modern', 'p99') / mean('ceiling', 'p99'):.2f}×")
+print("per-round req/s: " + "; ".join(f"{c}: " + ", ".join(f"{r['rps']:,.0f}" for r in runs[c]) for c, _, _ in rows))
+cold_median, cold_max = open(os.path.join(results, "cold_start_ms")).read().split()
+open_count, open_kib = open(os.path.join(results, "sessions_open")).read().split()
+left, after_kib, waited, refused = open(os.path.join(results, "sessions_expired")).read().split()
+idle_kib = int(open(os.path.join(results, "sessions.idle_kib")).read())
+print("\n| memory and start-up | value |\n|---|---:|")
+print(f"| idle RSS, ours (ceiling) | {kib('modern', 'idle'):.1f} MiB ({kib('ceiling', 'idle'):.1f} MiB) |")
+print(f"| cold start to first 200 on /health (median, max of 5) | {cold_median} ms, {cold_max} ms |")
+print(f"| {open_count} idle legacy sessions: RSS, extra over idle | {int(open_kib) / 1024:.1f} MiB, "
+      f"+{(int(open_kib) - idle_kib) / 1024:.1f} MiB |")
+print(f"| initialize beyond mcp.max_sessions = {sessions} | HTTP {refused} |")
+print(f"| after the {idle} s idle timeout: sessions left, RSS | {left} after {waited} s, {int(after_kib) / 1024:.1f} MiB |")
+print(f"\ncommand: bash benches/load.sh  (took {elapsed} s)")
+EOF
