@@ -78,10 +78,10 @@ impl Check {
 }
 
 async fn answer(State(ceiling): State<Arc<Ceiling>>, headers: HeaderMap, _body: Bytes) -> Response {
-    if let Some(check) = &ceiling.verify {
-        if !check.accepts(&headers) {
-            return StatusCode::UNAUTHORIZED.into_response();
-        }
+    if let Some(check) = &ceiling.verify
+        && !check.accepts(&headers)
+    {
+        return StatusCode::UNAUTHORIZED.into_response();
     }
     let mut response = ceiling.body.clone().into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

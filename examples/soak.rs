@@ -200,8 +200,11 @@ async fn main() -> ExitCode {
                         tally.record("valid legacy tools/call", &status, status == "200");
                     }
                     3 => {
-                        let bad =
-                            if round % 2 == 0 { "not.a.token".to_owned() } else { token("mcp:read mcp:tools", true) };
+                        let bad = if round.is_multiple_of(2) {
+                            "not.a.token".to_owned()
+                        } else {
+                            token("mcp:read mcp:tools", true)
+                        };
                         let status = modern_call(&http, &base, &bad).await;
                         tally.record("invalid token", &status, status == "401");
                     }

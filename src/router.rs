@@ -165,13 +165,11 @@ impl AppBuilder {
         // every request. A panicking handler becomes a 500 instead of a dropped connection. One
         // span per request (method, URI), so everything logged while serving it (the audit trail,
         // refusals) can be told apart; responses are logged at debug level.
-        Ok(app
-            .merge(health.router())
-            .layer(
-                tower::ServiceBuilder::new()
-                    .layer(CatchPanicLayer::new())
-                    .layer(TraceLayer::new_for_http().make_span_with(DefaultMakeSpan::new().level(Level::INFO))),
-            ))
+        Ok(app.merge(health.router()).layer(
+            tower::ServiceBuilder::new()
+                .layer(CatchPanicLayer::new())
+                .layer(TraceLayer::new_for_http().make_span_with(DefaultMakeSpan::new().level(Level::INFO))),
+        ))
     }
 
     #[cfg(all(feature = "mcp", not(feature = "tools")))]

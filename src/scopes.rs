@@ -299,10 +299,10 @@ fn expand(implies: &BTreeMap<String, BTreeSet<String>>, scopes: &BTreeSet<String
     let mut expanded: BTreeSet<String> = BTreeSet::new();
     let mut pending: Vec<&String> = scopes.iter().collect();
     while let Some(scope) = pending.pop() {
-        if expanded.insert(scope.clone()) {
-            if let Some(narrower) = implies.get(scope) {
-                pending.extend(narrower);
-            }
+        if expanded.insert(scope.clone())
+            && let Some(narrower) = implies.get(scope)
+        {
+            pending.extend(narrower);
         }
     }
     expanded

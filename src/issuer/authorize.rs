@@ -304,14 +304,14 @@ fn pending_for(core: &Core, headers: &HeaderMap, id: &str, csrf: Option<&str>) -
             message: "This form was not sent from the browser that started the sign-in (cookies must be enabled).",
         });
     }
-    if let Some(csrf) = csrf {
-        if csrf.is_empty() || !ct_eq(csrf, &pending.csrf) {
-            return Err(Refusal {
-                status: StatusCode::FORBIDDEN,
-                title: "Form not accepted",
-                message: "The form is missing its security token (protection against cross-site request forgery).",
-            });
-        }
+    if let Some(csrf) = csrf
+        && (csrf.is_empty() || !ct_eq(csrf, &pending.csrf))
+    {
+        return Err(Refusal {
+            status: StatusCode::FORBIDDEN,
+            title: "Form not accepted",
+            message: "The form is missing its security token (protection against cross-site request forgery).",
+        });
     }
     Ok(pending)
 }

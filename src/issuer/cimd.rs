@@ -59,10 +59,10 @@ impl MetadataDocuments {
     /// says what is wrong, for the person or the client to read.
     pub async fn client(&self, client_id: &str) -> Result<Client, String> {
         let now = super::now();
-        if let Some((client, until)) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(client_id) {
-            if *until > now {
-                return Ok(client.clone());
-            }
+        if let Some((client, until)) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(client_id)
+            && *until > now
+        {
+            return Ok(client.clone());
         }
         let url = self.check_url(client_id)?;
         let (document, max_age) = self.fetch(&url).await?;
@@ -246,10 +246,10 @@ fn client_from_document(client_id: &str, document: &Value) -> Result<Client, Str
             ));
         }
     }
-    if let Some(types) = document.get("response_types").and_then(Value::as_array) {
-        if !types.iter().any(|t| t == "code") {
-            return Err("response_types must include code".into());
-        }
+    if let Some(types) = document.get("response_types").and_then(Value::as_array)
+        && !types.iter().any(|t| t == "code")
+    {
+        return Err("response_types must include code".into());
     }
     let grant_types = match document.get("grant_types").and_then(Value::as_array) {
         None => vec!["authorization_code".to_owned()],

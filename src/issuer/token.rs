@@ -199,10 +199,10 @@ fn authorization_code(core: &Core, client: &Client, params: &Params) -> Result<V
     if !pkce_matches(verifier, &code.code_challenge) {
         return Err(OAuthError::invalid_grant("code_verifier does not match the code_challenge"));
     }
-    if let Some(resource) = params.get("resource") {
-        if core.resources.resolve(Some(resource)).ok().as_deref() != Some(code.resource.as_str()) {
-            return Err(OAuthError::invalid_target("resource differs from the authorization request"));
-        }
+    if let Some(resource) = params.get("resource")
+        && core.resources.resolve(Some(resource)).ok().as_deref() != Some(code.resource.as_str())
+    {
+        return Err(OAuthError::invalid_target("resource differs from the authorization request"));
     }
     let refresh = client.allows_grant("refresh_token").then_some(code.family.as_str());
     issue(core, &code.account, &client.client_id, &code.resource, &code.scopes, &code.scopes, refresh)
@@ -238,10 +238,10 @@ fn refresh_token(core: &Core, client: &Client, params: &Params) -> Result<Value,
             asked
         }
     };
-    if let Some(resource) = params.get("resource") {
-        if core.resources.resolve(Some(resource)).ok().as_deref() != Some(token.resource.as_str()) {
-            return Err(OAuthError::invalid_target("resource differs from the original grant"));
-        }
+    if let Some(resource) = params.get("resource")
+        && core.resources.resolve(Some(resource)).ok().as_deref() != Some(token.resource.as_str())
+    {
+        return Err(OAuthError::invalid_target("resource differs from the original grant"));
     }
     issue(core, &token.account, &client.client_id, &token.resource, &scopes, &token.scopes, Some(&token.family))
 }

@@ -172,10 +172,10 @@ impl VerifyingKey {
         if text("use").is_some_and(|u| u != "sig") {
             return Ok(None);
         }
-        if let Some(ops) = jwk.get("key_ops").and_then(Value::as_array) {
-            if !ops.iter().any(|op| op == "verify") {
-                return Ok(None);
-            }
+        if let Some(ops) = jwk.get("key_ops").and_then(Value::as_array)
+            && !ops.iter().any(|op| op == "verify")
+        {
+            return Ok(None);
         }
         let declared = match text("alg") {
             None => None,

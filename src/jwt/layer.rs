@@ -101,12 +101,10 @@ pub enum Credentials {
 /// with the `Bearer` scheme (any case); never a token in the query string (RFC 6750 section
 /// 2.3 allows it, the MCP authorization spec forbids it, and URLs end up in logs).
 pub fn bearer_token<'a>(headers: &'a HeaderMap, uri: &Uri, max_bytes: usize) -> Result<&'a str, Credentials> {
-    if let Some(query) = uri.query() {
-        if url::form_urlencoded::parse(query.as_bytes()).any(|(name, _)| name == "access_token") {
-            return Err(Credentials::Malformed(
-                "access token in the query string; send it in the Authorization header",
-            ));
-        }
+    if let Some(query) = uri.query()
+        && url::form_urlencoded::parse(query.as_bytes()).any(|(name, _)| name == "access_token")
+    {
+        return Err(Credentials::Malformed("access token in the query string; send it in the Authorization header"));
     }
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {

@@ -92,10 +92,10 @@ impl AllowList {
             .get(header::HOST)
             .and_then(|v| v.to_str().ok())
             .or_else(|| request.uri().authority().map(|a| a.as_str()));
-        if let Some(host) = host {
-            if !self.host_allowed(host) {
-                return Some(AppError::HostNotAllowed(host.to_owned()));
-            }
+        if let Some(host) = host
+            && !self.host_allowed(host)
+        {
+            return Some(AppError::HostNotAllowed(host.to_owned()));
         }
         if let Some(origin) = headers.get(header::ORIGIN) {
             let origin = origin.to_str().unwrap_or("");

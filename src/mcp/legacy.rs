@@ -42,10 +42,10 @@ const MAX_BATCH: usize = 100;
 
 /// Serves one legacy message.
 pub(super) async fn handle(mcp: &Arc<Mcp>, post: Post, message: Message) -> Response {
-    if let Message::Request { id, method, params } = &message {
-        if method == "initialize" {
-            return initialize(mcp, &post, id, params);
-        }
+    if let Message::Request { id, method, params } = &message
+        && method == "initialize"
+    {
+        return initialize(mcp, &post, id, params);
     }
     let request_id = match &message {
         Message::Request { id, .. } => Some(id.clone()),
@@ -197,10 +197,10 @@ impl NoSession {
 
 /// Finds the session a request names, for its owner only.
 fn session_for(mcp: &Mcp, headers: &HeaderMap, principal: Option<&Principal>) -> Result<Arc<Session>, NoSession> {
-    if let Some(version) = header_version(headers) {
-        if !LEGACY_VERSIONS.contains(&version) {
-            return Err(NoSession::BadVersion(version.to_owned()));
-        }
+    if let Some(version) = header_version(headers)
+        && !LEGACY_VERSIONS.contains(&version)
+    {
+        return Err(NoSession::BadVersion(version.to_owned()));
     }
     let session_id = headers.get(HEADER_SESSION_ID).and_then(|v| v.to_str().ok()).ok_or(NoSession::Missing)?;
     match mcp.sessions.get(session_id.trim()) {
@@ -216,10 +216,10 @@ fn session_for(mcp: &Mcp, headers: &HeaderMap, principal: Option<&Principal>) ->
 /// Client notifications within a session. Only cancellation needs action;
 /// `notifications/initialized` and the rest are acknowledged and dropped.
 fn notification(session: &Session, method: &str, params: &Map<String, Value>) {
-    if method == "notifications/cancelled" {
-        if let Some(id) = params.get("requestId").and_then(Id::from_value) {
-            session.cancel(&id);
-        }
+    if method == "notifications/cancelled"
+        && let Some(id) = params.get("requestId").and_then(Id::from_value)
+    {
+        session.cancel(&id);
     }
 }
 
@@ -254,10 +254,10 @@ async fn request(
             let Some(uri) = params.get("uri").and_then(Value::as_str) else {
                 return Answer::Result(Err(RpcError::invalid_params("Invalid params: uri is required")));
             };
-            if let Some(access) = mcp.features.as_ref().and_then(|f| f.access.as_ref()) {
-                if let Err(refusal) = access.authorize(post.principal.as_ref(), &method, &params) {
-                    return Answer::Refused(refusal);
-                }
+            if let Some(access) = mcp.features.as_ref().and_then(|f| f.access.as_ref())
+                && let Err(refusal) = access.authorize(post.principal.as_ref(), &method, &params)
+            {
+                return Answer::Refused(refusal);
             }
             if method == "resources/subscribe" {
                 session.subscribe(uri);

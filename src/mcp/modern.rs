@@ -468,10 +468,10 @@ fn listen(mcp: &Arc<Mcp>, post: &Post, id: Id, params: &Map<String, Value>) -> R
     let Some(features) = mcp.features.as_ref().filter(|_| mcp.capabilities().has_change_notifications()) else {
         return rpc_error(StatusCode::NOT_FOUND, Some(&id), &RpcError::method_not_found("subscriptions/listen"));
     };
-    if let Some(access) = &features.access {
-        if let Err(refusal) = access.authorize(post.principal.as_ref(), "subscriptions/listen", params) {
-            return refusal.into_response_with_id(Some(id.to_value()));
-        }
+    if let Some(access) = &features.access
+        && let Err(refusal) = access.authorize(post.principal.as_ref(), "subscriptions/listen", params)
+    {
+        return refusal.into_response_with_id(Some(id.to_value()));
     }
     if !post.accepts.sse {
         return AppError::NotAcceptable("subscriptions/listen answers with text/event-stream").into_response();

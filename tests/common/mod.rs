@@ -177,10 +177,10 @@ pub async fn send(app: &Router, request: Request<Body>) -> Reply {
 
 /// `request` with the default credentials added, unless it has its own (see [`auth_header`]).
 pub fn authorized(mut request: Request<Body>) -> Request<Body> {
-    if let Some(value) = auth_header() {
-        if !request.headers().contains_key("authorization") {
-            request.headers_mut().insert("authorization", value.parse().expect("a header value"));
-        }
+    if let Some(value) = auth_header()
+        && !request.headers().contains_key("authorization")
+    {
+        request.headers_mut().insert("authorization", value.parse().expect("a header value"));
     }
     request
 }
