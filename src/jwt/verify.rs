@@ -232,18 +232,18 @@ impl Verifier {
     }
 
     fn verify_with(&self, keys: &KeySet, token: &str, now: i64) -> Result<Principal, Rejection> {
-        let digest = (self.cache.capacity() > 0).then(|| TokenCache::digest(token));
-        if let Some(digest) = &digest {
-            if let Some(hit) = self.cache.get(digest, keys, now) {
-                // `exp` was checked by the cache; `nbf` is checked on every use as well.
-                self.check_times(hit.exp, hit.nbf, None, now, &hit.principal.subject)?;
-                return Ok(hit.principal);
-            }
+        let slot = (self.cache.capacity() > 0).then(|| self.cache.slot(token));
+        if let Some(slot) = slot
+            && let Some(hit) = self.cache.get(slot, token, keys, now)
+        {
+            // `exp` was checked by the cache; `nbf` is checked on every use as well.
+            self.check_times(hit.exp, hit.nbf, None, now, &hit.principal.subject)?;
+            return Ok(hit.principal);
         }
         let verified = self.verify_uncached(keys, token, now)?;
         let principal = verified.principal.clone();
-        if let Some(digest) = digest {
-            self.cache.insert(digest, verified, now);
+        if let Some(slot) = slot {
+            self.cache.insert(slot, token, verified, now);
         }
         Ok(principal)
     }
