@@ -19,9 +19,9 @@ import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { SignJWT, decodeJwt, decodeProtectedHeader, generateKeyPair } from 'jose';
 
-const MCP_URL = process.env.MCP_URL || 'http://127.0.0.1:47181/mcp';
-const ISSUER = process.env.ISSUER || 'http://127.0.0.1:47180';
-const OTHER_RESOURCE = process.env.OTHER_RESOURCE || 'http://127.0.0.1:47189/api';
+const MCP_URL = process.env.MCP_URL || 'http://127.0.0.1:27181/mcp';
+const ISSUER = process.env.ISSUER || 'http://127.0.0.1:27180';
+const OTHER_RESOURCE = process.env.OTHER_RESOURCE || 'http://127.0.0.1:27189/api';
 const MIN_REFRESH_SECS = Number(process.env.MIN_REFRESH_SECS || 2);
 const IDP = fileURLToPath(new URL('./idp.mjs', import.meta.url));
 

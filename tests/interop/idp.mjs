@@ -16,9 +16,9 @@
 //     form lists each requested scope as a checkbox, so a test can approve only some of them.
 //
 // Environment (all optional):
-//   IDP_PORT          port on 127.0.0.1 (default 47180); the issuer is http://127.0.0.1:IDP_PORT
-//   RESOURCE          our resource identifier (default http://127.0.0.1:47181/mcp)
-//   OTHER_RESOURCE    another API's identifier (default http://127.0.0.1:47189/api)
+//   IDP_PORT          port on 127.0.0.1 (default 27180); the issuer is http://127.0.0.1:IDP_PORT
+//   RESOURCE          our resource identifier (default http://127.0.0.1:27181/mcp)
+//   OTHER_RESOURCE    another API's identifier (default http://127.0.0.1:27189/api)
 //   USER_TOKEN_TTL    lifetime of users' access tokens, in seconds (default 600)
 // Every start draws a new RSA-2048 signing key (its kid: the RFC 7638 thumbprint), so a restart
 // is a key rotation.
@@ -28,10 +28,10 @@ import { generateKeyPairSync } from 'node:crypto';
 import { calculateJwkThumbprint } from 'jose';
 import Provider, { errors } from 'oidc-provider';
 
-const PORT = Number(process.env.IDP_PORT || 47180);
+const PORT = Number(process.env.IDP_PORT || 27180);
 const ISSUER = `http://127.0.0.1:${PORT}`;
-const RESOURCE = process.env.RESOURCE || 'http://127.0.0.1:47181/mcp';
-const OTHER_RESOURCE = process.env.OTHER_RESOURCE || 'http://127.0.0.1:47189/api';
+const RESOURCE = process.env.RESOURCE || 'http://127.0.0.1:27181/mcp';
+const OTHER_RESOURCE = process.env.OTHER_RESOURCE || 'http://127.0.0.1:27189/api';
 const USER_TOKEN_TTL = Number(process.env.USER_TOKEN_TTL || 600);
 const MCP_SCOPES = ['mcp:read', 'mcp:tools', 'mcp:prompts'];
 

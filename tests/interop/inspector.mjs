@@ -12,8 +12,8 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 
-const MCP_URL = process.env.MCP_URL || 'http://127.0.0.1:47181/mcp';
-const ISSUER = process.env.ISSUER || 'http://127.0.0.1:47180';
+const MCP_URL = process.env.MCP_URL || 'http://127.0.0.1:27181/mcp';
+const ISSUER = process.env.ISSUER || 'http://127.0.0.1:27180';
 const SERVER = JSON.parse(readFileSync(new URL('./authorization_servers.json', import.meta.url)))[process.env.AUTHORIZATION_SERVER || 'external'];
 
 // inspector-cli 1.0.3 looks for its package.json with fs.existsSync("../package.json"), a path

@@ -38,8 +38,8 @@ from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuth
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 
-MCP_URL = os.environ.get("MCP_URL", "http://127.0.0.1:47181/mcp")
-ISSUER = os.environ.get("ISSUER", "http://127.0.0.1:47180")
+MCP_URL = os.environ.get("MCP_URL", "http://127.0.0.1:27181/mcp")
+ISSUER = os.environ.get("ISSUER", "http://127.0.0.1:27180")
 NODE = os.environ.get("NODE", "node")
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
@@ -47,7 +47,7 @@ ROOT = HERE.parent.parent
 # credentials and roles, the machine clients and what their roles allow.
 SERVER = json.loads((HERE / "authorization_servers.json").read_text())[os.environ.get("AUTHORIZATION_SERVER", "external")]
 PERSON = SERVER["person"]
-CALLBACK = "http://127.0.0.1:47188/callback"  # never listened on: the user agent stops at it
+CALLBACK = "http://127.0.0.1:27188/callback"  # never listened on: the user agent stops at it
 MODES = {"modern": "2026-07-28", "legacy": "legacy"}
 
 

@@ -18,8 +18,9 @@
 #
 # Usage: run.sh [MODE...]    (default: external embedded)
 # Every flow runs even after another failed. Logs (IdP, server, each flow's output and stderr)
-# are kept in target/interop/logs/MODE. Ports: INTEROP_IDP_PORT (47180), INTEROP_MCP_PORT (47181)
-# for the external mode, INTEROP_EMBEDDED_PORT (47190) for the embedded one.
+# are kept in target/interop/logs/MODE. Ports: INTEROP_IDP_PORT (27180), INTEROP_MCP_PORT (27181)
+# for the external mode, INTEROP_EMBEDDED_PORT (27190) for the embedded one; below Linux's
+# ephemeral range (32768-60999), where an outgoing connection could already hold them.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -32,9 +33,9 @@ done
 HERE=tests/interop
 WORK=target/interop
 LOGS=$WORK/logs
-IDP_PORT=${INTEROP_IDP_PORT:-47180}
-MCP_PORT=${INTEROP_MCP_PORT:-47181}
-EMBEDDED_PORT=${INTEROP_EMBEDDED_PORT:-47190}
+IDP_PORT=${INTEROP_IDP_PORT:-27180}
+MCP_PORT=${INTEROP_MCP_PORT:-27181}
+EMBEDDED_PORT=${INTEROP_EMBEDDED_PORT:-27190}
 # Users' access tokens live 8 s, so the refresh checks need not wait long; the server is run
 # with no clock leeway so that it refuses them right after (the TypeScript SDK refreshes only
 # when refused).

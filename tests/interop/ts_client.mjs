@@ -29,9 +29,9 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { UnauthorizedError, auth } from '@modelcontextprotocol/sdk/client/auth.js';
 import { signIn } from './user.mjs';
 
-const MCP_URL = process.env.MCP_URL || 'http://127.0.0.1:47181/mcp';
-const ISSUER = process.env.ISSUER || 'http://127.0.0.1:47180';
-const CALLBACK = 'http://127.0.0.1:47188/callback';
+const MCP_URL = process.env.MCP_URL || 'http://127.0.0.1:27181/mcp';
+const ISSUER = process.env.ISSUER || 'http://127.0.0.1:27180';
+const CALLBACK = 'http://127.0.0.1:27188/callback';
 // What differs between the authorization servers (see py_client.py).
 const SERVER = JSON.parse(readFileSync(new URL('./authorization_servers.json', import.meta.url)))[process.env.AUTHORIZATION_SERVER || 'external'];
 const PERSON = SERVER.person;
