@@ -158,7 +158,7 @@ impl AppBuilder {
             let outer = crate::oauth_meta::mcp_cors(settings);
             #[cfg(not(feature = "oauth-meta"))]
             let outer = tower::layer::util::Identity::new();
-            app = app.merge(endpoint.into_router_with_outer(layers, outer));
+            app = app.merge(endpoint.into_router(layers, outer));
         }
 
         // One `layer` call for both: each call adds a level of boxed `Route`s that axum copies on

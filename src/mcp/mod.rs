@@ -136,30 +136,13 @@ impl Endpoint {
         Endpoint { mcp, allow: Arc::new(guard::AllowList::from_settings(settings)) }
     }
 
-    /// The `/mcp` router: the routes, behind the Host/Origin guard.
-    pub fn into_router(self) -> Router {
-        self.into_router_with(tower::layer::util::Identity::new())
-    }
-
-    /// The `/mcp` router with `layer` (authentication) around the routes and inside the
-    /// Host/Origin guard: a foreign `Host`/`Origin` is refused before anything else looks at
-    /// the request, and unknown paths stay 404 instead of 401.
-    pub fn into_router_with<L>(self, layer: L) -> Router
-    where
-        L: tower::Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
-        L::Service: tower::Service<axum::extract::Request> + Clone + Send + Sync + 'static,
-        <L::Service as tower::Service<axum::extract::Request>>::Response: axum::response::IntoResponse + 'static,
-        <L::Service as tower::Service<axum::extract::Request>>::Error: Into<std::convert::Infallible> + 'static,
-        <L::Service as tower::Service<axum::extract::Request>>::Future: Send + 'static,
-    {
-        self.into_router_with_outer(layer, tower::layer::util::Identity::new())
-    }
-
-    /// [`Endpoint::into_router_with`], and `outer` around the guard (CORS, which answers
-    /// preflights before the guard sees them). Guard and `outer` go on in one `Router::layer`
-    /// call: each call wraps the routes in another boxed `Route`, and axum copies every level
-    /// below a `Route` whenever a request passes through it.
-    pub fn into_router_with_outer<L, O>(self, layer: L, outer: O) -> Router
+    /// The `/mcp` router: `layer` (authentication, rate limits) around the routes and inside the
+    /// Host/Origin guard, so a foreign `Host`/`Origin` is refused before anything else looks at
+    /// the request and unknown paths stay 404 instead of 401; `outer` around the guard (CORS,
+    /// which answers preflights before the guard sees them). Guard and `outer` go on in one
+    /// `Router::layer` call: each call wraps the routes in another boxed `Route`, and axum copies
+    /// every level below a `Route` whenever a request passes through it.
+    pub fn into_router<L, O>(self, layer: L, outer: O) -> Router
     where
         L: tower::Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
         L::Service: tower::Service<axum::extract::Request> + Clone + Send + Sync + 'static,
