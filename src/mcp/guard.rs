@@ -74,17 +74,7 @@ impl AllowList {
         let loopback = url.host_str().is_some_and(|h| LOOPBACK_HOSTS.contains(&h.to_ascii_lowercase().as_str()));
         loopback || self.origins.contains(&serialized)
     }
-}
 
-fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        // [::1]:3000 -> [::1]
-        return host.find(']').map(|end| &host[..=end]).unwrap_or(host);
-    }
-    host.rsplit_once(':').map(|(name, _)| name).unwrap_or(host)
-}
-
-impl AllowList {
     /// Why `request` is refused, if it is: a foreign `Host` or `Origin`.
     pub fn refusal(&self, request: &Request) -> Option<AppError> {
         let headers = request.headers();
@@ -105,6 +95,14 @@ impl AllowList {
         }
         None
     }
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        // [::1]:3000 -> [::1]
+        return host.find(']').map(|end| &host[..=end]).unwrap_or(host);
+    }
+    host.rsplit_once(':').map(|(name, _)| name).unwrap_or(host)
 }
 
 /// The guard as a tower layer: refuses bad `Host` / `Origin` before anything else
