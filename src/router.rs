@@ -3,8 +3,6 @@
 
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::{DefaultMakeSpan, TraceLayer};
-use tracing::Level;
 
 use crate::config::Settings;
 use crate::error::StartupError;
@@ -163,12 +161,10 @@ impl AppBuilder {
 
         // One `layer` call for both: each call adds a level of boxed `Route`s that axum copies on
         // every request. A panicking handler becomes a 500 instead of a dropped connection. One
-        // span per request (method, URI), so everything logged while serving it (the audit trail,
-        // refusals) can be told apart; responses are logged at debug level.
+        // span per request, so everything logged while serving it (the audit trail, refusals) can
+        // be told apart.
         Ok(app.merge(health.router()).layer(
-            tower::ServiceBuilder::new()
-                .layer(CatchPanicLayer::new())
-                .layer(TraceLayer::new_for_http().make_span_with(DefaultMakeSpan::new().level(Level::INFO))),
+            tower::ServiceBuilder::new().layer(CatchPanicLayer::new()).layer(crate::telemetry::RequestSpanLayer),
         ))
     }
 

@@ -6,6 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use common::tokens::TokenBuilder;
 use common::*;
+use mcp_auth_server::config::LogFormat;
+use mcp_auth_server::telemetry;
 use serde_json::json;
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -42,8 +44,9 @@ impl Buffer {
 #[tokio::test]
 async fn every_call_leaves_one_audit_line_with_who_what_outcome_and_duration_but_never_the_token() {
     let buffer = Buffer::default();
-    let subscriber = tracing_subscriber::fmt().with_writer(buffer.clone()).with_ansi(false).finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // The subscriber the binary installs, with its text format.
+    let _guard =
+        tracing::subscriber::set_default(telemetry::subscriber("info", LogFormat::Text, buffer.clone(), false));
 
     let app = app().await;
     let token = TokenBuilder::new().subject("auditor-7").scopes(&["mcp:read", "mcp:tools", "mcp:prompts"]).build();
@@ -67,16 +70,12 @@ async fn every_call_leaves_one_audit_line_with_who_what_outcome_and_duration_but
 
     let lines = buffer.audit_lines();
     assert_eq!(lines.len(), 3, "tools/call, prompts/get and the refused call; lists are not audited: {lines:#?}");
-    assert!(lines[0].contains("subject=\"auditor-7\"") || lines[0].contains("subject=auditor-7"), "{}", lines[0]);
-    assert!(
-        lines[0].contains("tools/call") && lines[0].contains("echo") && lines[0].contains("outcome=\"ok\""),
-        "{}",
-        lines[0]
-    );
-    assert!(lines[0].contains("duration_ms"), "{}", lines[0]);
+    // In the request's span, so other lines of the same request can be told apart.
+    assert!(lines[0].contains(" INFO request{method=POST path=/mcp}: audit: subject=auditor-7 "), "{}", lines[0]);
+    assert!(lines[0].contains("operation=tools/call name=echo outcome=ok duration_ms="), "{}", lines[0]);
     assert!(lines[1].contains("prompts/get") && lines[1].contains("greeting"), "{}", lines[1]);
     // Refused when the scope policy is on (reader-1 lacks mcp:tools).
-    let expected = if cfg!(feature = "scopes") { "outcome=\"refused\"" } else { "outcome=\"ok\"" };
+    let expected = if cfg!(feature = "scopes") { "outcome=refused" } else { "outcome=ok" };
     assert!(lines[2].contains("reader-1") && lines[2].contains(expected), "{}", lines[2]);
     let everything = lines.join("\n");
     assert!(!everything.contains(&token), "never the token");
@@ -86,11 +85,29 @@ async fn every_call_leaves_one_audit_line_with_who_what_outcome_and_duration_but
 #[tokio::test]
 async fn arguments_join_the_audit_trail_only_when_configured() {
     let buffer = Buffer::default();
-    let subscriber = tracing_subscriber::fmt().with_writer(buffer.clone()).with_ansi(false).finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let _guard =
+        tracing::subscriber::set_default(telemetry::subscriber("info", LogFormat::Text, buffer.clone(), false));
     let app = app_with(&test_settings_with("[log]\naudit_arguments = true")).await;
     send(&app, modern(1, "tools/call", json!({ "name": "echo", "arguments": { "message": "recorded" } }))).await;
     let lines = buffer.audit_lines();
     assert_eq!(lines.len(), 1);
-    assert!(lines[0].contains("recorded"), "{}", lines[0]);
+    assert!(lines[0].contains(r#"arguments={"message":"recorded"}"#), "{}", lines[0]);
+}
+
+#[tokio::test]
+async fn in_json_format_each_audit_line_is_one_json_object_with_the_request_span() {
+    let buffer = Buffer::default();
+    let _guard =
+        tracing::subscriber::set_default(telemetry::subscriber("info", LogFormat::Json, buffer.clone(), false));
+    let app = app().await;
+    send(&app, modern(1, "tools/call", json!({ "name": "echo", "arguments": { "message": "hi" } }))).await;
+    let lines = buffer.audit_lines();
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    let line: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(line["target"], "audit");
+    assert_eq!(
+        (line["operation"].as_str(), line["name"].as_str(), line["outcome"].as_str()),
+        (Some("tools/call"), Some("echo"), Some("ok"))
+    );
+    assert_eq!((line["span"]["name"].as_str(), line["span"]["path"].as_str()), (Some("request"), Some("/mcp")));
 }

@@ -72,10 +72,10 @@ where
             let subject = caller.as_ref().map_or("-", |p| p.subject.as_str());
             match arguments {
                 Some(arguments) => tracing::info!(
-                    target: "audit", subject, operation = %method, name = %target, outcome, duration_ms, %arguments
+                    target: "audit", subject, operation = method, name = target.as_str(), outcome, duration_ms, %arguments
                 ),
                 None => {
-                    tracing::info!(target: "audit", subject, operation = %method, name = %target, outcome, duration_ms)
+                    tracing::info!(target: "audit", subject, operation = method, name = target.as_str(), outcome, duration_ms)
                 }
             }
             result
