@@ -183,11 +183,10 @@ impl FormatTime for Clock {
 /// serving it (the audit trail, refusals) can be told apart; logs each response at DEBUG (status,
 /// milliseconds) and a 5xx at ERROR.
 ///
-/// tower-http's `TraceLayer` does this too, but also enters the span whenever the response body
-/// is polled and formats the whole URI and the HTTP version: measured side by side, its span
-/// cost a fifth of the throughput of an authenticated call. This one enters the span while the
-/// request is handled, and never for the body (a JSON body is written without logging; an SSE
-/// stream's tasks carry their own context).
+/// tower-http's `TraceLayer` does this too, but formats the whole URI and the HTTP version into
+/// the span and enters it again for every poll of the response body (measured side by side,
+/// this layer was 2.5% faster per call). This one enters the span while the request is handled
+/// only: what is logged while a body is written (the end of an SSE stream, say) is outside it.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RequestSpanLayer;
 
