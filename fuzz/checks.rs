@@ -33,8 +33,9 @@ fn endpoint() -> &'static Router {
         let settings = Settings::from_toml("").unwrap();
         let config = mcp::McpConfig::from_settings(&settings);
         let features = tools::builtin().into_features(&settings);
-        mcp::Endpoint::new(&settings, config, Some(features), Shutdown::default())
-            .into_router(tower::layer::util::Identity::new(), tower::layer::util::Identity::new())
+        let endpoint = mcp::Endpoint::new(&settings, config, Some(features), Shutdown::default());
+        let guard = endpoint.guard();
+        endpoint.into_router(guard)
     })
 }
 

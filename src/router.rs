@@ -146,17 +146,21 @@ impl AppBuilder {
             let features = features.map(|f| f.layer(audit));
             let endpoint = crate::mcp::Endpoint::new(settings, config, features, self.shutdown.clone());
             health = health.section("mcp", endpoint.stats());
-            // Outside authentication: the per-address rate limit, the in-flight cap and the
-            // time limit; inside it, the per-caller rate limit.
-            let limits = crate::mcp::limits::Limits::new(&settings.limits);
-            let layers =
-                tower::ServiceBuilder::new().layer(limits.before_auth()).layer(auth).layer(limits.after_auth());
             // Browser clients: preflights are answered before the guard and authentication.
             #[cfg(feature = "oauth-meta")]
-            let outer = crate::oauth_meta::mcp_cors(settings);
+            let cors = crate::oauth_meta::mcp_cors(settings);
             #[cfg(not(feature = "oauth-meta"))]
-            let outer = tower::layer::util::Identity::new();
-            app = app.merge(endpoint.into_router(layers, outer));
+            let cors = tower::layer::util::Identity::new();
+            // Then the Host/Origin guard; outside authentication the per-address rate limit, the
+            // in-flight cap and the time limit; inside it, the per-caller rate limit.
+            let limits = crate::mcp::limits::Limits::new(&settings.limits);
+            let layers = tower::ServiceBuilder::new()
+                .layer(cors)
+                .layer(endpoint.guard())
+                .layer(limits.before_auth())
+                .layer(auth)
+                .layer(limits.after_auth());
+            app = app.merge(endpoint.into_router(layers));
         }
 
         // One `layer` call for both: each call adds a level of boxed `Route`s that axum copies on

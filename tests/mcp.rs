@@ -330,6 +330,19 @@ async fn get_needs_a_session_and_is_not_part_of_the_modern_era() {
 // ---------------------------------------------------------------- transport hygiene
 
 #[tokio::test]
+async fn methods_other_than_post_get_and_delete_are_405_with_allow_and_other_paths_404() {
+    let app = app().await;
+    for method in ["PUT", "PATCH"] {
+        let request = Request::builder().method(method).uri("/mcp").header("host", "localhost").body(Body::empty());
+        let reply = send(&app, request.unwrap()).await;
+        assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{method}");
+        assert_eq!(reply.headers["allow"], "GET,POST,DELETE", "{method}");
+    }
+    let elsewhere = Request::post("/mcp/extra").header("host", "localhost").body(Body::empty()).unwrap();
+    assert_eq!(send(&app, elsewhere).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
 async fn a_body_that_is_not_json_is_415() {
     let request = Request::post("/mcp")
         .header("host", "localhost")

@@ -32,7 +32,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::post;
 use serde_json::{Map, Value};
 
 pub use context::RequestContext;
@@ -136,31 +135,26 @@ impl Endpoint {
         Endpoint { mcp, allow: Arc::new(guard::AllowList::from_settings(settings)) }
     }
 
-    /// The `/mcp` router: `layer` (authentication, rate limits) around the routes and inside the
-    /// Host/Origin guard, so a foreign `Host`/`Origin` is refused before anything else looks at
-    /// the request and unknown paths stay 404 instead of 401; `outer` around the guard (CORS,
-    /// which answers preflights before the guard sees them). Guard and `outer` go on in one
-    /// `Router::layer` call: each call wraps the routes in another boxed `Route`, and axum copies
-    /// every level below a `Route` whenever a request passes through it.
-    pub fn into_router<L, O>(self, layer: L, outer: O) -> Router
+    /// The Host/Origin guard, for the front of the `/mcp` stack (see [`Endpoint::into_router`]).
+    pub fn guard(&self) -> guard::GuardLayer {
+        guard::GuardLayer::new(self.allow.clone())
+    }
+
+    /// The `/mcp` route: `layers` (CORS, the Host/Origin guard, limits, authentication, in the
+    /// order the composition root stacks them) around the endpoint's handlers, composed into one
+    /// service. Only `/mcp` goes through them: unknown paths stay 404 instead of 401. One
+    /// service, not a router with `route_layer` and `layer` calls: each such call wraps the
+    /// routes in another boxed `Route`, and axum copies every level below a `Route` whenever a
+    /// request passes through it.
+    pub fn into_router<L>(self, layers: L) -> Router
     where
-        L: tower::Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
-        L::Service: tower::Service<axum::extract::Request> + Clone + Send + Sync + 'static,
+        L: tower::Layer<transport::Handlers>,
+        L::Service:
+            tower::Service<axum::extract::Request, Error = std::convert::Infallible> + Clone + Send + Sync + 'static,
         <L::Service as tower::Service<axum::extract::Request>>::Response: axum::response::IntoResponse + 'static,
-        <L::Service as tower::Service<axum::extract::Request>>::Error: Into<std::convert::Infallible> + 'static,
         <L::Service as tower::Service<axum::extract::Request>>::Future: Send + 'static,
-        O: tower::Layer<guard::Guard<axum::routing::Route>> + Clone + Send + Sync + 'static,
-        O::Service: tower::Service<axum::extract::Request> + Clone + Send + Sync + 'static,
-        <O::Service as tower::Service<axum::extract::Request>>::Response: axum::response::IntoResponse + 'static,
-        <O::Service as tower::Service<axum::extract::Request>>::Error: Into<std::convert::Infallible> + 'static,
-        <O::Service as tower::Service<axum::extract::Request>>::Future: Send + 'static,
     {
-        let guarded = tower::ServiceBuilder::new().layer(outer).layer(guard::GuardLayer::new(self.allow.clone()));
-        Router::new()
-            .route("/mcp", post(transport::post).get(transport::get).delete(transport::delete))
-            .with_state(self.mcp.clone())
-            .route_layer(layer)
-            .layer(guarded)
+        Router::new().route_service("/mcp", layers.layer(transport::Handlers::new(self.mcp.clone())))
     }
 
     /// Live counters for `/health`: sessions and open SSE streams.

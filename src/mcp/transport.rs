@@ -1,13 +1,15 @@
 //! The HTTP side of `/mcp`, shared by both eras: content negotiation, size limit, JSON-RPC
 //! parsing, era classification, and the switch from a JSON answer to an SSE stream.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::mpsc;
 
@@ -35,8 +37,46 @@ pub(super) struct Post {
     pub accepts: Accepts,
 }
 
+/// The `/mcp` endpoint behind its layers: POST, GET and DELETE to their handlers, 405 for any
+/// other method. A plain service rather than an axum `MethodRouter`, so the layers in front of it
+/// are composed once into one service (see [`super::Endpoint::into_router`]).
+#[derive(Clone)]
+pub struct Handlers {
+    mcp: Arc<Mcp>,
+}
+
+impl Handlers {
+    pub(super) fn new(mcp: Arc<Mcp>) -> Self {
+        Handlers { mcp }
+    }
+}
+
+impl tower::Service<Request> for Handlers {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let mcp = self.mcp.clone();
+        match *request.method() {
+            Method::POST => Box::pin(async move { Ok(post(mcp, request).await) }),
+            Method::GET => Box::pin(async move { Ok(get(mcp, request).await) }),
+            Method::DELETE => Box::pin(async move { Ok(delete(mcp, request).await) }),
+            _ => {
+                let mut response = StatusCode::METHOD_NOT_ALLOWED.into_response();
+                response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET,POST,DELETE"));
+                Box::pin(std::future::ready(Ok(response)))
+            }
+        }
+    }
+}
+
 /// `POST /mcp`.
-pub(super) async fn post(State(mcp): State<Arc<Mcp>>, request: Request) -> Response {
+async fn post(mcp: Arc<Mcp>, request: Request) -> Response {
     // The request is taken apart by hand: the `HeaderMap` extractor would copy every header.
     let (parts, body) = request.into_parts();
     let (headers, mut extensions) = (parts.headers, parts.extensions);
@@ -69,13 +109,22 @@ pub(super) async fn post(State(mcp): State<Arc<Mcp>>, request: Request) -> Respo
 }
 
 /// `GET /mcp`: a legacy session's standalone SSE stream, or the resumption of a stream.
-pub(super) async fn get(State(mcp): State<Arc<Mcp>>, principal: Option<Principal>, headers: HeaderMap) -> Response {
+async fn get(mcp: Arc<Mcp>, request: Request) -> Response {
+    let (principal, headers) = principal_and_headers(request);
     legacy::open_stream(&mcp, principal, headers).await
 }
 
 /// `DELETE /mcp`: ends a legacy session.
-pub(super) async fn delete(State(mcp): State<Arc<Mcp>>, principal: Option<Principal>, headers: HeaderMap) -> Response {
+async fn delete(mcp: Arc<Mcp>, request: Request) -> Response {
+    let (principal, headers) = principal_and_headers(request);
     legacy::end_session(&mcp, principal, headers).await
+}
+
+/// The caller the authentication layer established (none without the `jwt` layer), and the
+/// headers, taken out of the request without copies.
+fn principal_and_headers(request: Request) -> (Option<Principal>, HeaderMap) {
+    let (mut parts, _body) = request.into_parts();
+    (parts.extensions.remove::<Principal>(), parts.headers)
 }
 
 /// Reads the body up to `limit` bytes within `deadline`; a declared or actual larger body is 413,
