@@ -163,13 +163,17 @@ impl AppBuilder {
             app = app.merge(endpoint.into_router(layers));
         }
 
-        // One `layer` call for both: each call adds a level of boxed `Route`s that axum copies on
-        // every request. A panicking handler becomes a 500 instead of a dropped connection. One
-        // span per request, so everything logged while serving it (the audit trail, refusals) can
-        // be told apart.
-        Ok(app.merge(health.router()).layer(
-            tower::ServiceBuilder::new().layer(CatchPanicLayer::new()).layer(crate::telemetry::RequestSpanLayer),
-        ))
+        // Around the whole router rather than with `Router::layer`, which would wrap each route
+        // in another boxed `Route` that axum deep-copies on every request; the one `Route` here
+        // copies only these two layers and the router's `Arc`. A panicking handler becomes a 500
+        // instead of a dropped connection. One span per request, so everything logged while
+        // serving it (the audit trail, refusals) can be told apart.
+        let routes = app.merge(health.router());
+        let service = tower::ServiceBuilder::new()
+            .layer(CatchPanicLayer::new())
+            .layer(crate::telemetry::RequestSpanLayer)
+            .service(routes);
+        Ok(Router::new().fallback_service(service))
     }
 
     #[cfg(all(feature = "mcp", not(feature = "tools")))]
