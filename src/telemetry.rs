@@ -244,12 +244,12 @@ where
         let _entered = this.span.enter();
         let output = std::task::ready!(this.inner.poll(cx));
         if let Ok(response) = &output {
-            let status = response.status().as_u16();
-            let ms = this.started.elapsed().as_secs_f64() * 1000.0;
-            if response.status().is_server_error() {
-                tracing::error!(status, ms, "response");
+            // Field values are only evaluated when the event is enabled: no clock read otherwise.
+            let (status, started) = (response.status(), *this.started);
+            if status.is_server_error() {
+                tracing::error!(status = status.as_u16(), ms = started.elapsed().as_secs_f64() * 1000.0, "response");
             } else {
-                tracing::debug!(status, ms, "response");
+                tracing::debug!(status = status.as_u16(), ms = started.elapsed().as_secs_f64() * 1000.0, "response");
             }
         }
         Poll::Ready(output)
