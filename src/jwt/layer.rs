@@ -122,13 +122,18 @@ pub fn bearer_token<'a>(headers: &'a HeaderMap, uri: &Uri, max_bytes: usize) -> 
         return Err(Credentials::Missing);
     }
     let token = token.trim_matches(' ');
-    // Byte searches (memchr, word at a time): `contains([' ', '\t'])` went character by
-    // character through a token of some 700 bytes, and that showed in profiles of the hot path.
-    let bytes = token.as_bytes();
-    if token.is_empty() || bytes.contains(&b' ') || bytes.contains(&b'\t') {
+    if token.is_empty() || has_blank(token.as_bytes()) {
         return Err(Credentials::Malformed("malformed Bearer credentials"));
     }
     Ok(token)
+}
+
+/// Whether `bytes` holds a space or a tab: the only bytes up to 0x20 in a header value that
+/// `to_str` accepted. Each 32-byte chunk is folded without an early exit, which compiles to vector
+/// compares; this runs over a token of some 800 bytes on every request, and two `memchr` passes
+/// (one for each character) were 2% of the instructions of a cached call.
+fn has_blank(bytes: &[u8]) -> bool {
+    bytes.chunks(32).any(|chunk| chunk.iter().fold(false, |blank, &b| blank | (b <= b' ')))
 }
 
 /// Puts [`Authenticate`] around a service.
@@ -242,6 +247,15 @@ mod tests {
         assert!(malformed(bearer_token(&headers(&["Bearer abcdef"]), &uri("/mcp"), 8)));
         assert!(malformed(bearer_token(&headers(&["Bearer "]), &uri("/mcp"), 100)));
         assert!(malformed(bearer_token(&headers(&["Bearer a b"]), &uri("/mcp"), 100)));
+        let long = "x".repeat(100);
+        for blank in [" ", "\t"] {
+            for at in [1, 31, 32, 63, 99] {
+                let token = format!("{}{blank}{}", &long[..at], &long[at..]);
+                let value = format!("Bearer {token}x");
+                assert!(malformed(bearer_token(&headers(&[value.as_str()]), &uri("/mcp"), 1000)), "{blank:?} at {at}");
+            }
+        }
+        assert_eq!(bearer_token(&headers(&[&format!("Bearer {long}")]), &uri("/mcp"), 1000), Ok(long.as_str()));
         assert_eq!(bearer_token(&headers(&["Bearer abc"]), &uri("/mcp?token=x"), 100), Ok("abc"));
     }
 }
