@@ -117,9 +117,10 @@ fn bare(value: &str) -> bool {
 
 impl Visit for PlainVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        // The message itself is the line's text; every other string is a value.
-        let message = field.name() == "message";
-        self.record(field, |w| if message || bare(value) { w.write_str(value) } else { write!(w, "{value:?}") });
+        // The message is the line's text, written as it is unless it would break the line; every
+        // other string is a value.
+        let raw = if field.name() == "message" { !value.chars().any(char::is_control) } else { bare(value) };
+        self.record(field, |w| if raw { w.write_str(value) } else { write!(w, "{value:?}") });
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
@@ -306,6 +307,8 @@ mod tests {
             )
         });
         assert_eq!(out.lines().count(), 1, "{out}");
+        let message = logged("info", || tracing::info!(message = "two\nlines"));
+        assert_eq!(message.lines().count(), 1, "{message}");
         for expected in [
             "call done subject=alice@example.com ",
             r#"forged="x\nINFO audit: subject=root""#,
