@@ -23,7 +23,7 @@ use axum::{Json, Router};
 use futures_util::future::Either;
 use serde_json::{Value, json};
 use tower::{Layer, Service};
-use tower_http::cors::{AllowOrigin, Any, Cors, CorsLayer};
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use url::Url;
 
 use crate::config::{ChallengeScopes, Settings};
@@ -262,21 +262,26 @@ pub struct BrowserCorsLayer(CorsLayer);
 impl<S> Layer<S> for BrowserCorsLayer {
     type Service = BrowserCors<S>;
     fn layer(&self, inner: S) -> BrowserCors<S> {
-        BrowserCors(self.0.layer(inner))
+        BrowserCors { inner, cors: Arc::new(self.0.clone()) }
     }
 }
 
 /// tower-http's CORS for requests with an `Origin` header; the others go straight to the inner
 /// service. Browsers send `Origin` on every cross-origin request and preflight, so the CORS
 /// headers could only ever matter to those; MCP clients outside a browser (nearly all traffic)
-/// send none, and building and adding the headers was some 2% of a cached `tools/call`. Nothing
-/// is lost for caches either: `/mcp` answers are never cacheable (POST, SSE, `DELETE`).
+/// send none, and building and adding the headers was some 4% of the instructions of a cached
+/// `tools/call`. Nothing is lost for caches either: `/mcp` answers are never cacheable (POST,
+/// SSE, `DELETE`). The CORS rules sit behind an `Arc`, as axum copies the service for every
+/// request and `CorsLayer` holds lists.
 #[derive(Clone)]
-pub struct BrowserCors<S>(Cors<S>);
+pub struct BrowserCors<S> {
+    inner: S,
+    cors: Arc<CorsLayer>,
+}
 
 impl<S, B, ResBody> Service<Request<B>> for BrowserCors<S>
 where
-    S: Service<Request<B>, Response = axum::http::Response<ResBody>>,
+    S: Service<Request<B>, Response = axum::http::Response<ResBody>> + Clone,
     ResBody: Default,
 {
     type Response = axum::http::Response<ResBody>;
@@ -284,15 +289,18 @@ where
     type Future = Either<tower_http::cors::ResponseFuture<S::Future>, S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.0.poll_ready(cx)
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        if request.headers().contains_key(header::ORIGIN) {
-            Either::Left(self.0.call(request))
-        } else {
-            Either::Right(self.0.get_mut().call(request))
+        if !request.headers().contains_key(header::ORIGIN) {
+            return Either::Right(self.inner.call(request));
         }
+        // The inner service that `poll_ready` made ready goes into the CORS service; a clone
+        // stays for the next request.
+        let clone = self.inner.clone();
+        let ready = std::mem::replace(&mut self.inner, clone);
+        Either::Left(self.cors.layer(ready).call(request))
     }
 }
 
