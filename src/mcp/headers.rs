@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 
+use axum::http::header::AsHeaderName;
 use axum::http::{HeaderMap, header};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -66,7 +67,10 @@ pub fn require_json_body(headers: &HeaderMap) -> Result<(), AppError> {
 /// Reads a routing header: absent, or exactly one value with optional whitespace trimmed and
 /// the Base64 sentinel decoded. A repeated header is a mismatch (proxies may disagree on which
 /// copy counts).
-fn routing_header<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<Cow<'h, str>>, RpcError> {
+fn routing_header<'h, N>(headers: &'h HeaderMap, name: N) -> Result<Option<Cow<'h, str>>, RpcError>
+where
+    N: AsHeaderName + Copy + std::fmt::Display,
+{
     let mut values = headers.get_all(name).iter();
     let Some(first) = values.next() else {
         return Ok(None);
@@ -137,7 +141,7 @@ pub fn check_routing_headers(
     params: &Map<String, Value>,
     header_params: &[HeaderParam],
 ) -> Result<(), RpcError> {
-    match routing_header(headers, HEADER_METHOD)? {
+    match routing_header(headers, &HEADER_METHOD)? {
         None => {
             return Err(RpcError::header_mismatch("Header mismatch: Mcp-Method header is required"));
         }
@@ -156,7 +160,7 @@ pub fn check_routing_headers(
     };
     if let Some(field) = name_field {
         let body = params.get(field).and_then(Value::as_str);
-        match (routing_header(headers, HEADER_NAME)?, body) {
+        match (routing_header(headers, &HEADER_NAME)?, body) {
             (None, Some(_)) => {
                 return Err(RpcError::header_mismatch("Header mismatch: Mcp-Name header is required"));
             }
@@ -180,7 +184,7 @@ pub fn check_routing_headers(
     let arguments = params.get("arguments").and_then(Value::as_object);
     for param in header_params {
         let body = arguments.and_then(|args| lookup(args, &param.path)).filter(|v| !v.is_null());
-        match (routing_header(headers, &param.header)?, body) {
+        match (routing_header(headers, param.header.as_str())?, body) {
             (None, None) => {}
             (Some(value), Some(body)) if same(&value, body) => {}
             (None, Some(_)) => {

@@ -166,7 +166,7 @@ fn initialize(mcp: &Arc<Mcp>, post: &Post, id: &Id, params: &Map<String, Value>)
     }
     let mut response = json_bytes(StatusCode::OK, result_frame(id, &Value::Object(result)));
     let header = HeaderValue::from_str(&session.id).expect("session ids are visible ASCII");
-    response.headers_mut().insert(HEADER_SESSION_ID, header);
+    response.headers_mut().insert(&HEADER_SESSION_ID, header);
     response
 }
 
@@ -202,7 +202,7 @@ fn session_for(mcp: &Mcp, headers: &HeaderMap, principal: Option<&Principal>) ->
     {
         return Err(NoSession::BadVersion(version.to_owned()));
     }
-    let session_id = headers.get(HEADER_SESSION_ID).and_then(|v| v.to_str().ok()).ok_or(NoSession::Missing)?;
+    let session_id = headers.get(&HEADER_SESSION_ID).and_then(|v| v.to_str().ok()).ok_or(NoSession::Missing)?;
     match mcp.sessions.get(session_id.trim()) {
         Some(session) if session.owned_by(principal) => Ok(session),
         Some(_) => {
@@ -474,7 +474,7 @@ pub(super) async fn open_stream(mcp: &Arc<Mcp>, principal: Option<Principal>, he
         Err(refusal) => return refusal.response(None),
     };
     let resume = headers
-        .get(HEADER_LAST_EVENT_ID)
+        .get(&HEADER_LAST_EVENT_ID)
         .and_then(|v| v.to_str().ok())
         .and_then(StreamLog::parse_event_id)
         .and_then(|(stream, seq)| session.stream(stream).map(|log| (log, seq)));

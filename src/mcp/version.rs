@@ -5,7 +5,7 @@
 //! Both are served on the same endpoint; the era is decided per request, from how the request
 //! itself is shaped (the body-primary procedure of the dual-era rules).
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName};
 
 use super::jsonrpc::Message;
 
@@ -31,11 +31,13 @@ pub const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
 /// `_meta` key that tags notifications on a listen stream.
 pub const META_SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
 
-pub const HEADER_PROTOCOL_VERSION: &str = "mcp-protocol-version";
-pub const HEADER_SESSION_ID: &str = "mcp-session-id";
-pub const HEADER_METHOD: &str = "mcp-method";
-pub const HEADER_NAME: &str = "mcp-name";
-pub const HEADER_LAST_EVENT_ID: &str = "last-event-id";
+// Header names as `HeaderName`s: a lookup by `&str` validates and lower-cases the name first,
+// on every request.
+pub static HEADER_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
+pub static HEADER_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+pub static HEADER_METHOD: HeaderName = HeaderName::from_static("mcp-method");
+pub static HEADER_NAME: HeaderName = HeaderName::from_static("mcp-name");
+pub static HEADER_LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 
 /// A negotiated legacy protocol version; ordered by date.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -96,7 +98,7 @@ pub fn is_handshake_version(version: &str) -> bool {
 
 /// The `MCP-Protocol-Version` header, if present and readable.
 pub fn header_version(headers: &HeaderMap) -> Option<&str> {
-    headers.get(HEADER_PROTOCOL_VERSION).and_then(|v| v.to_str().ok()).map(str::trim)
+    headers.get(&HEADER_PROTOCOL_VERSION).and_then(|v| v.to_str().ok()).map(str::trim)
 }
 
 /// Decides the era of a POSTed message (the dual-era decision procedure):
@@ -142,7 +144,7 @@ mod tests {
     fn headers(version: Option<&str>) -> HeaderMap {
         let mut h = HeaderMap::new();
         if let Some(v) = version {
-            h.insert(HEADER_PROTOCOL_VERSION, v.parse().unwrap());
+            h.insert(&HEADER_PROTOCOL_VERSION, v.parse().unwrap());
         }
         h
     }
