@@ -407,6 +407,8 @@ async fn rate_limits_answer_429_with_retry_after_per_caller_and_per_address() {
     );
     let http = client();
     let alice = caller(&server, "alice", &["mcp:read"]);
+    let alice_again = caller(&server, "alice", &["mcp:read", "mcp:tools"]);
+    assert_ne!(alice, alice_again);
     let bob = caller(&server, "bob", &["mcp:read"]);
     let list = modern_body("tools/list", json!({})).to_string();
     let mut statuses = Vec::new();
@@ -417,6 +419,11 @@ async fn rate_limits_answer_429_with_retry_after_per_caller_and_per_address() {
     let limited = statuses.iter().find(|r| r.status() == 429).expect("then 429");
     let retry: u64 = limited.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=2).contains(&retry), "{retry}");
+    assert_eq!(
+        post(&http, &server, Some(&alice_again), "tools/list", list.clone()).await.status(),
+        429,
+        "a new token of the same caller draws from the same bucket"
+    );
     assert_eq!(
         post(&http, &server, Some(&bob), "tools/list", list.clone()).await.status(),
         200,

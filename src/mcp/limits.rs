@@ -27,13 +27,46 @@ use crate::error::AppError;
 use crate::principal::Principal;
 
 /// Who a request is charged to.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 enum Key {
     Address(IpAddr),
-    /// (issuer, subject): the same caller across token refreshes.
-    Caller(String, String),
+    Caller(Caller),
     /// No address known (in-process tests): one shared bucket.
     Unknown,
+}
+
+/// An authenticated caller as a rate-limit key: equal and hashed by issuer and subject only, so
+/// it is the same caller across token refreshes. It holds the principal (a reference count)
+/// rather than copies of the two strings, which were two allocations per request.
+#[derive(Clone)]
+struct Caller(Principal);
+
+impl PartialEq for Caller {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.owner_key() == other.0.owner_key()
+    }
+}
+
+impl Eq for Caller {}
+
+impl Hash for Caller {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.owner_key().hash(state);
+    }
+}
+
+/// For the log line of a refusal: the address, or the caller's issuer and subject.
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Key::Address(address) => f.debug_tuple("Address").field(address).finish(),
+            Key::Caller(Caller(principal)) => {
+                let (issuer, subject) = principal.owner_key();
+                f.debug_tuple("Caller").field(&issuer).field(&subject).finish()
+            }
+            Key::Unknown => f.write_str("Unknown"),
+        }
+    }
 }
 
 /// A keyed rate limiter; `None` when switched off.
@@ -190,10 +223,7 @@ where
         let limits = &self.limits;
         let address = limits.address(&request);
         let key = match (self.scope, request.extensions().get::<Principal>()) {
-            (Scope::Caller, Some(caller)) => {
-                let (issuer, subject) = caller.owner_key();
-                Key::Caller(issuer.to_owned(), subject.to_owned())
-            }
+            (Scope::Caller, Some(caller)) => Key::Caller(Caller(caller.clone())),
             _ => address.map(Key::Address).unwrap_or(Key::Unknown),
         };
         let limiter = match self.scope {
