@@ -72,7 +72,9 @@ async fn every_call_leaves_one_audit_line_with_who_what_outcome_and_duration_but
     assert_eq!(lines.len(), 3, "tools/call, prompts/get and the refused call; lists are not audited: {lines:#?}");
     // In the request's span, so other lines of the same request can be told apart.
     assert!(lines[0].contains(" INFO request{method=POST path=/mcp}: audit: subject=auditor-7 "), "{}", lines[0]);
-    assert!(lines[0].contains("operation=tools/call name=echo outcome=ok duration_ms="), "{}", lines[0]);
+    assert!(lines[0].contains("operation=tools/call name=echo outcome=ok duration_us="), "{}", lines[0]);
+    let duration = lines[0].split("duration_us=").nth(1).and_then(|rest| rest.split_whitespace().next());
+    assert!(duration.is_some_and(|us| us.parse::<u64>().is_ok()), "whole microseconds: {}", lines[0]);
     assert!(lines[1].contains("prompts/get") && lines[1].contains("greeting"), "{}", lines[1]);
     // Refused when the scope policy is on (reader-1 lacks mcp:tools).
     let expected = if cfg!(feature = "scopes") { "outcome=refused" } else { "outcome=ok" };
