@@ -29,7 +29,7 @@ async fn main() -> ExitCode {
 
 async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     let shutdown = serve::Shutdown::default();
-    let router = AppBuilder::new(settings.clone()).shutdown(shutdown.clone()).build().await?;
+    let app = AppBuilder::new(settings.clone()).shutdown(shutdown.clone()).build_service().await?;
     let listener = tokio::net::TcpListener::bind(settings.server.bind).await.map_err(|source| {
         mcp_auth_server::error::StartupError::Bind { addr: settings.server.bind.to_string(), source }
     })?;
@@ -40,6 +40,6 @@ async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
         "listening"
     );
     let options = serve::ServeOptions::from_settings(&settings.server);
-    serve::serve(listener, router, serve::shutdown_signal(), shutdown, options).await?;
+    serve::serve(listener, app, serve::shutdown_signal(), shutdown, options).await?;
     Ok(())
 }

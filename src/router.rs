@@ -2,7 +2,7 @@
 //! is built from the settings here and handed what it needs from the others as plain values.
 
 use axum::Router;
-use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::catch_panic::{CatchPanic, CatchPanicLayer, DefaultResponseForPanic};
 
 use crate::config::Settings;
 use crate::error::StartupError;
@@ -23,6 +23,10 @@ pub fn enabled_features() -> Vec<&'static str> {
     .filter_map(|(name, on)| on.then_some(name))
     .collect()
 }
+
+/// The whole application as one service: every route, inside the request span and the panic
+/// guard. See [`AppBuilder::build_service`].
+pub type App = CatchPanic<crate::telemetry::RequestSpan<Router>, DefaultResponseForPanic>;
 
 /// Builds the application from settings, with optional parts supplied by the caller.
 pub struct AppBuilder {
@@ -69,6 +73,14 @@ impl AppBuilder {
     /// Builds the router. Fails on configuration that cannot work (unreadable keys, an issuer
     /// that cannot be reached, a policy naming unknown tools).
     pub async fn build(self) -> Result<Router, StartupError> {
+        Ok(Router::new().fallback_service(self.build_service().await?))
+    }
+
+    /// Builds the application as the service [`crate::serve::serve`] runs: what
+    /// [`AppBuilder::build`] wraps in a `Router` for callers that want one (tests, embedding),
+    /// without that outer router's dispatch, which cost every request a boxed copy of the
+    /// service and a boxed future.
+    pub async fn build_service(self) -> Result<App, StartupError> {
         let settings = &self.settings;
         let public_url = settings.server.public_url.clone();
         #[allow(unused_mut)]
@@ -169,11 +181,10 @@ impl AppBuilder {
         // instead of a dropped connection. One span per request, so everything logged while
         // serving it (the audit trail, refusals) can be told apart.
         let routes = app.merge(health.router());
-        let service = tower::ServiceBuilder::new()
+        Ok(tower::ServiceBuilder::new()
             .layer(CatchPanicLayer::new())
             .layer(crate::telemetry::RequestSpanLayer)
-            .service(routes);
-        Ok(Router::new().fallback_service(service))
+            .service(routes))
     }
 
     #[cfg(all(feature = "mcp", not(feature = "tools")))]

@@ -14,16 +14,15 @@ use std::time::Duration;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use axum::Router;
 use axum::extract::{ConnectInfo, Request};
-use axum::http::{HeaderValue, Version, header};
+use axum::http::{HeaderValue, Response, Version, header};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
-use tower::ServiceExt;
+use tower::{Service, ServiceExt};
 
 use crate::config::ServerSettings;
 
@@ -76,15 +75,22 @@ impl ServeOptions {
     }
 }
 
-/// Serves `router` on `listener` until `signal` resolves; then stops accepting, tells streams to
-/// end, and lets in-flight requests finish for at most `options.grace`.
-pub async fn serve(
+/// Serves `app` on `listener` until `signal` resolves; then stops accepting, tells streams to
+/// end, and lets in-flight requests finish for at most `options.grace`. `app` is a `Router`, or
+/// the [`crate::router::App`] that `AppBuilder::build_service` makes (what the binary serves).
+pub async fn serve<S, B>(
     listener: TcpListener,
-    router: Router,
+    app: S,
     signal: impl Future<Output = ()> + Send + 'static,
     shutdown: Shutdown,
     options: ServeOptions,
-) -> io::Result<()> {
+) -> io::Result<()>
+where
+    S: Service<Request, Response = Response<B>, Error = Infallible> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(options.header_read_timeout)
@@ -116,10 +122,10 @@ pub async fn serve(
         if let Err(err) = tcp.set_nodelay(true) {
             tracing::warn!(%err, "cannot set TCP_NODELAY");
         }
-        let router = router.clone();
+        let app = app.clone();
         let service = tower::service_fn(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
-            answer(router.clone(), request)
+            answer(app.clone(), request)
         });
         let connection = http.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service));
         let connection = graceful.watch(connection);
@@ -147,7 +153,10 @@ pub async fn serve(
 /// refusal: 401, 403, 413, 415, 429, ...) says `Connection: close`: hyper closes such a
 /// connection anyway, and without the header a client reuses it for its next request (every
 /// OAuth client does, for the metadata lookup after a 401) and sees it vanish.
-async fn answer(router: Router, request: Request<Incoming>) -> Result<axum::response::Response, Infallible> {
+async fn answer<S, B>(app: S, request: Request<Incoming>) -> Result<Response<B>, Infallible>
+where
+    S: Service<Request, Response = Response<B>, Error = Infallible>,
+{
     let has_body = request.headers().contains_key(header::TRANSFER_ENCODING)
         || request
             .headers()
@@ -157,7 +166,7 @@ async fn answer(router: Router, request: Request<Incoming>) -> Result<axum::resp
     let keeps_alive = request.version() <= Version::HTTP_11;
     let read_to_end = Arc::new(AtomicBool::new(!has_body));
     let request = request.map(|body| axum::body::Body::new(ReadToEnd { body, done: read_to_end.clone() }));
-    let mut response = router.oneshot(request).await?;
+    let mut response = app.oneshot(request).await?;
     if keeps_alive && !read_to_end.load(Ordering::Acquire) {
         response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     }

@@ -114,10 +114,14 @@ pub async fn spawn_with_settings(listener: tokio::net::TcpListener, settings: Se
         grace: std::time::Duration::from_secs(5),
         ..serve::ServeOptions::from_settings(&settings.server)
     };
-    let router =
-        mcp_auth_server::AppBuilder::new(settings).shutdown(shutdown.clone()).build().await.expect("app builds");
+    // The service the binary serves (in-process tests use `build`, the same routes in a Router).
+    let app = mcp_auth_server::AppBuilder::new(settings)
+        .shutdown(shutdown.clone())
+        .build_service()
+        .await
+        .expect("app builds");
     let signal = shutdown.wait();
-    let handle = tokio::spawn(serve::serve(listener, router, signal, shutdown.clone(), options));
+    let handle = tokio::spawn(serve::serve(listener, app, signal, shutdown.clone(), options));
     TestServer { base: format!("http://{addr}"), shutdown, handle }
 }
 
