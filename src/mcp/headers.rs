@@ -25,17 +25,17 @@ impl Accepts {
     /// refusing one that lists only one of them breaks real clients for no gain (we can always
     /// answer in the type it named), so only an `Accept` that admits neither is refused.
     pub fn from_headers(headers: &HeaderMap) -> Accepts {
-        let mut values = headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).peekable();
+        let mut values = headers.get_all(header::ACCEPT).iter().filter(|v| v.to_str().is_ok()).peekable();
         if values.peek().is_none() {
             return Accepts { json: true, sse: true };
         }
         let mut accepts = Accepts { json: false, sse: false };
-        // Media types compare case-insensitively, without copying them to lower case: this runs
-        // on every request.
-        let is = |media: &str, name: &str| media.eq_ignore_ascii_case(name);
-        for media in values.flat_map(|v| v.split(',')) {
-            let media = media.split(';').next().unwrap_or("").trim();
-            if media == "*/*" {
+        // This runs on every request: the (ASCII) value is cut up as bytes, and media types
+        // compare case-insensitively without being copied to lower case.
+        let is = |media: &[u8], name: &str| media.eq_ignore_ascii_case(name.as_bytes());
+        for media in values.flat_map(|v| v.as_bytes().split(|&b| b == b',')) {
+            let media = media.split(|&b| b == b';').next().unwrap_or_default().trim_ascii();
+            if media == b"*/*" {
                 return Accepts { json: true, sse: true };
             } else if is(media, "application/*") || is(media, "application/json") {
                 accepts.json = true;
@@ -297,6 +297,15 @@ mod tests {
         h.insert(header::ACCEPT, "text/html".parse().unwrap());
         assert!(!Accepts::from_headers(&h).any());
         assert!(Accepts::from_headers(&HeaderMap::new()).any());
+        h.insert(header::ACCEPT, "Application/JSON;q=0.9 ,\tTEXT/Event-Stream; charset=utf-8".parse().unwrap());
+        assert_eq!(Accepts::from_headers(&h), Accepts { json: true, sse: true });
+        h.insert(header::ACCEPT, "text/html, */*;q=0.1".parse().unwrap());
+        assert_eq!(Accepts::from_headers(&h), Accepts { json: true, sse: true });
+        h.insert(header::ACCEPT, "text/*".parse().unwrap());
+        h.append(header::ACCEPT, "image/png".parse().unwrap());
+        assert_eq!(Accepts::from_headers(&h), Accepts { json: false, sse: true });
+        h.insert(header::ACCEPT, "application/jsonx, xtext/event-stream".parse().unwrap());
+        assert!(!Accepts::from_headers(&h).any(), "whole media types only");
     }
 
     #[test]
