@@ -147,7 +147,11 @@ struct Frame<'a, R: Serialize, E: Serialize> {
 
 impl<'a, R: Serialize, E: Serialize> Frame<'a, R, E> {
     fn to_vec(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("frames serialise")
+        // serde_json starts at 128 bytes; most frames are a little larger, and growing twice
+        // (128 -> 256 -> 512) copied them twice.
+        let mut frame = Vec::with_capacity(512);
+        serde_json::to_writer(&mut frame, self).expect("frames serialise");
+        frame
     }
 }
 
