@@ -2,48 +2,15 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-
 use common::tokens::TokenBuilder;
 use common::*;
 use mcp_auth_server::config::LogFormat;
 use mcp_auth_server::telemetry;
 use serde_json::json;
-use tracing_subscriber::fmt::MakeWriter;
-
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Buffer {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(data);
-        Ok(data.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Buffer {
-    type Writer = Buffer;
-    fn make_writer(&'a self) -> Buffer {
-        self.clone()
-    }
-}
-
-impl Buffer {
-    fn audit_lines(&self) -> Vec<String> {
-        String::from_utf8_lossy(&self.0.lock().unwrap())
-            .lines()
-            .filter(|l| l.contains("audit"))
-            .map(str::to_owned)
-            .collect()
-    }
-}
 
 #[tokio::test]
 async fn every_call_leaves_one_audit_line_with_who_what_outcome_and_duration_but_never_the_token() {
-    let buffer = Buffer::default();
+    let buffer = LogBuffer::default();
     // The subscriber the binary installs, with its text format.
     let _guard =
         tracing::subscriber::set_default(telemetry::subscriber("info", LogFormat::Text, buffer.clone(), false));
@@ -68,7 +35,7 @@ async fn every_call_leaves_one_audit_line_with_who_what_outcome_and_duration_but
     refused.headers_mut().insert("authorization", reader.parse().unwrap());
     send_as_is(&app, refused).await;
 
-    let lines = buffer.audit_lines();
+    let lines = buffer.lines_with("audit");
     assert_eq!(lines.len(), 3, "tools/call, prompts/get and the refused call; lists are not audited: {lines:#?}");
     // In the request's span, so other lines of the same request can be told apart.
     assert!(lines[0].contains(" INFO request{method=POST path=/mcp}: audit: subject=auditor-7 "), "{}", lines[0]);
@@ -86,24 +53,24 @@ async fn every_call_leaves_one_audit_line_with_who_what_outcome_and_duration_but
 
 #[tokio::test]
 async fn arguments_join_the_audit_trail_only_when_configured() {
-    let buffer = Buffer::default();
+    let buffer = LogBuffer::default();
     let _guard =
         tracing::subscriber::set_default(telemetry::subscriber("info", LogFormat::Text, buffer.clone(), false));
     let app = app_with(&test_settings_with("[log]\naudit_arguments = true")).await;
     send(&app, modern(1, "tools/call", json!({ "name": "echo", "arguments": { "message": "recorded" } }))).await;
-    let lines = buffer.audit_lines();
+    let lines = buffer.lines_with("audit");
     assert_eq!(lines.len(), 1);
     assert!(lines[0].contains(r#"arguments={"message":"recorded"}"#), "{}", lines[0]);
 }
 
 #[tokio::test]
 async fn in_json_format_each_audit_line_is_one_json_object_with_the_request_span() {
-    let buffer = Buffer::default();
+    let buffer = LogBuffer::default();
     let _guard =
         tracing::subscriber::set_default(telemetry::subscriber("info", LogFormat::Json, buffer.clone(), false));
     let app = app().await;
     send(&app, modern(1, "tools/call", json!({ "name": "echo", "arguments": { "message": "hi" } }))).await;
-    let lines = buffer.audit_lines();
+    let lines = buffer.lines_with("audit");
     assert_eq!(lines.len(), 1, "{lines:#?}");
     let line: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
     assert_eq!(line["target"], "audit");

@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-
 use axum::http::StatusCode;
 use common::tokens::{self, TokenBuilder};
 use common::*;
@@ -12,27 +10,7 @@ use serde_json::json;
 
 #[tokio::test]
 async fn refusals_are_logged_with_the_kid_or_subject_but_never_the_token() {
-    use tracing_subscriber::fmt::MakeWriter;
-
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Buffer {
-        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(data);
-            Ok(data.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    impl<'a> MakeWriter<'a> for Buffer {
-        type Writer = Buffer;
-        fn make_writer(&'a self) -> Buffer {
-            self.clone()
-        }
-    }
-
-    let buffer = Buffer::default();
+    let buffer = LogBuffer::default();
     let subscriber =
         tracing_subscriber::fmt().with_writer(buffer.clone()).with_max_level(tracing::Level::DEBUG).finish();
     let _guard = tracing::subscriber::set_default(subscriber);
@@ -42,7 +20,7 @@ async fn refusals_are_logged_with_the_kid_or_subject_but_never_the_token() {
     let unknown = TokenBuilder::new().signed_with(&stranger).build();
     assert_eq!(discover(&app, &expired).await.status, StatusCode::UNAUTHORIZED);
     assert_eq!(discover(&app, &unknown).await.status, StatusCode::UNAUTHORIZED);
-    let log = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let log = buffer.text();
     assert!(
         log.contains("token expired (sub \\\"carol\\\")") || log.contains("token expired (sub \"carol\")"),
         "{log}"
