@@ -149,8 +149,8 @@ impl Visit for PlainVisitor<'_> {
     }
 }
 
-/// RFC 3339 UTC timestamps with microseconds, like tracing-subscriber's `SystemTime` (which it
-/// formats for the date part), but formatting the date and time of day once per second.
+/// RFC 3339 UTC timestamps with microseconds, like tracing-subscriber's `SystemTime`, but
+/// formatting the date and time of day once per second.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Clock;
 
@@ -161,23 +161,38 @@ thread_local! {
 
 impl FormatTime for Clock {
     fn format_time(&self, w: &mut Writer<'_>) -> std::fmt::Result {
-        let now = SystemTime::now();
-        let Ok(since_epoch) = now.duration_since(UNIX_EPOCH) else {
+        let Ok(since_epoch) = SystemTime::now().duration_since(UNIX_EPOCH) else {
             return fmt::time::SystemTime.format_time(w);
         };
         let (second, micros) = (since_epoch.as_secs(), since_epoch.subsec_micros());
         SECOND.with_borrow_mut(|(cached, prefix)| {
             if *cached != second {
-                let mut full = String::with_capacity(32);
-                fmt::time::SystemTime.format_time(&mut Writer::new(&mut full))?;
-                // `2026-12-03T05:58:37.931427Z`: the part before the fraction.
+                // From this very second, not from a second reading of the clock, which could
+                // already be in the next one.
                 prefix.clear();
-                prefix.push_str(full.split('.').next().unwrap_or(&full));
+                write_date_time(prefix, second)?;
                 *cached = second;
             }
             write!(w, "{prefix}.{micros:06}Z")
         })
     }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` (UTC) of `unix_seconds`: the proleptic Gregorian calendar, from the
+/// day count by Howard Hinnant's `civil_from_days`.
+fn write_date_time(out: &mut String, unix_seconds: u64) -> std::fmt::Result {
+    let (days, time) = (unix_seconds / 86_400, unix_seconds % 86_400);
+    // Days since 0000-03-01, so that leap days end each 400-year era's years.
+    let z = days + 719_468;
+    let (era, day_of_era) = (z / 146_097, z % 146_097);
+    let year_of_era = (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153; // March = 0
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    let year = era * 400 + year_of_era + u64::from(month <= 2);
+    let (hour, minute, second) = (time / 3_600, time / 60 % 60, time % 60);
+    write!(out, "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}")
 }
 
 /// Runs every request in an INFO span `request{method=.. path=..}`, so what is logged while
@@ -320,6 +335,20 @@ mod tests {
             r#"listed=["a"]"#,
         ] {
             assert!(out.contains(expected), "{expected} in {out}");
+        }
+    }
+
+    #[test]
+    fn dates_and_times_of_day_follow_the_gregorian_calendar() {
+        for (seconds, expected) in [
+            (0, "1970-01-01T00:00:00"),
+            (951_782_400, "2000-02-29T00:00:00"),
+            (1_780_000_000, "2026-05-28T20:26:40"),
+            (4_102_444_799, "2099-12-31T23:59:59"),
+        ] {
+            let mut out = String::new();
+            write_date_time(&mut out, seconds).unwrap();
+            assert_eq!(out, expected, "{seconds}");
         }
     }
 
