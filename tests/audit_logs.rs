@@ -8,12 +8,18 @@ use mcp_auth_server::config::LogFormat;
 use mcp_auth_server::telemetry;
 use serde_json::json;
 
+/// Installs the subscriber the binary uses (filter `info`) in `format`, writing to a buffer, for
+/// as long as the guard lives.
+fn capture(format: LogFormat) -> (LogBuffer, tracing::subscriber::DefaultGuard) {
+    let buffer = LogBuffer::default();
+    let guard = tracing::subscriber::set_default(telemetry::subscriber("info", format, buffer.clone(), false));
+    (buffer, guard)
+}
+
 #[tokio::test]
 async fn every_call_leaves_one_audit_line_with_who_what_outcome_and_duration_but_never_the_token() {
-    let buffer = LogBuffer::default();
     // The subscriber the binary installs, with its text format.
-    let _guard =
-        tracing::subscriber::set_default(telemetry::subscriber("info", LogFormat::Text, buffer.clone(), false));
+    let (buffer, _guard) = capture(LogFormat::Text);
 
     let app = app().await;
     let token = TokenBuilder::new().subject("auditor-7").scopes(&["mcp:read", "mcp:tools", "mcp:prompts"]).build();
@@ -53,9 +59,7 @@ async fn every_call_leaves_one_audit_line_with_who_what_outcome_and_duration_but
 
 #[tokio::test]
 async fn arguments_join_the_audit_trail_only_when_configured() {
-    let buffer = LogBuffer::default();
-    let _guard =
-        tracing::subscriber::set_default(telemetry::subscriber("info", LogFormat::Text, buffer.clone(), false));
+    let (buffer, _guard) = capture(LogFormat::Text);
     let app = app_with(&test_settings_with("[log]\naudit_arguments = true")).await;
     send(&app, modern(1, "tools/call", json!({ "name": "echo", "arguments": { "message": "recorded" } }))).await;
     let lines = buffer.lines_with("audit");
@@ -65,9 +69,7 @@ async fn arguments_join_the_audit_trail_only_when_configured() {
 
 #[tokio::test]
 async fn in_json_format_each_audit_line_is_one_json_object_with_the_request_span() {
-    let buffer = LogBuffer::default();
-    let _guard =
-        tracing::subscriber::set_default(telemetry::subscriber("info", LogFormat::Json, buffer.clone(), false));
+    let (buffer, _guard) = capture(LogFormat::Json);
     let app = app().await;
     send(&app, modern(1, "tools/call", json!({ "name": "echo", "arguments": { "message": "hi" } }))).await;
     let lines = buffer.lines_with("audit");
