@@ -50,9 +50,17 @@ if ! command -v wrk >/dev/null 2>&1; then
   apt-get install -y -qq wrk >/dev/null 2>&1 || { echo "load.sh needs wrk (apt-get install wrk)" >&2; exit 1; }
 fi
 
-note "building (release): server, ceiling, token minter"
-cargo build --release --quiet --features full --bin mcp-auth-server --example ceiling --example generate_token
+note "building (release): the server as deployed, then the ceiling and the token minter"
+# The server on its own, as `cargo build --release --all-features` builds it: building examples in
+# the same invocation unifies the dev-dependencies' features, which renames its symbols and so
+# loses the linked layout of build.rs (benches/symbol-order.sh).
+cargo build --release --quiet --all-features --bin mcp-auth-server
+cargo build --release --quiet --features full --example ceiling --example generate_token
 server_bin=target/release/mcp-auth-server
+# How much of the layout list the linker found (a stale list only orders fewer functions).
+layout="$(nm "$server_bin" | awk 'NR == FNR { listed[$1]; n++; next } $2 ~ /^[tT]$/ && ($3 in listed) { found++ }
+  END { printf "%d of the %d functions listed placed first", found, n }' benches/symbol-order.txt -)"
+readelf -S "$server_bin" | grep -q '\.relr\.dyn' && layout="$layout; relative relocations packed (DT_RELR)"
 ceiling_bin=target/release/examples/ceiling
 mint_bin=target/release/examples/generate_token
 
@@ -230,9 +238,9 @@ unset "PID[sessions]"
 
 note "done"
 python3 - "$work/results" "$DURATION" "$ROUNDS" "$CONNECTIONS" "$POOL" "$POOL_CACHE" "$SESSIONS" "$IDLE_SECS" \
-  "$(getconf CLK_TCK)" "$((SECONDS - started))" <<'EOF'
+  "$(getconf CLK_TCK)" "$((SECONDS - started))" "$layout" <<'EOF'
 import collections, os, platform, statistics, subprocess, sys, time
-results, duration, rounds, conns, pool, pool_cache, sessions, idle, clk_tck, elapsed = sys.argv[1:]
+results, duration, rounds, conns, pool, pool_cache, sessions, idle, clk_tck, elapsed, layout = sys.argv[1:]
 clk_tck = int(clk_tck)
 runs = collections.defaultdict(list)
 for line in open(os.path.join(results, "runs")):
@@ -274,5 +282,6 @@ print(f"| {open_count} idle legacy sessions: RSS, extra over idle | {int(open_ki
       f"+{(int(open_kib) - idle_kib) / 1024:.1f} MiB |")
 print(f"| initialize beyond mcp.max_sessions = {sessions} | HTTP {refused} |")
 print(f"| after the {idle} s idle timeout: sessions left, RSS | {left} after {waited} s, {int(after_kib) / 1024:.1f} MiB |")
+print(f"\nlinked layout (build.rs): {layout}")
 print(f"\ncommand: bash benches/load.sh  (took {elapsed} s)")
 EOF

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The binary as deployed: `cargo build --release --all-features` (fat LTO, and the linker options of
+# build.rs), started on its own keys, answering /health and an authenticated `tools/call`. The
+# other tests run debug builds, which build.rs links as usual; this is the one check that the
+# release link works and that its binary serves. It also prints how much of
+# benches/symbol-order.txt the linker placed (a stale list is not an error: regenerate it with
+# benches/symbol-order.sh) and whether relative relocations are packed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PORT="${RELEASE_TEST_PORT:-3005}"
+cargo build --release --quiet --all-features --bin mcp-auth-server
+server_bin=target/release/mcp-auth-server
+placed="$(nm "$server_bin" | awk 'NR == FNR { listed[$1]; n++; next } $2 ~ /^[tT]$/ && ($3 in listed) { found++ }
+  END { printf "%d of the %d functions listed", found, n }' benches/symbol-order.txt -)"
+relr=no
+readelf -S "$server_bin" | grep -q '\.relr\.dyn' && relr=yes
+echo "linked layout: $placed placed first; relative relocations packed: $relr"
+
+work="$(mktemp -d)"
+server=
+trap '[ -n "$server" ] && kill $server 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+export MCP_AUTH_CONFIG_DIR="$work"
+export MCP_AUTH__JWT__PRIVATE_KEY="$work/private.pem"
+export MCP_AUTH__JWT__PUBLIC_KEYS="$work/public.pem"
+export MCP_AUTH__SERVER__PUBLIC_URL="http://127.0.0.1:$PORT"
+export MCP_AUTH__SERVER__BIND="127.0.0.1:$PORT"
+# The development token minter (a debug build, as the README runs it) makes the key pair the server loads.
+token="$(cargo run --quiet --example generate_token -- --username release --scopes mcp:read,mcp:tools)"
+"$server_bin" >"$work/server.log" 2>&1 &
+server=$!
+for _ in $(seq 100); do
+  curl -sf -o /dev/null "http://127.0.0.1:$PORT/health" && break
+  sleep 0.1
+done
+answer="$(curl -sS "http://127.0.0.1:$PORT/mcp" -H "Authorization: Bearer $token" \
+  -H "Content-Type: application/json" -H "Accept: application/json, text/event-stream" \
+  -H "MCP-Protocol-Version: 2026-07-28" -H "Mcp-Method: tools/call" -H "Mcp-Name: echo" \
+  -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hello"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}')"
+if ! grep -q '"text":"hello"' <<<"$answer" || grep -q '"isError"' <<<"$answer"; then
+  echo "the release binary did not answer the call: $answer" >&2
+  cat "$work/server.log" >&2
+  exit 1
+fi
+echo "the release binary serves: /health and an authenticated tools/call"
