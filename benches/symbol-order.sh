@@ -9,9 +9,10 @@
 # lays out in crate order they touch most windows, and the idle server kept ~7 MiB of code
 # resident. Packed together, the same functions cost their own size (see README, Performance).
 #
-# How: the release server runs under `valgrind --tool=callgrind`, is started, asked for its health
-# and metadata, then serves modern calls (one token, then new tokens), a legacy session and its
-# calls; every function of the executable that ran is listed by the instructions it spent.
+# How: the release server runs under `valgrind --tool=callgrind` twice: started with no settings
+# files and asked for its health and metadata; then started with the repository's config/, asked
+# the same, and made to serve modern calls (one token, then new tokens), a legacy session and its
+# calls. Every function of the executable that ran is listed by the instructions it spent.
 # Symbols carry hashes that change with dependency versions and the compiler; a stale entry is
 # skipped by the linker (the order degrades, the build does not break), so regenerate then.
 set -euo pipefail
@@ -19,7 +20,7 @@ cd "$(dirname "$0")/.."
 
 PORT="${LOAD_PORT:-28180}"
 work=target/bench/symbol-order
-rm -rf "$work" && mkdir -p "$work/config"
+rm -rf "$work" && mkdir -p "$work"
 command -v valgrind >/dev/null || { echo "symbol-order.sh needs valgrind (apt-get install valgrind)" >&2; exit 1; }
 
 # The server binary as deployed (`cargo build --release --all-features`), built on its own: building
@@ -28,7 +29,7 @@ command -v valgrind >/dev/null || { echo "symbol-order.sh needs valgrind (apt-ge
 cargo build --release --quiet --all-features --bin mcp-auth-server
 cargo build --release --quiet --all-features --example generate_token
 server_bin=target/release/mcp-auth-server
-export MCP_AUTH_CONFIG_DIR="$work/config"
+# Keys, address and limits come from the environment, whichever settings files are read.
 export MCP_AUTH__JWT__PRIVATE_KEY="$work/keys/private.pem"
 export MCP_AUTH__JWT__PUBLIC_KEYS="$work/keys/public.pem"
 export MCP_AUTH__SERVER__BIND="127.0.0.1:$PORT"
@@ -39,14 +40,16 @@ for limit in PER_ADDRESS_PER_SEC PER_ADDRESS_BURST PER_CALLER_PER_SEC PER_CALLER
 done
 target/release/examples/generate_token --username bench --scopes mcp:read,mcp:tools --count 50 >"$work/tokens"
 
-valgrind --tool=callgrind --demangle=no --compress-strings=no --compress-pos=no \
-  --callgrind-out-file="$work/callgrind.out" "$server_bin" >/dev/null 2>"$work/valgrind.log" &
-server=$!
-trap 'kill $server 2>/dev/null || true' EXIT
-
-python3 - "$PORT" "$work/tokens" <<'EOF'
+# profile NAME CONFIG_DIR DRIVE: one server under callgrind, driven by the client below (DRIVE
+# `start`: health and metadata only; `calls`: everything), then stopped.
+profile() {
+  MCP_AUTH_CONFIG_DIR=$2 valgrind --tool=callgrind --demangle=no --compress-strings=no --compress-pos=no \
+    --callgrind-out-file="$work/callgrind.$1" "$server_bin" >/dev/null 2>"$work/valgrind.$1.log" &
+  server=$!
+  trap 'kill $server 2>/dev/null || true' EXIT
+  python3 - "$PORT" "$work/tokens" "$3" <<'EOF'
 import http.client, json, sys, time
-port, tokens = int(sys.argv[1]), [t.strip() for t in open(sys.argv[2]) if t.strip()]
+port, tokens, drive = int(sys.argv[1]), [t.strip() for t in open(sys.argv[2]) if t.strip()], sys.argv[3]
 for _ in range(600):
     try:
         c = http.client.HTTPConnection("127.0.0.1", port)
@@ -67,6 +70,8 @@ def send(method, path, body=None, headers={}, expect=200):
     return reply
 for path in ("/health", "/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-authorization-server"):
     send("GET", path)
+if drive == "start":
+    sys.exit(0)
 base = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
 meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}
 modern = dict(base, **{"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "echo"})
@@ -86,21 +91,26 @@ send("POST", "/mcp", json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/lis
 for i in range(200):
     send("POST", "/mcp", json.dumps(call), legacy)
 EOF
-
-kill -INT "$server"
-wait "$server" || true
-trap - EXIT
+  kill -INT "$server"
+  wait "$server" || true
+  trap - EXIT
+}
+# Start-up both with the repository's config/ (default.toml, then dev.toml: users, clients) and
+# with no settings files at all (benches/load.sh; compiled-in defaults and the environment).
+mkdir -p "$work/no-config"
+profile bare "$work/no-config" start
+profile full config calls
 
 # Self cost per function of the executable: the cost lines of each `fn=` block, except the line
 # after a `calls=` line (that one is the callee's inclusive cost).
-python3 - "$work/callgrind.out" "$server_bin" >benches/symbol-order.txt <<'EOF'
-import collections, subprocess, sys
-profile, binary = sys.argv[1:]
+python3 - "$server_bin" "$work"/callgrind.bare "$work"/callgrind.full >benches/symbol-order.txt <<'EOF'
+import collections, fileinput, subprocess, sys
+binary, profiles = sys.argv[1], sys.argv[2:]
 defined = {fields[2] for fields in (line.split() for line in subprocess.run(
     ["nm", binary], capture_output=True, text=True, check=True).stdout.splitlines())
     if len(fields) == 3 and fields[1] in "tT"}
 cost, ours, function, skip = collections.Counter(), False, None, False
-for line in open(profile):
+for line in fileinput.input(profiles):
     if line.startswith("ob="):
         ours = line[3:].strip().endswith("/mcp-auth-server")
     elif line.startswith("fn="):
