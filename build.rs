@@ -11,9 +11,10 @@
 //!   it and a probe binary linked that way runs here.
 //!
 //! Each option is first tried on an empty program with the same compiler, target, flags and
-//! linker: LLD (Rust's default linker for x86_64 Linux since 1.90) and mold take both, GNU ld
-//! neither, and a linker that refuses one just links as before. `MCP_AUTH_PLAIN_LINK=1` at build
-//! time turns both off (for example to build on a new glibc for an older one).
+//! linker, and left out if it refuses it: LLD (Rust's default linker for x86_64 Linux since 1.90)
+//! and mold take both, GNU ld (some distributions' Rust) refuses the order and, before 2.38, the
+//! packing. `MCP_AUTH_PLAIN_LINK=1` at build time turns both off (for example to build on a new
+//! glibc for a machine with an older one).
 
 use std::{env, path::PathBuf, process::Command};
 
@@ -29,10 +30,11 @@ fn main() {
         return;
     }
     let order_file = PathBuf::from(var("CARGO_MANIFEST_DIR")).join(ORDER_FILE);
-    let mut link_args =
-        vec![format!("-Wl,--symbol-ordering-file={}", order_file.display()), "-Wl,--no-warn-symbol-ordering".into()];
-    if !probe(&link_args, false) {
-        return;
+    let ordering =
+        [format!("-Wl,--symbol-ordering-file={}", order_file.display()), "-Wl,--no-warn-symbol-ordering".into()];
+    let mut link_args = Vec::new();
+    if probe(&ordering, false) {
+        link_args.extend(ordering);
     }
     let native = var("HOST") == var("TARGET");
     let glibc = command_output("getconf", &["GNU_LIBC_VERSION"]);
