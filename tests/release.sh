@@ -29,15 +29,21 @@ export MCP_AUTH__SERVER__BIND="127.0.0.1:$PORT"
 token="$(cargo run --quiet --example generate_token -- --username release --scopes mcp:read,mcp:tools)"
 "$server_bin" >"$work/server.log" 2>&1 &
 server=$!
+healthy=
 for _ in $(seq 100); do
-  curl -sf -o /dev/null "http://127.0.0.1:$PORT/health" && break
+  curl -sf -o /dev/null "http://127.0.0.1:$PORT/health" && { healthy=1; break; }
   sleep 0.1
 done
+if [ -z "$healthy" ]; then
+  echo "the release binary did not answer /health within 10 s" >&2
+  cat "$work/server.log" >&2
+  exit 1
+fi
 answer="$(curl -sS "http://127.0.0.1:$PORT/mcp" -H "Authorization: Bearer $token" \
   -H "Content-Type: application/json" -H "Accept: application/json, text/event-stream" \
   -H "MCP-Protocol-Version: 2026-07-28" -H "Mcp-Method: tools/call" -H "Mcp-Name: echo" \
   -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hello"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}')"
-if ! grep -q '"text":"hello"' <<<"$answer" || grep -q '"isError"' <<<"$answer"; then
+if ! grep -q '"text":"hello"' <<<"$answer" || grep -q '"isError":true' <<<"$answer"; then
   echo "the release binary did not answer the call: $answer" >&2
   cat "$work/server.log" >&2
   exit 1
