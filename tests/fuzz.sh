@@ -6,6 +6,11 @@ cd "$(dirname "$0")/.."
 
 SECONDS_PER_TARGET="${FUZZ_SECONDS:-20}"
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked --quiet
+# cargo fuzz has no --locked: check here that fuzz/Cargo.lock already names every dependency, so
+# the build uses the committed versions instead of resolving new ones (cd fuzz && cargo update
+# -w updates it after a dependency of the server changes).
+cargo metadata --locked --format-version 1 --manifest-path fuzz/Cargo.toml >/dev/null \
+  || { echo "FAILED: fuzz/Cargo.lock is out of date (cd fuzz && cargo update -w)"; exit 1; }
 # cargo fuzz runs on stable Rust with instrumentation but no sanitizer (-s none).
 cargo fuzz build -s none
 scratch="$(mktemp -d)"
