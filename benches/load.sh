@@ -58,9 +58,7 @@ cargo build --release --quiet --all-features --bin mcp-auth-server
 cargo build --release --quiet --features full --example ceiling --example generate_token
 server_bin=target/release/mcp-auth-server
 # How much of the layout list the linker found (a stale list only orders fewer functions).
-layout="$(nm "$server_bin" | awk 'NR == FNR { listed[$1]; n++; next } $2 ~ /^[tT]$/ && ($3 in listed) { found++ }
-  END { printf "%d of the %d functions listed placed first", found, n }' benches/symbol-order.txt -)"
-readelf -S "$server_bin" | grep -q '\.relr\.dyn' && layout="$layout; relative relocations packed (DT_RELR)"
+layout="$(bash benches/linked-layout.sh "$server_bin")"
 ceiling_bin=target/release/examples/ceiling
 mint_bin=target/release/examples/generate_token
 

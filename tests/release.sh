@@ -2,20 +2,15 @@
 # The binary as deployed: `cargo build --release --all-features` (fat LTO, and the linker options of
 # build.rs), started on its own keys, answering /health and an authenticated `tools/call`. The
 # other tests run debug builds, which build.rs links as usual; this is the one check that the
-# release link works and that its binary serves. It also prints how much of
-# benches/symbol-order.txt the linker placed (a stale list is not an error: regenerate it with
-# benches/symbol-order.sh) and whether relative relocations are packed.
+# release link works and that its binary serves. It also prints how the binary was linked
+# (benches/linked-layout.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PORT="${RELEASE_TEST_PORT:-3005}"
 cargo build --release --quiet --all-features --bin mcp-auth-server
 server_bin=target/release/mcp-auth-server
-placed="$(nm "$server_bin" | awk 'NR == FNR { listed[$1]; n++; next } $2 ~ /^[tT]$/ && ($3 in listed) { found++ }
-  END { printf "%d of the %d functions listed", found, n }' benches/symbol-order.txt -)"
-relr=no
-readelf -S "$server_bin" | grep -q '\.relr\.dyn' && relr=yes
-echo "linked layout: $placed placed first; relative relocations packed: $relr"
+echo "linked layout: $(bash benches/linked-layout.sh "$server_bin")"
 
 work="$(mktemp -d)"
 server=
