@@ -6,6 +6,7 @@
 # dumped. Prints instructions per request and the functions that cost the most.
 #
 #   bash benches/profile.sh [modern|legacy|pool|ceiling]
+#   PROFILE_CACHE=1 bash benches/profile.sh modern     # also count cache misses (below)
 #
 # modern (the default): one token; pool: every token new (cache smaller than the pool);
 # legacy: inside a session; ceiling: benches/ceiling.rs answering the same bytes, for reference.
@@ -44,7 +45,18 @@ if [ "$MODE" = ceiling ]; then
   printf '%s' '{"id":1,"jsonrpc":"2.0","result":{"content":[{"text":"hello","type":"text"}],"resultType":"complete","_meta":{"mcp-auth-server/subject":"bench","io.modelcontextprotocol/serverInfo":{"name":"mcp-auth-server","title":"MCP Auth Server","version":"0.1.0"}}}}' >"$work/answer.json"
   server_cmd=(target/profiling/examples/ceiling --bind "127.0.0.1:$PORT" --body "$work/answer.json")
 fi
-valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out.%p" "${server_cmd[@]}" \
+# PROFILE_CACHE=1 adds callgrind's cache simulation: a 32 KiB L1 for code and one for data, and a
+# 512 KiB last level, the L2 of one core of the AMD EPYC hosts these runs also land on, where a
+# miss beyond it costs 100-300 ns (measured there by a pointer chase): misses per request count how
+# much memory a call touches, which instruction counts do not show. Only this process is
+# simulated, not the kernel that shares the cache, so the real misses are more.
+cache_sim=()
+if [ -n "${PROFILE_CACHE:-}" ]; then
+  cache_sim=(--cache-sim=yes --I1=32768,8,64 --D1=32768,8,64 --LL=524288,8,64)
+fi
+# On one CPU, as benches/load.sh runs the servers: tokio then starts one worker thread, and no
+# task moves between threads (which would also make the allocator hand memory back across them).
+taskset -c "${LOAD_SERVER_CPU:-0}" valgrind --tool=callgrind "${cache_sim[@]}" --callgrind-out-file="$work/callgrind.out.%p" "${server_cmd[@]}" \
   >"$work/server.log" 2>"$work/valgrind.log" &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
@@ -104,6 +116,13 @@ trap - EXIT
 profile="$(grep -l '^desc: Trigger: .*measured' "$work"/callgrind.out.* | head -1)"
 total="$(awk '/^summary:|^totals:/ { print $2; exit }' "$profile")"
 echo "mode $MODE: $REQUESTS requests, $total instructions, $((total / REQUESTS)) per request ($profile)"
+if [ -n "${PROFILE_CACHE:-}" ]; then
+  # events: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw
+  awk -v n="$REQUESTS" '/^events:/ { for (i = 2; i <= NF; i++) name[i] = $i }
+    /^summary:|^totals:/ { for (i = 2; i <= NF; i++) v[name[i]] = $i; exit }
+    END { printf "per request: L1 misses %d code + %d data; last-level (512 KiB) misses %d code + %d data\n",
+      v["I1mr"] / n, (v["D1mr"] + v["D1mw"]) / n, v["ILmr"] / n, (v["DLmr"] + v["DLmw"]) / n }' "$profile"
+fi
 # --threshold=100: the default (99%) stops the list at the first entry, which the thread entry
 # points (clone, start_thread) fill with 100%; --auto=no: no source annotation.
 callgrind_annotate --inclusive=yes --threshold=100 --auto=no "$profile" 2>/dev/null | sed -n '1,80p' >"$work/inclusive.txt"
