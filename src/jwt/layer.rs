@@ -170,7 +170,7 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = Authenticated<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -180,28 +180,58 @@ where
         match self.auth.authenticate_now(request.headers(), request.uri()) {
             // Decided without waiting (every request but one that must wait for new keys): the
             // inner service that `poll_ready` made ready takes the request right away, with no
-            // per-request copy of the services behind it.
+            // per-request copy of the services behind it, and no box around its future.
             Some(Ok(principal)) => {
                 request.extensions_mut().insert(principal);
-                Box::pin(self.inner.call(request))
+                Authenticated::Inner { response: self.inner.call(request) }
             }
             // Sent before the body is read: the connection loop adds `Connection: close`.
-            Some(Err(refusal)) => Box::pin(std::future::ready(Ok(refusal.into_response()))),
+            Some(Err(refusal)) => Authenticated::Refused { response: Some(refusal.into_response()) },
             None => {
                 // The clone that was driven to readiness serves this request (tower's usual dance).
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 let auth = self.auth.clone();
-                Box::pin(async move {
-                    match auth.authenticate(request.headers(), request.uri()).await {
-                        Ok(principal) => {
-                            request.extensions_mut().insert(principal);
-                            inner.call(request).await
+                Authenticated::Waiting {
+                    response: Box::pin(async move {
+                        match auth.authenticate(request.headers(), request.uri()).await {
+                            Ok(principal) => {
+                                request.extensions_mut().insert(principal);
+                                inner.call(request).await
+                            }
+                            Err(refusal) => Ok(refusal.into_response()),
                         }
-                        Err(refusal) => Ok(refusal.into_response()),
-                    }
-                })
+                    }),
+                }
             }
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`Authenticate`]: a refusal decided in `call`, the inner service's
+    /// response, or (rarely: waiting for new keys) authentication and then the response, boxed.
+    #[project = AuthenticatedProj]
+    pub enum Authenticated<F> {
+        Refused { response: Option<Response> },
+        Inner { #[pin] response: F },
+        Waiting { response: Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>> },
+    }
+}
+
+impl<F> Future for Authenticated<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            AuthenticatedProj::Refused { response } => {
+                Poll::Ready(Ok(response.take().expect("polled after completion")))
+            }
+            AuthenticatedProj::Inner { response } => response.poll(cx),
+            AuthenticatedProj::Waiting { response } => response.as_mut().poll(cx),
         }
     }
 }

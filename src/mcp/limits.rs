@@ -19,7 +19,8 @@ use axum::extract::{ConnectInfo, Request};
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Timeout;
 use tower::{Layer, Service};
 
 use crate::config::LimitSettings;
@@ -208,12 +209,11 @@ fn too_many(wait: Duration) -> Response {
 
 impl<S> Service<Request> for Limit<S>
 where
-    S: Service<Request, Response = Response> + Send + 'static,
-    S::Future: Send + 'static,
+    S: Service<Request, Response = Response>,
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
+    type Future = LimitFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -232,7 +232,7 @@ where
         };
         if let Err(wait) = limiter.check(&key) {
             tracing::info!(?key, wait_ms = wait.as_millis() as u64, "rate limited");
-            return Box::pin(async move { Ok(too_many(wait)) });
+            return LimitFuture::Refused { response: Some(too_many(wait)) };
         }
         let (permit, timeout) = match self.scope {
             Scope::Address => {
@@ -241,9 +241,8 @@ where
                     Some(semaphore) => match semaphore.clone().try_acquire_owned() {
                         Ok(permit) => Some(permit),
                         Err(_) => {
-                            return Box::pin(async {
-                                Ok(AppError::Unavailable("too many requests in flight").into_response())
-                            });
+                            let busy = AppError::Unavailable("too many requests in flight").into_response();
+                            return LimitFuture::Refused { response: Some(busy) };
                         }
                     },
                 };
@@ -254,17 +253,47 @@ where
         // Every check above is made without waiting, so the inner service that `poll_ready` made
         // ready takes the request right away: no per-request copy of the services behind it.
         let response = self.inner.call(request);
-        Box::pin(async move {
-            // The permit is held until the response starts; a long-lived stream then no longer
-            // counts as in flight (streams have their own bounds).
-            let _permit = permit;
-            match timeout {
-                None => response.await,
-                Some(limit) => match tokio::time::timeout(limit, response).await {
-                    Ok(result) => result,
-                    Err(_) => Ok(AppError::RequestTimeout.into_response()),
-                },
+        match timeout {
+            None => LimitFuture::Call { response, permit },
+            Some(limit) => LimitFuture::Timed { response: tokio::time::timeout(limit, response), permit },
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`Limit`]: a refusal made in `call`, or the inner service's response,
+    /// under the time limit where there is one. A plain enum rather than a boxed future: this
+    /// layer runs twice per request, and each box was an allocation, a copy of the future and
+    /// memory touched on every call.
+    #[project = LimitFutureProj]
+    pub enum LimitFuture<F> {
+        Refused { response: Option<Response> },
+        Call { #[pin] response: F, permit: Option<OwnedSemaphorePermit> },
+        Timed { #[pin] response: Timeout<F>, permit: Option<OwnedSemaphorePermit> },
+    }
+}
+
+impl<F, E> Future for LimitFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // The permit is held until the response starts; a long-lived stream then no longer
+        // counts as in flight (streams have their own bounds).
+        match self.project() {
+            LimitFutureProj::Refused { response } => Poll::Ready(Ok(response.take().expect("polled after completion"))),
+            LimitFutureProj::Call { response, permit } => {
+                let output = std::task::ready!(response.poll(cx));
+                permit.take();
+                Poll::Ready(output)
             }
-        })
+            LimitFutureProj::Timed { response, permit } => {
+                let output = std::task::ready!(response.poll(cx));
+                permit.take();
+                Poll::Ready(output.unwrap_or_else(|_| Ok(AppError::RequestTimeout.into_response())))
+            }
+        }
     }
 }
