@@ -46,8 +46,8 @@ if [ "$MODE" = ceiling ]; then
   server_cmd=(target/profiling/examples/ceiling --bind "127.0.0.1:$PORT" --body "$work/answer.json")
 fi
 # PROFILE_CACHE=1 adds callgrind's cache simulation: a 32 KiB L1 for code and one for data, and a
-# 512 KiB last level, the L2 of one core of the AMD EPYC hosts these runs also land on, where a
-# miss beyond it costs 100-300 ns (measured there by a pointer chase): misses per request count how
+# 512 KiB last level, the L2 of one core of the AMD EPYC hosts these runs also land on (a pointer
+# chase there, past it: 21-97 ns at 1 MiB, 190-290 ns at 4 MiB): misses per request count how
 # much memory a call touches, which instruction counts do not show. Only this process is
 # simulated, not the kernel that shares the cache, so the real misses are more.
 cache_sim=()
