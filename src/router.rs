@@ -147,12 +147,11 @@ impl AppBuilder {
             {
                 config.discovery_meta = meta.discovery_meta();
             }
-            #[allow(unused_mut)]
-            let mut features = self.mcp_features();
+            // Each layer wraps the last (the service's type grows with them); the endpoint then
+            // erases the whole stack once.
+            let features = self.mcp_features();
             #[cfg(feature = "scopes")]
-            {
-                features = features.map(|f| f.authorize_with(policy.clone()));
-            }
+            let features = features.map(|f| f.authorize_with(policy.clone()));
             // Outermost, so refusals are in the audit trail too.
             let audit = crate::mcp::audit::AuditLayer { log_arguments: settings.log.audit_arguments };
             let features = features.map(|f| f.layer(audit));
@@ -193,7 +192,7 @@ impl AppBuilder {
     }
 
     #[cfg(feature = "tools")]
-    fn mcp_features(&self) -> Option<crate::mcp::Features> {
+    fn mcp_features(&self) -> Option<crate::mcp::Features<crate::tools::RegistryService>> {
         Some(self.served_registry().into_features(&self.settings))
     }
 

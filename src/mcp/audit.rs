@@ -2,13 +2,15 @@
 //! with who, what, the outcome and how long it took. Never the token; the arguments only when
 //! `log.audit_arguments` says so, since they may carry personal data.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use futures_util::future::BoxFuture;
 use serde_json::Value;
 
 use super::dispatch::{McpError, McpReply, McpRequest};
+use crate::principal::Principal;
 
 /// Wraps the feature service with the audit trail.
 #[derive(Clone, Copy, Debug)]
@@ -32,54 +34,86 @@ pub struct Audit<S> {
 
 impl<S> tower::Service<McpRequest> for Audit<S>
 where
-    S: tower::Service<McpRequest, Response = McpReply, Error = McpError> + Clone + Send + 'static,
-    S::Future: Send + 'static,
+    S: tower::Service<McpRequest, Response = McpReply, Error = McpError>,
 {
     type Response = McpReply;
     type Error = McpError;
-    type Future = BoxFuture<'static, Result<McpReply, McpError>>;
+    type Future = Audited<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), McpError>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: McpRequest) -> Self::Future {
-        let (method, target_key) = match request.method.as_str() {
+        let (operation, target_key) = match request.method.as_str() {
             "tools/call" => ("tools/call", "name"),
             "prompts/get" => ("prompts/get", "name"),
             "resources/read" => ("resources/read", "uri"),
             // Lists and completions are not audited: they read definitions, not data.
-            _ => return Box::pin(self.inner.call(request)),
+            _ => return Audited { response: self.inner.call(request), entry: None },
         };
-        let target = request.params.get(target_key).and_then(Value::as_str).unwrap_or("").to_owned();
-        // The principal itself (a reference count), not a copy of its subject.
-        let caller = request.ctx.principal.clone();
-        let arguments = self.log_arguments.then(|| request.params.get("arguments").cloned()).flatten();
-        let started = Instant::now();
-        let future = self.inner.call(request);
-        Box::pin(async move {
-            let result = future.await;
-            let outcome = match &result {
-                Ok(McpReply::Complete { result, .. }) if result.get("isError") == Some(&Value::Bool(true)) => {
-                    "tool_error"
-                }
-                Ok(McpReply::Complete { .. }) => "ok",
-                Ok(McpReply::InputRequired(_)) => "input_required",
-                Err(McpError::Refused(_) | McpError::InsufficientScope(_)) => "refused",
-                Err(McpError::Rpc(_)) => "error",
-            };
-            // Whole microseconds: an integer formats in a tenth of the instructions of a float.
-            let duration_us = started.elapsed().as_micros() as u64;
-            let subject = caller.as_ref().map_or("-", |p| p.subject.as_str());
-            match arguments {
-                Some(arguments) => tracing::info!(
-                    target: "audit", subject, operation = method, name = target.as_str(), outcome, duration_us, %arguments
-                ),
-                None => {
-                    tracing::info!(target: "audit", subject, operation = method, name = target.as_str(), outcome, duration_us)
-                }
+        let entry = Entry {
+            operation,
+            target: request.params.get(target_key).and_then(Value::as_str).unwrap_or("").to_owned(),
+            // The principal itself (a reference count), not a copy of its subject.
+            caller: request.ctx.principal.clone(),
+            arguments: self.log_arguments.then(|| request.params.get("arguments").cloned()).flatten(),
+            started: Instant::now(),
+        };
+        Audited { response: self.inner.call(request), entry: Some(entry) }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`Audit`]: the inner service's, logged when it completes (a
+    /// plain struct, not a box, so the layer adds no allocation).
+    pub struct Audited<F> {
+        #[pin]
+        response: F,
+        entry: Option<Entry>,
+    }
+}
+
+impl<F: Future<Output = Result<McpReply, McpError>>> Future for Audited<F> {
+    type Output = Result<McpReply, McpError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = std::task::ready!(this.response.poll(cx));
+        if let Some(entry) = this.entry.take() {
+            entry.log(&result);
+        }
+        Poll::Ready(result)
+    }
+}
+
+/// One operation's line, written when it completes.
+struct Entry {
+    operation: &'static str,
+    target: String,
+    caller: Option<Principal>,
+    arguments: Option<Value>,
+    started: Instant,
+}
+
+impl Entry {
+    fn log(self, result: &Result<McpReply, McpError>) {
+        let outcome = match result {
+            Ok(McpReply::Complete { result, .. }) if result.get("isError") == Some(&Value::Bool(true)) => "tool_error",
+            Ok(McpReply::Complete { .. }) => "ok",
+            Ok(McpReply::InputRequired(_)) => "input_required",
+            Err(McpError::Refused(_) | McpError::InsufficientScope(_)) => "refused",
+            Err(McpError::Rpc(_)) => "error",
+        };
+        // Whole microseconds: an integer formats in a tenth of the instructions of a float.
+        let duration_us = self.started.elapsed().as_micros() as u64;
+        let subject = self.caller.as_ref().map_or("-", |p| p.subject.as_str());
+        let (operation, name) = (self.operation, self.target.as_str());
+        match self.arguments {
+            Some(arguments) => {
+                tracing::info!(target: "audit", subject, operation, name, outcome, duration_us, %arguments)
             }
-            result
-        })
+            None => tracing::info!(target: "audit", subject, operation, name, outcome, duration_us),
+        }
     }
 }

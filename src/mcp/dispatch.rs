@@ -4,12 +4,15 @@
 //! [`McpService`], a tower service. The `tools` feature provides that service; the `scopes`
 //! feature wraps it in a tower layer. A [`Catalog`] tells the transport what the service offers.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 use tokio::sync::broadcast;
-use tower::util::BoxCloneSyncService;
+use tower::ServiceExt;
 
 use super::bus::ChangeEvent;
 use super::context::RequestContext;
@@ -112,8 +115,80 @@ impl From<RpcError> for McpError {
     }
 }
 
-/// The feature service: a cloneable, boxed tower service.
-pub type McpService = BoxCloneSyncService<McpRequest, McpReply, McpError>;
+/// What the transport can serve: a tower service for feature operations, cheap to clone (each
+/// request runs on a copy of it) and shareable between threads.
+pub trait FeatureService:
+    tower::Service<McpRequest, Response = McpReply, Error = McpError, Future: Send + 'static>
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> FeatureService for S where
+    S: tower::Service<McpRequest, Response = McpReply, Error = McpError, Future: Send + 'static>
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// The response future of an [`McpService`].
+pub type McpFuture = Pin<Box<dyn Future<Output = Result<McpReply, McpError>> + Send>>;
+
+/// The composed feature service as the transport holds it: the whole stack (registry,
+/// authorization, audit, ...) behind one `Arc`. Erased once, after the last layer, rather than
+/// boxed per layer: a request then copies the stack (a few reference counts, no allocation) and
+/// boxes its future once, where a box per layer cost two allocations per layer and request.
+#[derive(Clone)]
+pub struct McpService(Arc<dyn Handle>);
+
+impl McpService {
+    pub fn new(service: impl FeatureService) -> Self {
+        McpService(Arc::new(service))
+    }
+
+    /// Runs one operation on a copy of the stack.
+    pub fn handle(&self, request: McpRequest) -> McpFuture {
+        self.0.handle(request)
+    }
+}
+
+impl tower::Service<McpRequest> for McpService {
+    type Response = McpReply;
+    type Error = McpError;
+    type Future = McpFuture;
+
+    /// Always ready: each call waits for readiness on its own copy of the stack.
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), McpError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: McpRequest) -> McpFuture {
+        self.handle(request)
+    }
+}
+
+/// The object-safe face of a [`FeatureService`].
+trait Handle: Send + Sync {
+    fn handle(&self, request: McpRequest) -> McpFuture;
+}
+
+impl<S: FeatureService> Handle for S {
+    fn handle(&self, request: McpRequest) -> McpFuture {
+        let mut service = self.clone();
+        // The feature layers are ready at once (load is shed by the HTTP layers in front of the
+        // transport), so asking first, without a waker to wake, usually lets the box hold only the
+        // service's future; `oneshot` would also keep the service and the request in it.
+        match service.poll_ready(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(Ok(())) => Box::pin(service.call(request)),
+            Poll::Ready(Err(error)) => Box::pin(std::future::ready(Err(error))),
+            Poll::Pending => Box::pin(service.oneshot(request)),
+        }
+    }
+}
 
 /// What the feature layer offers, for the transport: capabilities, `x-mcp-header` bindings
 /// per tool, and change notifications.
@@ -125,37 +200,41 @@ pub trait Catalog: Send + Sync + 'static {
     fn changes(&self) -> broadcast::Receiver<ChangeEvent>;
 }
 
-/// The feature service and its catalog, handed to [`super::router`] by the composition root.
+/// The feature service and its catalog, handed to [`super::Endpoint`] by the composition root.
+/// `S` is the service as composed so far; the endpoint erases it into an [`McpService`].
 #[derive(Clone)]
-pub struct Features {
-    pub service: McpService,
+pub struct Features<S = McpService> {
+    pub service: S,
     pub catalog: Arc<dyn Catalog>,
     /// The authorization policy, when one is on (see [`Features::authorize_with`]).
     pub access: Option<Arc<dyn AccessControl>>,
 }
 
-impl Features {
+impl<S> Features<S> {
     /// Features without authorization.
-    pub fn new(service: McpService, catalog: Arc<dyn Catalog>) -> Self {
+    pub fn new(service: S, catalog: Arc<dyn Catalog>) -> Self {
         Features { service, catalog, access: None }
     }
 
     /// Puts every operation under `access`: the service is wrapped in an [`Authorize`] layer,
     /// and the transport consults the same policy for the methods it serves itself
     /// (`subscriptions/listen`, `resources/subscribe`).
-    pub fn authorize_with(mut self, access: Arc<dyn AccessControl>) -> Self {
+    pub fn authorize_with(mut self, access: Arc<dyn AccessControl>) -> Features<Authorize<S>> {
         self.access = Some(access.clone());
         self.layer(AuthorizeLayer { access })
     }
 
-    /// Wraps the service in a tower layer (authorization, metrics, ...).
-    pub fn layer<L>(self, layer: L) -> Self
+    /// Wraps the service in a tower layer (authorization, audit, metrics, ...).
+    pub fn layer<L: tower::Layer<S>>(self, layer: L) -> Features<L::Service> {
+        Features { service: layer.layer(self.service), catalog: self.catalog, access: self.access }
+    }
+
+    /// The composed service, erased for the transport.
+    pub fn erase(self) -> Features
     where
-        L: tower::Layer<McpService>,
-        L::Service: tower::Service<McpRequest, Response = McpReply, Error = McpError> + Clone + Send + Sync + 'static,
-        <L::Service as tower::Service<McpRequest>>::Future: Send + 'static,
+        S: FeatureService,
     {
-        Features { service: BoxCloneSyncService::new(layer.layer(self.service)), ..self }
+        Features { service: McpService::new(self.service), catalog: self.catalog, access: self.access }
     }
 }
 
@@ -232,33 +311,55 @@ pub struct Authorize<S> {
 
 impl<S> tower::Service<McpRequest> for Authorize<S>
 where
-    S: tower::Service<McpRequest, Response = McpReply, Error = McpError> + Clone + Send + 'static,
-    S::Future: Send + 'static,
+    S: tower::Service<McpRequest, Response = McpReply, Error = McpError>,
 {
     type Response = McpReply;
     type Error = McpError;
-    type Future = futures_util::future::BoxFuture<'static, Result<McpReply, McpError>>;
+    type Future = Authorized<S::Future>;
 
-    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), McpError>> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), McpError>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut request: McpRequest) -> Self::Future {
         if let Err(refusal) = self.access.authorize(request.ctx.principal.as_ref(), &request.method, &request.params) {
-            return Box::pin(std::future::ready(Err(McpError::Refused(refusal))));
+            return Authorized::Refused { refusal: std::future::ready(Err(McpError::Refused(refusal))) };
         }
         request.ctx.access = Some(self.access.clone());
         let access = self.access.clone();
         let principal = request.ctx.principal.clone();
         // The verdict needs no waiting, so the inner service that `poll_ready` made ready takes
         // the request now: no per-request copy of it.
-        let response = self.inner.call(request);
-        Box::pin(async move {
-            response.await.map_err(|error| match error {
-                McpError::InsufficientScope(needed) => McpError::Refused(access.challenge(principal.as_ref(), &needed)),
-                other => other,
-            })
-        })
+        Authorized::Allowed { response: self.inner.call(request), access, principal }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`Authorize`]: a refusal decided in `call`, or the inner
+    /// service's answer, in which a handler-raised [`McpError::InsufficientScope`] becomes the
+    /// policy's step-up refusal.
+    #[project = AuthorizedProj]
+    pub enum Authorized<F> {
+        Refused { refusal: std::future::Ready<Result<McpReply, McpError>> },
+        Allowed { #[pin] response: F, access: Arc<dyn AccessControl>, principal: Option<Principal> },
+    }
+}
+
+impl<F: Future<Output = Result<McpReply, McpError>>> Future for Authorized<F> {
+    type Output = Result<McpReply, McpError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            AuthorizedProj::Refused { refusal } => Pin::new(refusal).poll(cx),
+            AuthorizedProj::Allowed { response, access, principal } => {
+                Poll::Ready(std::task::ready!(response.poll(cx)).map_err(|error| match error {
+                    McpError::InsufficientScope(needed) => {
+                        McpError::Refused(access.challenge(principal.as_ref(), &needed))
+                    }
+                    other => other,
+                }))
+            }
+        }
     }
 }
 
@@ -277,4 +378,69 @@ pub(crate) fn feature_method_offered(method: &str, capabilities: &ServerCapabili
 /// Methods that may answer `input_required` (2026-07-28 MRTR rules).
 pub(crate) fn may_require_input(method: &str) -> bool {
     matches!(method, "tools/call" | "prompts/get" | "resources/read")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mcp::Id;
+    use crate::mcp::version::Era;
+
+    /// Ready only on its second `poll_ready`; `call` insists on having been made ready.
+    #[derive(Clone)]
+    struct SlowToStart {
+        polls: u8,
+        fail: bool,
+    }
+
+    impl tower::Service<McpRequest> for SlowToStart {
+        type Response = McpReply;
+        type Error = McpError;
+        type Future = std::future::Ready<Result<McpReply, McpError>>;
+
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), McpError>> {
+            self.polls += 1;
+            match (self.polls, self.fail) {
+                (1, _) => {
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
+                (_, true) => Poll::Ready(Err(RpcError::internal("not today").into())),
+                _ => Poll::Ready(Ok(())),
+            }
+        }
+
+        fn call(&mut self, request: McpRequest) -> Self::Future {
+            assert!(self.polls >= 2, "called before it was ready");
+            std::future::ready(Ok(McpReply::complete(serde_json::json!({ "method": request.method }))))
+        }
+    }
+
+    fn request() -> McpRequest {
+        McpRequest {
+            method: "tools/list".into(),
+            params: Map::new(),
+            ctx: RequestContext::detached(Id::Number(1), Era::Modern),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_service_not_ready_at_once_is_waited_for_on_each_call() {
+        let service = McpService::new(SlowToStart { polls: 0, fail: false });
+        for _ in 0..2 {
+            match service.handle(request()).await {
+                Ok(McpReply::Complete { result, .. }) => assert_eq!(result["method"], "tools/list"),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_readiness_error_is_the_answer() {
+        let service = McpService::new(SlowToStart { polls: 1, fail: true });
+        match service.handle(request()).await {
+            Err(McpError::Rpc(error)) => assert!(error.message.contains("not today"), "{error:?}"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
 }

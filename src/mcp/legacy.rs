@@ -14,7 +14,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
-use tower::ServiceExt;
 
 use super::Mcp;
 use super::bus::ChangeEvent;
@@ -397,7 +396,7 @@ async fn drive(
 ) -> Result<McpReply, McpError> {
     for _ in 0..MAX_INPUT_ROUNDS {
         let request = McpRequest { method: method.clone(), params: params.clone(), ctx: ctx.clone() };
-        let input = match service.clone().oneshot(request).await? {
+        let input = match service.handle(request).await? {
             McpReply::InputRequired(input) => input,
             complete => return Ok(complete),
         };

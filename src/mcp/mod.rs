@@ -36,7 +36,8 @@ use serde_json::{Map, Value};
 
 pub use context::RequestContext;
 pub use dispatch::{
-    AccessControl, CacheScope, Catalog, Features, Item, McpError, McpReply, McpRequest, McpService, REQUIREMENTS_META,
+    AccessControl, CacheScope, Catalog, FeatureService, Features, Item, McpError, McpFuture, McpReply, McpRequest,
+    McpService, REQUIREMENTS_META,
 };
 pub use jsonrpc::{Id, RpcError};
 pub use protocol::{Implementation, ServerCapabilities};
@@ -118,7 +119,13 @@ pub struct Endpoint {
 impl Endpoint {
     /// Builds the protocol layer. `features` is the tools/prompts/resources service (absent in
     /// step 2, where only the lifecycle works).
-    pub fn new(settings: &Settings, config: McpConfig, features: Option<Features>, shutdown: Shutdown) -> Self {
+    pub fn new<S: FeatureService>(
+        settings: &Settings,
+        config: McpConfig,
+        features: Option<Features<S>>,
+        shutdown: Shutdown,
+    ) -> Self {
+        let features = features.map(Features::erase);
         let capabilities = features.as_ref().map(|f| f.catalog.capabilities()).unwrap_or_default();
         let idle = Duration::from_secs(settings.mcp.session_idle_timeout_secs);
         let mcp = Arc::new(Mcp {

@@ -17,7 +17,6 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value, json};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::{CancellationToken, DropGuard};
-use tower::ServiceExt;
 
 use super::bus::ChangeEvent;
 use super::context::{Outbound, RequestContext};
@@ -199,7 +198,7 @@ async fn call(
         outbox: sender,
     };
     let request = McpRequest { method: method.clone(), params, ctx };
-    let mut pending: Pending = Box::pin(features.service.clone().oneshot(request));
+    let mut pending: Pending = features.service.handle(request);
     // Dropping the guard (the client closed the stream, or the connection went away while we
     // waited) cancels the request: in this era, closing the stream is the cancellation.
     let guard = cancellation.drop_guard();

@@ -23,8 +23,8 @@ use super::{legacy, modern};
 use crate::error::AppError;
 use crate::principal::Principal;
 
-/// A boxed, running feature-service call.
-pub(super) type Pending = Pin<Box<dyn Future<Output = Result<McpReply, McpError>> + Send>>;
+/// A running feature-service call.
+pub(super) type Pending = super::dispatch::McpFuture;
 
 /// Notifications a handler may queue before its result is written. Small: a handler that
 /// produces faster than the client reads waits, instead of buffering without bound.

@@ -27,7 +27,7 @@ pub use echo::Echo;
 pub use get_time::GetTime;
 pub use greeting::Greeting;
 pub use help::Help;
-pub use registry::{Registry, SUBJECT_META};
+pub use registry::{Registry, RegistryService, SUBJECT_META};
 pub use schemars::JsonSchema;
 pub use whoami::WhoAmI;
 

@@ -15,7 +15,6 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
-use tower::util::BoxCloneSyncService;
 
 use super::{Prompt, PromptResult, ReadResult, Resource, ResourceTemplate, Tool, ToolContext, ToolError, ToolResult};
 use crate::config::Settings;
@@ -361,10 +360,10 @@ impl Registry {
     }
 
     /// The feature service and catalog the `mcp` layer serves.
-    pub fn into_features(self, settings: &Settings) -> Features {
+    pub fn into_features(self, settings: &Settings) -> Features<RegistryService> {
         let catalog = Arc::new(RegistryCatalog { registry: self.clone() });
         let service = RegistryService { registry: self, page_size: settings.mcp.page_size };
-        Features::new(BoxCloneSyncService::new(service), catalog)
+        Features::new(service, catalog)
     }
 }
 
@@ -489,7 +488,7 @@ impl Catalog for RegistryCatalog {
 
 /// The tower service that answers feature methods from the registry.
 #[derive(Clone)]
-struct RegistryService {
+pub struct RegistryService {
     registry: Registry,
     page_size: usize,
 }
