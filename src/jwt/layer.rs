@@ -186,7 +186,7 @@ where
                 Authenticated::Inner { response: self.inner.call(request) }
             }
             // Sent before the body is read: the connection loop adds `Connection: close`.
-            Some(Err(refusal)) => Authenticated::Refused { response: Some(refusal.into_response()) },
+            Some(Err(refusal)) => Authenticated::Refused { response: std::future::ready(refusal.into_response()) },
             None => {
                 // The clone that was driven to readiness serves this request (tower's usual dance).
                 let clone = self.inner.clone();
@@ -213,7 +213,7 @@ pin_project_lite::pin_project! {
     /// response, or (rarely: waiting for new keys) authentication and then the response, boxed.
     #[project = AuthenticatedProj]
     pub enum Authenticated<F> {
-        Refused { response: Option<Response> },
+        Refused { response: std::future::Ready<Response> },
         Inner { #[pin] response: F },
         Waiting { response: Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>> },
     }
@@ -227,9 +227,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
-            AuthenticatedProj::Refused { response } => {
-                Poll::Ready(Ok(response.take().expect("polled after completion")))
-            }
+            AuthenticatedProj::Refused { response } => Pin::new(response).poll(cx).map(Ok),
             AuthenticatedProj::Inner { response } => response.poll(cx),
             AuthenticatedProj::Waiting { response } => response.as_mut().poll(cx),
         }

@@ -232,7 +232,7 @@ where
         };
         if let Err(wait) = limiter.check(&key) {
             tracing::info!(?key, wait_ms = wait.as_millis() as u64, "rate limited");
-            return LimitFuture::Refused { response: Some(too_many(wait)) };
+            return LimitFuture::Refused { response: std::future::ready(too_many(wait)) };
         }
         let (permit, timeout) = match self.scope {
             Scope::Address => {
@@ -242,7 +242,7 @@ where
                         Ok(permit) => Some(permit),
                         Err(_) => {
                             let busy = AppError::Unavailable("too many requests in flight").into_response();
-                            return LimitFuture::Refused { response: Some(busy) };
+                            return LimitFuture::Refused { response: std::future::ready(busy) };
                         }
                     },
                 };
@@ -267,7 +267,7 @@ pin_project_lite::pin_project! {
     /// memory touched on every call.
     #[project = LimitFutureProj]
     pub enum LimitFuture<F> {
-        Refused { response: Option<Response> },
+        Refused { response: std::future::Ready<Response> },
         Call { #[pin] response: F, permit: Option<OwnedSemaphorePermit> },
         Timed { #[pin] response: Timeout<F>, permit: Option<OwnedSemaphorePermit> },
     }
@@ -283,7 +283,7 @@ where
         // The permit is held until the response starts; a long-lived stream then no longer
         // counts as in flight (streams have their own bounds).
         match self.project() {
-            LimitFutureProj::Refused { response } => Poll::Ready(Ok(response.take().expect("polled after completion"))),
+            LimitFutureProj::Refused { response } => Pin::new(response).poll(cx).map(Ok),
             LimitFutureProj::Call { response, permit } => {
                 let output = std::task::ready!(response.poll(cx));
                 permit.take();
