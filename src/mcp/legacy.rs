@@ -18,13 +18,13 @@ use tokio::sync::mpsc;
 use super::Mcp;
 use super::bus::ChangeEvent;
 use super::context::{Outbound, RequestContext};
-use super::dispatch::{Features, Item, McpError, McpReply, McpRequest, feature_method_offered};
+use super::dispatch::{Features, Item, McpError, McpFuture, McpReply, McpRequest, feature_method_offered};
 use super::headers::Accepts;
 use super::jsonrpc::{Id, Message, RpcError, code, error_frame, result_frame};
 use super::protocol::{ClientCapabilities, LogLevel};
 use super::session::{Session, StreamLog};
 use super::sse;
-use super::transport::{Pending, Post, Start, json_bytes, outbox, rpc_error, start};
+use super::transport::{Post, Start, json_bytes, outbox, rpc_error, start};
 use super::version::{
     DEFAULT_LEGACY_VERSION, Era, HEADER_LAST_EVENT_ID, HEADER_SESSION_ID, LEGACY_VERSIONS, LegacyVersion,
     header_version, is_handshake_version,
@@ -304,7 +304,7 @@ async fn call(
     // `notifications/cancelled` (or the session ending) stops the work: the handler's future is
     // dropped, and with it everything it holds.
     let work = drive(features.service.clone(), session.clone(), method, params, ctx);
-    let mut pending: Pending = Box::pin(async move {
+    let mut pending: McpFuture = Box::pin(async move {
         tokio::select! {
             biased;
             _ = cancellation.cancelled() => Err(McpError::Rpc(RpcError::new(code::REQUEST_CANCELLED, "Request cancelled"))),

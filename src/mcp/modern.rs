@@ -20,13 +20,15 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::bus::ChangeEvent;
 use super::context::{Outbound, RequestContext};
-use super::dispatch::{CacheScope, Item, McpError, McpReply, McpRequest, feature_method_offered, may_require_input};
+use super::dispatch::{
+    CacheScope, Item, McpError, McpFuture, McpReply, McpRequest, feature_method_offered, may_require_input,
+};
 use super::headers::check_routing_headers;
 use super::jsonrpc::{Id, Message, RpcError, code, error_frame, notification_frame};
 use super::protocol::{ClientCapabilities, Implementation, InputRequired, LogLevel, ServerCapabilities};
 use super::sse;
 use super::state;
-use super::transport::{Pending, Post, Start, json_bytes, modern_status, outbox, rpc_error, start};
+use super::transport::{Post, Start, json_bytes, modern_status, outbox, rpc_error, start};
 use super::version::{
     Era, META_CLIENT_CAPABILITIES, META_LOG_LEVEL, META_PROTOCOL_VERSION, META_SERVER_INFO, META_SUBSCRIPTION_ID,
     MODERN_VERSIONS, header_version,
@@ -198,7 +200,7 @@ async fn call(
         outbox: sender,
     };
     let request = McpRequest { method: method.clone(), params, ctx };
-    let mut pending: Pending = features.service.handle(request);
+    let mut pending: McpFuture = features.service.handle(request);
     // Dropping the guard (the client closed the stream, or the connection went away while we
     // waited) cancels the request: in this era, closing the stream is the cancellation.
     let guard = cancellation.drop_guard();
@@ -411,7 +413,7 @@ impl Serialize for MetaWithServerInfo<'_> {
 /// The state of a request's SSE stream: the running call, its queued notifications, and the
 /// result once it arrives.
 struct Drive {
-    pending: Option<Pending>,
+    pending: Option<McpFuture>,
     receiver: Option<mpsc::Receiver<Outbound>>,
     queued: VecDeque<Outbound>,
     result: Option<Result<McpReply, McpError>>,

@@ -15,16 +15,13 @@ use tokio::sync::mpsc;
 
 use super::Mcp;
 use super::context::Outbound;
-use super::dispatch::{McpError, McpReply};
+use super::dispatch::{McpError, McpFuture, McpReply};
 use super::headers::{Accepts, require_json_body};
 use super::jsonrpc::{self, Id, Incoming, RpcError, code};
 use super::version::{self, Era};
 use super::{legacy, modern};
 use crate::error::AppError;
 use crate::principal::Principal;
-
-/// A running feature-service call.
-pub(super) type Pending = super::dispatch::McpFuture;
 
 /// Notifications a handler may queue before its result is written. Small: a handler that
 /// produces faster than the client reads waits, instead of buffering without bound.
@@ -200,7 +197,7 @@ pub(super) enum Start {
 
 /// Runs `call` until it finishes or produces its first message.
 pub(super) async fn start(
-    call: &mut Pending,
+    call: &mut McpFuture,
     outbox: &mut Option<mpsc::Receiver<Outbound>>,
     accepts: Accepts,
 ) -> Start {
