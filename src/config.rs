@@ -55,6 +55,7 @@ pub struct LogSettings {
     pub filter: String,
     pub format: LogFormat,
     pub audit_arguments: bool,
+    pub batch_bytes: usize,
 }
 
 /// Log line format.

@@ -7,8 +7,7 @@ use mcp_auth_server::{AppBuilder, Settings, serve, telemetry};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let settings = match Settings::load() {
         Ok(settings) => settings,
         Err(err) => {
@@ -17,7 +16,21 @@ async fn main() -> ExitCode {
         }
     };
     telemetry::init(&settings.log);
-    match run(settings).await {
+    // What `#[tokio::main]` builds, plus the hooks that write each worker's batch of log lines
+    // when it runs out of work or stops (telemetry::StdoutLines).
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_park(telemetry::worker_idle)
+        .on_thread_stop(telemetry::flush_thread)
+        .build();
+    let runtime = match runtime {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("mcp-auth-server: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("{err}");

@@ -5,11 +5,12 @@
 //! it (issue 9): at INFO, the request span and the audit line were a quarter of the time of an
 //! authenticated call. Values are written bare unless they need quoting, the date part of the
 //! timestamp is formatted once a second, and a filter without span directives is a static one.
+//! Lines logged on the runtime's worker threads are written to stdout in batches ([`StdoutLines`]).
 
 use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::future::Future;
-use std::io::IsTerminal;
+use std::io::{self, IsTerminal};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -28,15 +29,121 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::{LogFormat, LogSettings};
 
-/// Installs the global subscriber, writing to stdout. `RUST_LOG`, when set, replaces the
-/// configured filter. Calling it twice is harmless (the second call is ignored), which keeps
-/// tests simple.
+/// Installs the global subscriber, writing to stdout through [`StdoutLines`]. `RUST_LOG`, when
+/// set, replaces the configured filter. Calling it twice is harmless (the second call is
+/// ignored), which keeps tests simple.
 pub fn init(settings: &LogSettings) {
     let directives = std::env::var("RUST_LOG").unwrap_or_else(|_| settings.filter.clone());
     // Colours only for a person at a terminal: in a file or a pipe, escape codes are noise, and
     // writing them was a third of the cost of each audit line.
-    let ansi = std::io::stdout().is_terminal();
-    let _ = subscriber(&directives, settings.format, std::io::stdout, ansi).try_init();
+    let ansi = io::stdout().is_terminal();
+    let writer = StdoutLines { batch_bytes: settings.batch_bytes };
+    let _ = subscriber(&directives, settings.format, writer, ansi).try_init();
+}
+
+/// Log lines to stdout, written in batches by the runtime's worker threads.
+///
+/// A line a worker thread logs while serving (the audit line of every call, above all) is held
+/// back in a buffer of that thread and written, with the others held there, when the thread runs
+/// out of work ([`worker_idle`], tokio's `on_thread_park`), when the buffer reaches
+/// `log.batch_bytes`, and when the thread stops ([`flush_thread`], `on_thread_stop`). Writing each
+/// line at once cost a `write(2)` per call: side by side on a 2-core AMD host, 2-4% of the CPU of
+/// a cached `tools/call` with stdout on `/dev/null`, 9-17% with stdout on a pipe, where every
+/// write also wakes the reader (a container runtime's log collector, journald). Under load a
+/// batch is what one wake-up served; when idle, a line waits only for the end of the request
+/// that logged it. What a crash (SIGKILL, an out-of-memory kill) can lose is what is held back:
+/// at most `batch_bytes` per worker. `log.batch_bytes = 0` writes every line at once. Lines
+/// logged outside the workers (start-up, shutdown, blocking threads) are written at once.
+#[derive(Clone, Copy, Debug)]
+pub struct StdoutLines {
+    pub batch_bytes: usize,
+}
+
+impl<'a> MakeWriter<'a> for StdoutLines {
+    type Writer = LineSink;
+    fn make_writer(&'a self) -> LineSink {
+        LineSink { batch_bytes: self.batch_bytes }
+    }
+}
+
+/// The writer [`StdoutLines`] hands out for one line.
+#[derive(Debug)]
+pub struct LineSink {
+    batch_bytes: usize,
+}
+
+impl io::Write for LineSink {
+    fn write(&mut self, line: &[u8]) -> io::Result<usize> {
+        let taken = PENDING.try_with(|pending| pending.borrow_mut().take(line, self.batch_bytes, &mut io::stdout()));
+        // Only while this thread's buffer is being torn down (the thread's very end).
+        taken.unwrap_or_else(|_| io::Write::write_all(&mut io::stdout(), line))?;
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// For tokio's `on_thread_park`: this worker thread has run out of work. Its lines are batched
+/// from now on, and those held back are written now.
+pub fn worker_idle() {
+    let _ = PENDING.try_with(|pending| {
+        let mut pending = pending.borrow_mut();
+        pending.batching = true;
+        pending.write_out(&mut io::stdout())
+    });
+}
+
+/// For tokio's `on_thread_stop`: writes the lines this thread holds back.
+pub fn flush_thread() {
+    let _ = PENDING.try_with(|pending| pending.borrow_mut().write_out(&mut io::stdout()));
+}
+
+thread_local! {
+    /// The lines this thread holds back (see [`StdoutLines`]).
+    static PENDING: RefCell<Pending> = const { RefCell::new(Pending { batching: false, bytes: Vec::new() }) };
+}
+
+/// A thread's held-back lines.
+struct Pending {
+    /// Set once the thread has parked as a runtime worker: its lines are batched.
+    batching: bool,
+    bytes: Vec<u8>,
+}
+
+impl Pending {
+    /// Holds `line` back while this thread batches and the batch stays under `limit` bytes;
+    /// otherwise writes the batch and the line to `sink` now, in the order they were logged.
+    fn take(&mut self, line: &[u8], limit: usize, sink: &mut impl io::Write) -> io::Result<()> {
+        if !self.batching || limit == 0 {
+            self.write_out(sink)?;
+            return sink.write_all(line);
+        }
+        self.bytes.extend_from_slice(line);
+        if self.bytes.len() >= limit {
+            return self.write_out(sink);
+        }
+        Ok(())
+    }
+
+    /// Writes what is held back (one `write(2)` for stdout, whose line buffering passes complete
+    /// lines through) and forgets it, written or not: a failing stdout must not grow the buffer.
+    fn write_out(&mut self, sink: &mut impl io::Write) -> io::Result<()> {
+        if self.bytes.is_empty() {
+            return Ok(());
+        }
+        let written = sink.write_all(&self.bytes);
+        self.bytes.clear();
+        written
+    }
+}
+
+impl Drop for Pending {
+    /// A thread that ends without `on_thread_stop` (not a runtime thread) still writes its lines.
+    fn drop(&mut self) {
+        let _ = self.write_out(&mut io::stdout());
+    }
 }
 
 /// The subscriber [`init`] installs: `directives` as the filter, lines in `format` to `writer`.
@@ -336,6 +443,85 @@ mod tests {
         ] {
             assert!(out.contains(expected), "{expected} in {out}");
         }
+    }
+
+    /// A sink that records each `write` call, or fails every one.
+    #[derive(Default)]
+    struct Writes {
+        calls: Vec<Vec<u8>>,
+        failing: bool,
+    }
+
+    impl std::io::Write for Writes {
+        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+            if self.failing {
+                return Err(std::io::Error::other("disk full"));
+            }
+            self.calls.push(data.to_vec());
+            Ok(data.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_thread_that_never_parked_as_a_worker_writes_each_line_at_once() {
+        let (mut pending, mut sink) = (Pending { batching: false, bytes: Vec::new() }, Writes::default());
+        pending.take(b"one\n", 64, &mut sink).unwrap();
+        pending.take(b"two\n", 64, &mut sink).unwrap();
+        assert_eq!(sink.calls, [b"one\n".to_vec(), b"two\n".to_vec()]);
+    }
+
+    #[test]
+    fn a_worker_holds_lines_back_until_it_is_idle_or_the_batch_is_full_and_keeps_their_order() {
+        let (mut pending, mut sink) = (Pending { batching: true, bytes: Vec::new() }, Writes::default());
+        pending.take(b"one\n", 12, &mut sink).unwrap();
+        pending.take(b"two\n", 12, &mut sink).unwrap();
+        assert!(sink.calls.is_empty(), "held back");
+        pending.write_out(&mut sink).unwrap();
+        assert_eq!(sink.calls, [b"one\ntwo\n".to_vec()], "one write for the batch");
+        pending.write_out(&mut sink).unwrap();
+        assert_eq!(sink.calls.len(), 1, "nothing left to write");
+        // The line that fills the batch goes out with it.
+        for line in [b"aaaa\n", b"bbbb\n", b"cccc\n"] {
+            pending.take(line, 12, &mut sink).unwrap();
+        }
+        assert_eq!(sink.calls[1], b"aaaa\nbbbb\ncccc\n".to_vec());
+        // Batching off by configuration: anything held back goes first, then the line.
+        pending.take(b"held\n", 64, &mut sink).unwrap();
+        pending.take(b"now\n", 0, &mut sink).unwrap();
+        assert_eq!(sink.calls[2..], [b"held\n".to_vec(), b"now\n".to_vec()]);
+    }
+
+    #[test]
+    fn a_failing_stdout_does_not_grow_the_batch() {
+        let (mut pending, mut sink) = (Pending { batching: true, bytes: Vec::new() }, Writes::default());
+        sink.failing = true;
+        for _ in 0..100 {
+            let _ = pending.take(b"a line that cannot be written\n", 64, &mut sink);
+        }
+        assert!(pending.bytes.len() < 64, "{} bytes held", pending.bytes.len());
+        assert!(pending.write_out(&mut sink).is_err());
+        assert!(pending.bytes.is_empty());
+    }
+
+    #[test]
+    fn only_threads_that_parked_as_runtime_workers_batch() {
+        // The binary's hook, on a runtime of one worker: once that worker has been idle, what it
+        // logs is batched; the thread in `block_on` (the binary's main thread) never batches.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_time()
+            .on_thread_park(worker_idle)
+            .build()
+            .unwrap();
+        let on_worker = runtime.block_on(async {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            tokio::spawn(async { PENDING.with_borrow(|p| p.batching) }).await.unwrap()
+        });
+        assert!(on_worker, "the worker parked while the main thread slept");
+        assert!(!PENDING.with_borrow(|p| p.batching));
     }
 
     #[test]

@@ -2,8 +2,12 @@
 
 mod common;
 
+use std::time::{Duration, Instant};
+
+use common::binary::Server;
 use common::tokens::TokenBuilder;
 use common::*;
+use futures_util::StreamExt;
 use mcp_auth_server::config::LogFormat;
 use mcp_auth_server::telemetry;
 use serde_json::json;
@@ -81,4 +85,66 @@ async fn in_json_format_each_audit_line_is_one_json_object_with_the_request_span
         (Some("tools/call"), Some("echo"), Some("ok"))
     );
     assert_eq!((line["span"]["name"].as_str(), line["span"]["path"].as_str()), (Some("request"), Some("/mcp")));
+}
+
+/// The binary writes log lines to stdout in batches, per worker thread (`log.batch_bytes`): an
+/// audit line must still reach stdout as soon as the server has nothing else to do, not wait
+/// for a batch to fill, and none may be lost under concurrent calls or at shutdown.
+#[tokio::test]
+async fn the_binary_writes_audit_lines_once_idle_and_loses_none_under_load_or_at_shutdown() {
+    let no_limits = "[limits]\nper_address_per_sec = 0\nper_caller_per_sec = 0\n";
+    let (server, stdout) = Server::start_reading_stdout(&format!("[log]\nfilter = \"info\"\n{no_limits}"));
+    let token = TokenBuilder::new().for_server(&server.url("")).subject("batched-1").scopes(&["mcp:tools"]).build();
+    let client = reqwest::Client::new();
+    let call = |message: String| {
+        let mut body = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": { "name": "echo", "arguments": { "message": message } } });
+        body["params"]["_meta"] = envelope(json!({}));
+        client
+            .post(server.url("/mcp"))
+            .bearer_auth(&token)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", MODERN)
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", "echo")
+            .json(&body)
+            .send()
+    };
+    // Audit lines for `subject` read from stdout until `count` arrived or `within` passed.
+    let audit_lines = |count: usize, within: Duration| {
+        let deadline = Instant::now() + within;
+        let mut seen = Vec::new();
+        while seen.len() < count {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match stdout.recv_timeout(left) {
+                Ok(line) if line.contains(" audit: ") && line.contains("subject=batched-1") => seen.push(line),
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        seen
+    };
+
+    // One call, then nothing: its line is written when the worker goes idle. A 16 KiB batch of
+    // ~200-byte lines would otherwise hold it back for some 80 more calls.
+    assert_eq!(call("one".into()).await.unwrap().status(), 200);
+    let first = audit_lines(1, Duration::from_secs(5));
+    assert_eq!(first.len(), 1, "the line of a lone call reaches stdout without more traffic");
+    assert!(first[0].contains("operation=tools/call name=echo outcome=ok"), "{}", first[0]);
+
+    // 400 calls, 16 at a time: every line arrives, whole (a batch never splits a line).
+    let calls = futures_util::stream::iter((0..400).map(|i| call(format!("load-{i}")))).buffer_unordered(16);
+    let statuses: Vec<u16> = calls.map(|r| r.unwrap().status().as_u16()).collect().await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let under_load = audit_lines(400, Duration::from_secs(10));
+    assert_eq!(under_load.len(), 400, "every call's line");
+    assert!(under_load.iter().all(|l| l.ends_with(|c: char| c.is_ascii_digit())), "whole lines");
+
+    // Calls right before a graceful shutdown: their lines are out when the process has exited.
+    for i in 0..20 {
+        call(format!("late-{i}")).await.unwrap();
+    }
+    let stderr = server.stop();
+    let late = audit_lines(20, Duration::from_secs(1));
+    assert_eq!(late.len(), 20, "lines written before exit; stderr: {stderr}");
 }

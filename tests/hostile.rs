@@ -5,115 +5,16 @@
 mod common;
 
 use std::io::Write;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::binary::Server;
 use common::tokens::TokenBuilder;
 use common::*;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-/// The server binary, run with a test profile.
-struct Server {
-    child: Child,
-    port: u16,
-    _config: tempdir::Dir,
-}
-
-mod tempdir {
-    /// A directory removed on drop.
-    pub struct Dir(pub std::path::PathBuf);
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-impl Server {
-    fn start(overrides: &str) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let dir = std::env::temp_dir().join(format!("hostile-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        // Two layers, as a deployment has them: the base (keys, address) and the test's own.
-        let base = format!(
-            "{}\n[log]\nfilter = \"warn\"\n[server]\nbind = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n",
-            auth_settings()
-        );
-        std::fs::write(dir.join("default.toml"), base).unwrap();
-        std::fs::write(dir.join("hostile.toml"), overrides).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_mcp-auth-server"))
-            .env("MCP_AUTH_CONFIG_DIR", &dir)
-            .env("MCP_AUTH_PROFILE", "hostile")
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the server binary starts");
-        let server = Server { child, port, _config: tempdir::Dir(dir) };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the server did not start listening");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    /// Resident memory of the server process, in KiB.
-    fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-        line.split_whitespace().nth(1).unwrap().parse().unwrap()
-    }
-
-    fn alive(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
-    /// Stops the server (SIGTERM, a graceful shutdown) and returns what it wrote to stderr.
-    fn stop(mut self) -> String {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
-        self.child.wait_with_output_ref()
-    }
-
-    async fn raw(&self, request: &[u8]) -> String {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).await.unwrap();
-        stream.write_all(request).await.unwrap();
-        let mut response = Vec::new();
-        let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response)).await;
-        String::from_utf8_lossy(&response).into_owned()
-    }
-}
-
-impl Drop for Server {
-    /// A failed test must not leave the server running.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-trait WaitRef {
-    fn wait_with_output_ref(&mut self) -> String;
-}
-
-impl WaitRef for Child {
-    fn wait_with_output_ref(&mut self) -> String {
-        let _ = self.wait();
-        let mut stderr = String::new();
-        if let Some(mut pipe) = self.stderr.take() {
-            let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
-        }
-        stderr
-    }
-}
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap()

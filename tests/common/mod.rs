@@ -14,6 +14,7 @@ use tower::ServiceExt;
 pub const MODERN: &str = "2026-07-28";
 pub const LEGACY: &str = "2025-11-25";
 
+pub mod binary;
 #[cfg(feature = "issuer")]
 pub mod issuer;
 #[cfg(feature = "jwt")]
