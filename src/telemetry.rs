@@ -5,7 +5,8 @@
 //! it (issue 9): at INFO, the request span and the audit line were a quarter of the time of an
 //! authenticated call. Values are written bare unless they need quoting, the date part of the
 //! timestamp is formatted once a second, and a filter without span directives is a static one.
-//! Lines logged on the runtime's worker threads are written to stdout in batches ([`StdoutLines`]).
+//! Lines logged on the runtime's worker threads are written to stdout in batches (see
+//! [`worker_idle`]).
 
 use std::cell::RefCell;
 use std::fmt::Write as _;
@@ -30,9 +31,9 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::{LogFormat, LogSettings};
 
-/// Installs the global subscriber, writing to stdout through [`StdoutLines`]. `RUST_LOG`, when
-/// set, replaces the configured filter. Calling it twice is harmless (the second call is
-/// ignored), which keeps tests simple.
+/// Installs the global subscriber, writing to stdout, in batches on the runtime's worker threads
+/// (see [`worker_idle`]). `RUST_LOG`, when set, replaces the configured filter. Calling it twice
+/// is harmless (the second call is ignored), which keeps tests simple.
 pub fn init(settings: &LogSettings) {
     let directives = std::env::var("RUST_LOG").unwrap_or_else(|_| settings.filter.clone());
     // Colours only for a person at a terminal: in a file or a pipe, escape codes are noise, and
@@ -56,8 +57,8 @@ pub fn init(settings: &LogSettings) {
 /// at most `batch_bytes` per worker. `log.batch_bytes = 0` writes every line at once. Lines
 /// logged outside the workers (start-up, shutdown, blocking threads) are written at once.
 #[derive(Clone, Copy, Debug)]
-pub struct StdoutLines {
-    pub batch_bytes: usize,
+struct StdoutLines {
+    batch_bytes: usize,
 }
 
 impl<'a> MakeWriter<'a> for StdoutLines {
@@ -69,7 +70,7 @@ impl<'a> MakeWriter<'a> for StdoutLines {
 
 /// The writer [`StdoutLines`] hands out for one line.
 #[derive(Debug)]
-pub struct LineSink {
+struct LineSink {
     batch_bytes: usize,
 }
 
@@ -86,8 +87,9 @@ impl io::Write for LineSink {
     }
 }
 
-/// For tokio's `on_thread_park`: this worker thread has run out of work. Its lines are batched
-/// from now on, and those held back are written now.
+/// For tokio's `on_thread_park`: this worker thread has run out of work. Its log lines are
+/// batched from now on, and those held back are written now (the reasons, and when else a batch
+/// is written, are on the writer, `StdoutLines`).
 pub fn worker_idle() {
     let _ = PENDING.try_with(|pending| {
         let mut pending = pending.borrow_mut();
@@ -176,7 +178,7 @@ where
 /// byte (`2026-12-03T21:55:15.123456Z  INFO request{method=POST path=/mcp}: audit: subject=...`),
 /// written piece by piece instead of through `write!` and the colour adapters, which were 2.4k
 /// of the audit line's 6k instructions. At a terminal the coloured format stays tracing-subscriber's.
-pub struct TextLine<T>(pub T);
+struct TextLine<T>(T);
 
 impl<S, N, T> FormatEvent<S, N> for TextLine<T>
 where
