@@ -52,13 +52,12 @@ declare -a pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
 trap cleanup EXIT
 start() { # BINARY PORT
-  local out=/dev/null
   if [ "$STDOUT" = pipe ]; then
     MCP_AUTH__SERVER__BIND="127.0.0.1:$2" MCP_AUTH__JWT__TOKEN_CACHE_SIZE=$cache taskset -c 0 "$1" \
       > >(taskset -c 1 cat >/dev/null) 2>>"$work/stderr" &
   else
     MCP_AUTH__SERVER__BIND="127.0.0.1:$2" MCP_AUTH__JWT__TOKEN_CACHE_SIZE=$cache taskset -c 0 "$1" \
-      >"$out" 2>>"$work/stderr" &
+      >/dev/null 2>>"$work/stderr" &
   fi
   pids+=($!)
   for _ in $(seq 200); do curl -sf -o /dev/null "http://127.0.0.1:$2/health" && return 0; sleep 0.05; done
