@@ -7,6 +7,7 @@
 //! envelope (-32602) -> routing headers (-32020) -> version (-32022) -> method (-32601, 404).
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +24,7 @@ use super::context::{Outbound, RequestContext};
 use super::dispatch::{
     CacheScope, Item, McpError, McpFuture, McpReply, McpRequest, feature_method_offered, may_require_input,
 };
-use super::headers::check_routing_headers;
+use super::headers::{Accepts, check_routing_headers};
 use super::jsonrpc::{Id, Message, RpcError, code, error_frame, notification_frame};
 use super::protocol::{ClientCapabilities, Implementation, InputRequired, LogLevel, ServerCapabilities};
 use super::sse;
@@ -45,32 +46,38 @@ struct Envelope {
     progress_token: Option<Value>,
 }
 
-/// Serves one modern message.
-pub(super) async fn handle(mcp: &Arc<Mcp>, post: Post, message: Message) -> Response {
+/// What a modern message comes to: an answer known at once, or a feature method under way.
+pub(super) enum Handled {
+    Answered(Response),
+    Running(Call),
+}
+
+/// Serves one modern message, up to the point where a feature method must be awaited.
+pub(super) fn handle(mcp: &Arc<Mcp>, post: Post, message: Message) -> Handled {
     let (id, method, params) = match message {
         Message::Request { id, method, params } => (id, method, params),
         // The core protocol defines no client notifications over HTTP any more; accept and drop.
-        Message::Notification { .. } => return StatusCode::ACCEPTED.into_response(),
+        Message::Notification { .. } => return Handled::Answered(StatusCode::ACCEPTED.into_response()),
         Message::Response { id, .. } => {
             let error = RpcError::invalid_request("responses are only accepted within a legacy session");
-            return rpc_error(StatusCode::BAD_REQUEST, Some(&id), &error);
+            return Handled::Answered(rpc_error(StatusCode::BAD_REQUEST, Some(&id), &error));
         }
     };
     let envelope = match validate(mcp, &post, &method, &params) {
         Ok(envelope) => envelope,
-        Err(error) => return rpc_error(modern_status(&error), Some(&id), &error),
+        Err(error) => return Handled::Answered(rpc_error(modern_status(&error), Some(&id), &error)),
     };
-    match method.as_str() {
+    Handled::Answered(match method.as_str() {
         "server/discover" => json_bytes(StatusCode::OK, super::jsonrpc::result_frame(&id, &mcp.discover)),
         "subscriptions/listen" => listen(mcp, &post, id, &params),
         _ => match (&mcp.features, feature_method_offered(&method, mcp.capabilities())) {
-            (Some(_), Some(true)) => call(mcp, post, id, method, params, envelope).await,
+            (Some(_), Some(true)) => return call(mcp, post, id, method, params, envelope),
             _ => {
                 let error = RpcError::method_not_found(&method);
                 rpc_error(StatusCode::NOT_FOUND, Some(&id), &error)
             }
         },
-    }
+    })
 }
 
 /// The envelope, header and version checks.
@@ -159,21 +166,21 @@ pub(super) fn discover(config: &McpConfig, capabilities: &ServerCapabilities) ->
     Value::Object(result)
 }
 
-/// A feature method: run it, answering with JSON, or with an SSE stream once it sends a
-/// notification. Closing that stream cancels the work.
-async fn call(
+/// A feature method: start it, to be answered with JSON, or with an SSE stream once it sends a
+/// notification (see [`Call::answer`]). Closing that stream cancels the work.
+fn call(
     mcp: &Arc<Mcp>,
     post: Post,
     id: Id,
     method: String,
     mut params: Map<String, Value>,
     envelope: Envelope,
-) -> Response {
+) -> Handled {
     let features = mcp.features.as_ref().expect("checked by the caller");
     let opened = if may_require_input(&method) {
         match open_input(mcp, &method, &mut params, post.principal.as_ref()) {
             Ok(opened) => opened,
-            Err(error) => return rpc_error(modern_status(&error), Some(&id), &error),
+            Err(error) => return Handled::Answered(rpc_error(modern_status(&error), Some(&id), &error)),
         }
     } else {
         None
@@ -184,7 +191,7 @@ async fn call(
         principal: post.principal.clone(),
         opened,
     };
-    let (sender, mut receiver) = outbox(post.accepts);
+    let (sender, receiver) = outbox(post.accepts);
     let cancellation = CancellationToken::new();
     let client_capabilities = Arc::new(envelope.client_capabilities);
     let ctx = RequestContext {
@@ -200,23 +207,51 @@ async fn call(
         outbox: sender,
     };
     let request = McpRequest { method: method.clone(), params, ctx };
-    let mut pending: McpFuture = features.service.handle(request);
-    // Dropping the guard (the client closed the stream, or the connection went away while we
-    // waited) cancels the request: in this era, closing the stream is the cancellation.
-    let guard = cancellation.drop_guard();
-    let finish = Finish { mcp: mcp.clone(), id, method, client_capabilities, seal };
-    match start(&mut pending, &mut receiver, post.accepts).await {
-        Start::Json(result) => finish.response(result),
-        Start::Stream { first, result } => {
-            let state = Drive {
-                pending: if result.is_some() { None } else { Some(pending) },
-                receiver,
-                queued: first.into_iter().collect(),
-                result,
-                finish: Some(finish),
-                _guard: guard,
-            };
-            sse::response(futures_util::stream::unfold(state, Drive::next), &mcp.open_streams)
+    Handled::Running(Call {
+        pending: features.service.handle(request),
+        receiver,
+        accepts: post.accepts,
+        // Dropping the guard (the client closed the stream, or the connection went away while
+        // we waited) cancels the request: in this era, closing the stream is the cancellation.
+        guard: cancellation.drop_guard(),
+        finish: Finish { mcp: mcp.clone(), id, method, client_capabilities, seal },
+    })
+}
+
+/// A feature method under way, and what answering it takes.
+pub(super) struct Call {
+    pending: McpFuture,
+    receiver: Option<mpsc::Receiver<Outbound>>,
+    accepts: Accepts,
+    guard: DropGuard,
+    finish: Finish,
+}
+
+impl Call {
+    /// Awaits the call: its result as JSON, or an SSE stream once it says something first.
+    ///
+    /// Everything before this await is plain functions, and this is an `async` block, not an
+    /// `async fn`: an `async fn` keeps each argument beside the locals moved out of it, and the
+    /// chain of them (post, handle, call) made the future the transport boxes for every request
+    /// 2,240 bytes (see `transport::Handlers`).
+    #[allow(clippy::manual_async_fn, reason = "an `async fn` keeps its arguments twice")]
+    pub(super) fn answer(mut self) -> impl Future<Output = Response> + Send {
+        async move {
+            match start(&mut self.pending, &mut self.receiver, self.accepts).await {
+                Start::Json(result) => self.finish.response(result),
+                Start::Stream { first, result } => {
+                    let mcp = self.finish.mcp.clone();
+                    let state = Drive {
+                        pending: if result.is_some() { None } else { Some(self.pending) },
+                        receiver: self.receiver,
+                        queued: first.into_iter().collect(),
+                        result,
+                        finish: Some(self.finish),
+                        _guard: self.guard,
+                    };
+                    sse::response(futures_util::stream::unfold(state, Drive::next), &mcp.open_streams)
+                }
+            }
         }
     }
 }
