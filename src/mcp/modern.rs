@@ -67,17 +67,19 @@ pub(super) fn handle(mcp: &Arc<Mcp>, post: Post, message: Message) -> Handled {
         Ok(envelope) => envelope,
         Err(error) => return Handled::Answered(rpc_error(modern_status(&error), Some(&id), &error)),
     };
-    Handled::Answered(match method.as_str() {
-        "server/discover" => json_bytes(StatusCode::OK, super::jsonrpc::result_frame(&id, &mcp.discover)),
-        "subscriptions/listen" => listen(mcp, &post, id, &params),
+    match method.as_str() {
+        "server/discover" => {
+            Handled::Answered(json_bytes(StatusCode::OK, super::jsonrpc::result_frame(&id, &mcp.discover)))
+        }
+        "subscriptions/listen" => Handled::Answered(listen(mcp, &post, id, &params)),
         _ => match (&mcp.features, feature_method_offered(&method, mcp.capabilities())) {
-            (Some(_), Some(true)) => return call(mcp, post, id, method, params, envelope),
+            (Some(_), Some(true)) => call(mcp, post, id, method, params, envelope),
             _ => {
                 let error = RpcError::method_not_found(&method);
-                rpc_error(StatusCode::NOT_FOUND, Some(&id), &error)
+                Handled::Answered(rpc_error(StatusCode::NOT_FOUND, Some(&id), &error))
             }
         },
-    })
+    }
 }
 
 /// The envelope, header and version checks.
