@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -496,30 +496,93 @@ pub struct RegistryService {
 impl tower::Service<McpRequest> for RegistryService {
     type Response = McpReply;
     type Error = McpError;
-    type Future = BoxFuture<Result<McpReply, McpError>>;
+    type Future = RegistryFuture;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), McpError>> {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: McpRequest) -> Self::Future {
+    fn call(&mut self, request: McpRequest) -> RegistryFuture {
         let snapshot = self.registry.current();
         let page_size = self.page_size;
         let subject = request.ctx.principal.as_ref().map(|p| p.subject.clone());
-        Box::pin(async move {
-            let reply = match request.method.as_str() {
-                "tools/list" => list_tools(&snapshot, &request, page_size),
-                "tools/call" => call_tool(&snapshot, request).await,
-                "prompts/list" => list_prompts(&snapshot, &request, page_size),
-                "prompts/get" => get_prompt(&snapshot, request).await,
-                "completion/complete" => complete(&snapshot, &request),
-                "resources/list" => list_resources(&snapshot, &request, page_size),
-                "resources/templates/list" => list_templates(&snapshot, &request, page_size),
-                "resources/read" => read_resource(&snapshot, request).await,
-                other => Err(RpcError::method_not_found(other).into()),
-            };
-            Ok(with_subject(reply?, subject))
-        })
+        let step = match request.method.as_str() {
+            "tools/list" => list_tools(&snapshot, &request, page_size).map(Step::done),
+            "tools/call" => call_tool(&snapshot, request),
+            "prompts/list" => list_prompts(&snapshot, &request, page_size).map(Step::done),
+            "prompts/get" => get_prompt(&snapshot, request),
+            "completion/complete" => complete(&snapshot, &request).map(Step::done),
+            "resources/list" => list_resources(&snapshot, &request, page_size).map(Step::done),
+            "resources/templates/list" => list_templates(&snapshot, &request, page_size).map(Step::done),
+            "resources/read" => read_resource(&snapshot, request),
+            other => Err(RpcError::method_not_found(other).into()),
+        };
+        RegistryFuture { step: step.unwrap_or_else(|error| Step::Done(Some(Err(error)))), subject }
+    }
+}
+
+/// The registry's answer to one request. Everything but the handler runs before it exists,
+/// in [`RegistryService::call`]; it then polls the handler's own future and finishes its
+/// result, so a call allocates one future (the handler's) rather than also one around it.
+pub struct RegistryFuture {
+    step: Step,
+    /// Whom the result is tagged with (see [`with_subject`]).
+    subject: Option<String>,
+}
+
+/// What is left to do for a request.
+enum Step {
+    /// Answered already (a list, a completion, an error); taken when polled.
+    Done(Option<Result<McpReply, McpError>>),
+    /// A tool running; its result is checked against the tool's output schema.
+    Tool {
+        call: BoxFuture<ToolResult>,
+        tool: Arc<ToolEntry>,
+    },
+    /// A prompt being rendered.
+    Prompt(BoxFuture<PromptResult>),
+    /// A resource being read; it must have contents.
+    Read {
+        read: BoxFuture<ReadResult>,
+        uri: String,
+        scope: CacheScope,
+    },
+}
+
+impl Step {
+    fn done(reply: McpReply) -> Step {
+        Step::Done(Some(Ok(reply)))
+    }
+}
+
+impl Future for RegistryFuture {
+    type Output = Result<McpReply, McpError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Every field is Unpin (the handlers' futures are boxed), so the future is too.
+        let this = self.get_mut();
+        let reply = match &mut this.step {
+            Step::Done(reply) => reply.take().expect("RegistryFuture polled after it completed"),
+            Step::Tool { call, tool } => match ready!(call.as_mut().poll(cx)) {
+                Ok(result) => Ok(McpReply::complete(check_output(tool, result))),
+                Err(error) => tool_error(error),
+            },
+            Step::Prompt(get) => match ready!(get.as_mut().poll(cx)) {
+                Ok(result) => Ok(McpReply::complete(result)),
+                Err(ToolError::Failed(message)) => Err(RpcError::internal(message).into()),
+                Err(error) => tool_error(error),
+            },
+            Step::Read { read, uri, scope } => match ready!(read.as_mut().poll(cx)) {
+                Ok(contents) if contents.is_empty() => {
+                    Err(RpcError::internal(format!("resource {uri} has no contents")).into())
+                }
+                Ok(contents) => Ok(McpReply::cacheable(protocol::ReadResourceResult { contents }, *scope)),
+                Err(ToolError::Failed(message)) => Err(RpcError::internal(message).into()),
+                Err(error) => tool_error(error),
+            },
+        };
+        this.step = Step::Done(None);
+        Poll::Ready(reply.map(|reply| with_subject(reply, this.subject.take())))
     }
 }
 
@@ -625,7 +688,8 @@ fn tool_error(error: ToolError) -> Result<McpReply, McpError> {
     }
 }
 
-async fn call_tool(snapshot: &Snapshot, request: McpRequest) -> Result<McpReply, McpError> {
+/// Checks a `tools/call` and starts the tool; [`RegistryFuture`] finishes its result.
+fn call_tool(snapshot: &Snapshot, request: McpRequest) -> Result<Step, McpError> {
     let name = request.str_param("name")?;
     let Some(tool) = snapshot.tool(name).cloned() else {
         return Err(RpcError::invalid_params(format!("Unknown tool: {name}")).into());
@@ -633,13 +697,11 @@ async fn call_tool(snapshot: &Snapshot, request: McpRequest) -> Result<McpReply,
     let args = arguments(&request.params)?;
     // The schema is the contract: arguments that break it are the model's to fix.
     if let Some(problem) = schema_problem(&tool.input, &args) {
-        return Ok(McpReply::complete(CallToolResult::error(format!("Invalid arguments: {problem}"))));
+        return Ok(Step::done(McpReply::complete(CallToolResult::error(format!("Invalid arguments: {problem}")))));
     }
     let ctx = ToolContext::new(request.ctx, &request.params);
-    match tool.handler.clone().call(ctx, &args).await {
-        Ok(result) => Ok(McpReply::complete(check_output(&tool, result))),
-        Err(error) => tool_error(error),
-    }
+    let call = tool.handler.clone().call(ctx, &args);
+    Ok(Step::Tool { call, tool })
 }
 
 /// A tool with an output schema must return conforming `structuredContent`; a tool that does
@@ -662,9 +724,10 @@ fn check_output(tool: &ToolEntry, result: CallToolResult) -> CallToolResult {
     }
 }
 
-async fn get_prompt(snapshot: &Snapshot, request: McpRequest) -> Result<McpReply, McpError> {
+/// Checks a `prompts/get` and starts the prompt.
+fn get_prompt(snapshot: &Snapshot, request: McpRequest) -> Result<Step, McpError> {
     let name = request.str_param("name")?;
-    let Some(prompt) = snapshot.prompt(name).cloned() else {
+    let Some(prompt) = snapshot.prompt(name) else {
         return Err(RpcError::invalid_params(format!("Unknown prompt: {name}")).into());
     };
     let args = arguments(&request.params)?;
@@ -673,11 +736,7 @@ async fn get_prompt(snapshot: &Snapshot, request: McpRequest) -> Result<McpReply
         return Err(RpcError::invalid_params(format!("Invalid arguments: {problem}")).into());
     }
     let ctx = ToolContext::new(request.ctx, &request.params);
-    match prompt.handler.clone().get(ctx, &args).await {
-        Ok(result) => Ok(McpReply::complete(result)),
-        Err(ToolError::Failed(message)) => Err(RpcError::internal(message).into()),
-        Err(error) => tool_error(error),
-    }
+    Ok(Step::Prompt(prompt.handler.clone().get(ctx, &args)))
 }
 
 /// `completion/complete` for prompt arguments.
@@ -749,26 +808,19 @@ fn list_templates(snapshot: &Snapshot, request: &McpRequest, page_size: usize) -
 
 /// `resources/read`: a registered resource, else the first template that matches. Unknown URIs
 /// are an error with the code of the request's era; never an empty `contents`.
-async fn read_resource(snapshot: &Snapshot, request: McpRequest) -> Result<McpReply, McpError> {
+fn read_resource(snapshot: &Snapshot, request: McpRequest) -> Result<Step, McpError> {
     let uri = request.str_param("uri")?.to_owned();
     let scope = if request.ctx.lists_are_private() { CacheScope::Private } else { CacheScope::Public };
-    let read = if let Some(resource) = snapshot.resource(&uri).cloned() {
+    let read = if let Some(resource) = snapshot.resource(&uri) {
         let ctx = ToolContext::new(request.ctx, &request.params);
-        resource.handler.clone().read(ctx).await
+        resource.handler.clone().read(ctx)
     } else if let Some((template, variables)) =
-        snapshot.templates.iter().find_map(|t| t.matcher.matches(&uri).map(|vars| (t.clone(), vars)))
+        snapshot.templates.iter().find_map(|t| t.matcher.matches(&uri).map(|vars| (t, vars)))
     {
         let ctx = ToolContext::new(request.ctx, &request.params);
-        template.handler.clone().read(ctx, uri.clone(), variables).await
+        template.handler.clone().read(ctx, uri.clone(), variables)
     } else {
         return Err(request.ctx.resource_not_found(&uri).into());
     };
-    match read {
-        Ok(contents) if contents.is_empty() => {
-            Err(RpcError::internal(format!("resource {uri} has no contents")).into())
-        }
-        Ok(contents) => Ok(McpReply::cacheable(protocol::ReadResourceResult { contents }, scope)),
-        Err(ToolError::Failed(message)) => Err(RpcError::internal(message).into()),
-        Err(error) => tool_error(error),
-    }
+    Ok(Step::Read { read, uri, scope })
 }
