@@ -535,18 +535,11 @@ enum Step {
     /// Answered already (a list, a completion, an error); taken when polled.
     Done(Option<Result<McpReply, McpError>>),
     /// A tool running; its result is checked against the tool's output schema.
-    Tool {
-        call: BoxFuture<ToolResult>,
-        tool: Arc<ToolEntry>,
-    },
+    Tool { call: BoxFuture<ToolResult>, tool: Arc<ToolEntry> },
     /// A prompt being rendered.
     Prompt(BoxFuture<PromptResult>),
     /// A resource being read; it must have contents.
-    Read {
-        read: BoxFuture<ReadResult>,
-        uri: String,
-        scope: CacheScope,
-    },
+    Read { read: BoxFuture<ReadResult>, uri: String, scope: CacheScope },
 }
 
 impl Step {
