@@ -243,6 +243,50 @@ async fn without_a_log_level_a_modern_request_gets_no_log_messages() {
 }
 
 #[tokio::test]
+async fn a_modern_log_level_alone_opens_the_stream_for_log_messages() {
+    let app = custom_app(100).await;
+    let mut meta = envelope(json!({}));
+    meta["io.modelcontextprotocol/logLevel"] = json!("info");
+    let reply = modern_call(&app, "tools/call", json!({ "name": "countdown", "_meta": meta })).await;
+    assert!(reply.is_sse());
+    let messages = reply.messages();
+    assert_eq!(messages.iter().filter(|m| m["method"] == "notifications/message").count(), 3);
+    assert!(messages.iter().all(|m| m["method"] != "notifications/progress"));
+    assert_eq!(messages.last().unwrap()["result"]["content"][0]["text"], "done");
+}
+
+#[tokio::test]
+async fn a_modern_call_that_asked_for_no_notifications_is_answered_with_json() {
+    let app = custom_app(100).await;
+    let reply = modern_call(&app, "tools/call", json!({ "name": "countdown" })).await;
+    assert!(!reply.is_sse());
+    assert_eq!(reply.json()["result"]["content"][0]["text"], "done");
+}
+
+#[tokio::test]
+async fn an_sse_only_client_gets_a_stream_even_when_nothing_precedes_the_result() {
+    let app = custom_app(100).await;
+    for (id, meta) in [
+        (3, envelope(json!({}))),
+        (4, {
+            let mut m = envelope(json!({}));
+            m["progressToken"] = json!(1);
+            m
+        }),
+    ] {
+        let mut request =
+            modern(id, "tools/call", json!({ "name": "echo", "arguments": { "message": "hi" }, "_meta": meta }));
+        request.headers_mut().insert("accept", "text/event-stream".parse().unwrap());
+        let reply = send(&app, request).await;
+        assert!(reply.is_sse(), "request {id}");
+        let messages = reply.messages();
+        assert_eq!(messages.len(), 1, "request {id}: {messages:?}");
+        assert_eq!(messages[0]["id"], id);
+        assert_eq!(messages[0]["result"]["content"][0]["text"], "hi");
+    }
+}
+
+#[tokio::test]
 async fn a_json_only_client_gets_the_result_without_notifications() {
     let app = custom_app(100).await;
     let mut meta = envelope(json!({}));

@@ -284,7 +284,9 @@ async fn call(
     method: String,
     params: Map<String, Value>,
 ) -> Answer {
-    let (sender, mut receiver) = outbox(post.accepts);
+    // Open whenever the client takes SSE: in a session the handler may also send requests to
+    // the client or close the connection for polling, whatever this request's `_meta` says.
+    let (sender, mut receiver) = outbox(post.accepts.sse);
     let cancellation = session.closed.child_token();
     let tracking = session.track(id.clone(), cancellation.clone());
     let ctx = RequestContext {

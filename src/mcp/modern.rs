@@ -193,7 +193,10 @@ fn call(
         principal: post.principal.clone(),
         opened,
     };
-    let (sender, receiver) = outbox(post.accepts);
+    // In this era a handler can only send the progress and log notifications the request asked
+    // for in its `_meta`; a request that asked for neither needs no channel (most calls).
+    let may_notify = envelope.progress_token.is_some() || envelope.log_level.is_some();
+    let (sender, receiver) = outbox(post.accepts.sse && may_notify);
     let cancellation = CancellationToken::new();
     let client_capabilities = Arc::new(envelope.client_capabilities);
     let ctx = RequestContext {

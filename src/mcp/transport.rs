@@ -192,10 +192,11 @@ pub(super) fn modern_status(error: &RpcError) -> StatusCode {
     }
 }
 
-/// An outbox for a request whose client accepts SSE; `None` when it only takes JSON (then
-/// notifications are dropped, as there is nowhere to put them).
-pub(super) fn outbox(accepts: Accepts) -> (Option<mpsc::Sender<Outbound>>, Option<mpsc::Receiver<Outbound>>) {
-    if accepts.sse {
+/// An outbox for a request whose messages can reach the client: it accepts SSE, and the era's
+/// caller says the handler may have something to send. `None` otherwise (then notifications are
+/// dropped, as there is nowhere to put them), which also spares the channel's allocation.
+pub(super) fn outbox(open: bool) -> (Option<mpsc::Sender<Outbound>>, Option<mpsc::Receiver<Outbound>>) {
+    if open {
         let (tx, rx) = mpsc::channel(OUTBOX_CAPACITY);
         (Some(tx), Some(rx))
     } else {
@@ -217,7 +218,9 @@ pub(super) async fn start(
     accepts: Accepts,
 ) -> Start {
     let Some(receiver) = outbox else {
-        return Start::Json(call.await);
+        let result = call.await;
+        // Nothing can be said first, but a client that takes only SSE still gets a stream.
+        return if accepts.json { Start::Json(result) } else { Start::Stream { first: None, result: Some(result) } };
     };
     let result = tokio::select! {
         // Messages first: notifications queued before the result must precede it.
