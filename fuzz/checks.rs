@@ -35,7 +35,7 @@ fn endpoint() -> &'static Router {
         let features = tools::builtin().into_features(&settings);
         let endpoint = mcp::Endpoint::new(&settings, config, Some(features), Shutdown::default());
         let guard = endpoint.guard();
-        endpoint.into_router(guard)
+        endpoint.mount(Router::new(), guard)
     })
 }
 

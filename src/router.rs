@@ -171,7 +171,7 @@ impl AppBuilder {
                 .layer(limits.before_auth())
                 .layer(auth)
                 .layer(limits.after_auth());
-            app = app.merge(endpoint.into_router(layers));
+            app = endpoint.mount(app, layers);
         }
 
         // Around the whole router rather than with `Router::layer`, which would wrap each route

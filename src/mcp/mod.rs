@@ -142,18 +142,20 @@ impl Endpoint {
         Endpoint { mcp, allow: Arc::new(guard::AllowList::from_settings(settings)) }
     }
 
-    /// The Host/Origin guard, for the front of the `/mcp` stack (see [`Endpoint::into_router`]).
+    /// The Host/Origin guard, for the front of the `/mcp` stack (see [`Endpoint::mount`]).
     pub fn guard(&self) -> guard::GuardLayer {
         guard::GuardLayer::new(self.allow.clone())
     }
 
-    /// The `/mcp` route: `layers` (CORS, the Host/Origin guard, limits, authentication, in the
-    /// order the composition root stacks them) around the endpoint's handlers, composed into one
-    /// service. Only `/mcp` goes through them: unknown paths stay 404 instead of 401. One
-    /// service, not a router with `route_layer` and `layer` calls: each such call wraps the
-    /// routes in another boxed `Route`, and axum copies every level below a `Route` whenever a
-    /// request passes through it.
-    pub fn into_router<L>(self, layers: L) -> Router
+    /// Adds the `/mcp` route to `router`: `layers` (CORS, the Host/Origin guard, limits,
+    /// authentication, in the order the composition root stacks them) around the endpoint's
+    /// handlers, composed into one service. Only `/mcp` goes through them: unknown paths stay 404
+    /// instead of 401. One service, added to the app's own router, not a router with
+    /// `route_layer` and `layer` calls nor one merged in: each of those wraps the route in
+    /// another boxed `Route` (`Router::merge` re-adds a merged router's services as new routes),
+    /// and axum copies every level below a `Route`, an allocation each, whenever a request passes
+    /// through it.
+    pub fn mount<L>(self, router: Router, layers: L) -> Router
     where
         L: tower::Layer<transport::Handlers>,
         L::Service:
@@ -161,7 +163,7 @@ impl Endpoint {
         <L::Service as tower::Service<axum::extract::Request>>::Response: axum::response::IntoResponse + 'static,
         <L::Service as tower::Service<axum::extract::Request>>::Future: Send + 'static,
     {
-        Router::new().route_service("/mcp", layers.layer(transport::Handlers::new(self.mcp.clone())))
+        router.route_service("/mcp", layers.layer(transport::Handlers::new(self.mcp.clone())))
     }
 
     /// Live counters for `/health`: sessions and open SSE streams.
