@@ -26,8 +26,8 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 
 /// The `/mcp` endpoint with the built-in tools, composed from the public API without the
 /// authentication layer, so every input reaches the protocol layer.
-fn endpoint() -> &'static Router {
-    static APP: OnceLock<Router> = OnceLock::new();
+fn endpoint() -> &'static mcp::WithMcp {
+    static APP: OnceLock<mcp::WithMcp> = OnceLock::new();
     APP.get_or_init(|| {
         let _enter = runtime().enter();
         let settings = Settings::from_toml("").unwrap();
@@ -35,7 +35,7 @@ fn endpoint() -> &'static Router {
         let features = tools::builtin().into_features(&settings);
         let endpoint = mcp::Endpoint::new(&settings, config, Some(features), Shutdown::default());
         let guard = endpoint.guard();
-        endpoint.mount(Router::new(), guard)
+        endpoint.route(guard).in_front_of(Router::new())
     })
 }
 

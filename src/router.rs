@@ -24,9 +24,16 @@ pub fn enabled_features() -> Vec<&'static str> {
     .collect()
 }
 
-/// The whole application as one service: every route, inside the request span and the panic
-/// guard. See [`AppBuilder::build_service`].
-pub type App = CatchPanic<crate::telemetry::RequestSpan<Router>, DefaultResponseForPanic>;
+/// The whole application as one service: every route (with `mcp`, `/mcp` in front of the
+/// router), inside the request span and the panic guard. See [`AppBuilder::build_service`].
+pub type App = CatchPanic<crate::telemetry::RequestSpan<Routes>, DefaultResponseForPanic>;
+
+/// What [`App`] wraps: the router, with `mcp` behind `/mcp` in front of it.
+#[cfg(feature = "mcp")]
+pub type Routes = crate::mcp::WithMcp;
+/// What [`App`] wraps: the router.
+#[cfg(not(feature = "mcp"))]
+pub type Routes = Router;
 
 /// Builds the application from settings, with optional parts supplied by the caller.
 pub struct AppBuilder {
@@ -140,7 +147,7 @@ impl AppBuilder {
 
         // Steps 2-4: the MCP endpoint and what it serves.
         #[cfg(feature = "mcp")]
-        {
+        let mcp = {
             #[allow(unused_mut)]
             let mut config = crate::mcp::McpConfig::from_settings(settings);
             #[cfg(feature = "oauth-meta")]
@@ -171,15 +178,16 @@ impl AppBuilder {
                 .layer(limits.before_auth())
                 .layer(auth)
                 .layer(limits.after_auth());
-            app = endpoint.mount(app, layers);
-        }
+            endpoint.route(layers)
+        };
 
-        // Around the whole router rather than with `Router::layer`, which would wrap each route
-        // in another boxed `Route` that axum deep-copies on every request; the one `Route` here
-        // copies only these two layers and the router's `Arc`. A panicking handler becomes a 500
+        // Around the whole application rather than with `Router::layer`, which would wrap each
+        // route in another boxed `Route` that axum deep-copies on every request. A panicking handler becomes a 500
         // instead of a dropped connection. One span per request, so everything logged while
         // serving it (the audit trail, refusals) can be told apart.
         let routes = app.merge(health.router());
+        #[cfg(feature = "mcp")]
+        let routes = mcp.in_front_of(routes);
         Ok(tower::ServiceBuilder::new()
             .layer(CatchPanicLayer::new())
             .layer(crate::telemetry::RequestSpanLayer)

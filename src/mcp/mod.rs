@@ -21,6 +21,7 @@ mod legacy;
 pub mod limits;
 mod modern;
 pub mod protocol;
+mod route;
 pub mod session;
 mod sse;
 pub mod state;
@@ -31,7 +32,6 @@ pub mod version;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use serde_json::{Map, Value};
 
 pub use context::RequestContext;
@@ -41,6 +41,7 @@ pub use dispatch::{
 };
 pub use jsonrpc::{Id, RpcError};
 pub use protocol::{Implementation, ServerCapabilities};
+pub use route::{McpRoute, WithMcp};
 
 use crate::config::Settings;
 use crate::serve::Shutdown;
@@ -142,20 +143,19 @@ impl Endpoint {
         Endpoint { mcp, allow: Arc::new(guard::AllowList::from_settings(settings)) }
     }
 
-    /// The Host/Origin guard, for the front of the `/mcp` stack (see [`Endpoint::mount`]).
+    /// The Host/Origin guard, for the front of the `/mcp` stack (see [`Endpoint::route`]).
     pub fn guard(&self) -> guard::GuardLayer {
         guard::GuardLayer::new(self.allow.clone())
     }
 
-    /// Adds the `/mcp` route to `router`: `layers` (CORS, the Host/Origin guard, limits,
-    /// authentication, in the order the composition root stacks them) around the endpoint's
-    /// handlers, composed into one service. Only `/mcp` goes through them: unknown paths stay 404
-    /// instead of 401. One service, added to the app's own router, not a router with
-    /// `route_layer` and `layer` calls nor one merged in: each of those wraps the route in
-    /// another boxed `Route` (`Router::merge` re-adds a merged router's services as new routes),
-    /// and axum copies every level below a `Route`, an allocation each, whenever a request passes
-    /// through it.
-    pub fn mount<L>(self, router: Router, layers: L) -> Router
+    /// The `/mcp` stack: `layers` (CORS, the Host/Origin guard, limits, authentication, in the
+    /// order the composition root stacks them) around the endpoint's handlers, composed into one
+    /// service and erased once; [`McpRoute::in_front_of`] puts it before the application's
+    /// router. Only `/mcp` goes through the layers: unknown paths stay 404 instead of 401. One
+    /// service, not a router with `route_layer` and `layer` calls, nor a route in the
+    /// application's router: axum copies every boxed `Route`, an allocation each, whenever a
+    /// request passes through it (see the `route` module).
+    pub fn route<L>(self, layers: L) -> McpRoute
     where
         L: tower::Layer<transport::Handlers>,
         L::Service:
@@ -163,7 +163,7 @@ impl Endpoint {
         <L::Service as tower::Service<axum::extract::Request>>::Response: axum::response::IntoResponse + 'static,
         <L::Service as tower::Service<axum::extract::Request>>::Future: Send + 'static,
     {
-        router.route_service("/mcp", layers.layer(transport::Handlers::new(self.mcp.clone())))
+        McpRoute::new(layers.layer(transport::Handlers::new(self.mcp.clone())))
     }
 
     /// Live counters for `/health`: sessions and open SSE streams.
