@@ -28,7 +28,7 @@ pub fn enabled_features() -> Vec<&'static str> {
 /// router), inside the request span and the panic guard. See [`AppBuilder::build_service`].
 pub type App = CatchPanic<crate::telemetry::RequestSpan<Routes>, DefaultResponseForPanic>;
 
-/// What [`App`] wraps: the router, with `mcp` behind `/mcp` in front of it.
+/// What [`App`] wraps: `/mcp` in front of the router.
 #[cfg(feature = "mcp")]
 pub type Routes = crate::mcp::WithMcp;
 /// What [`App`] wraps: the router.
@@ -182,9 +182,9 @@ impl AppBuilder {
         };
 
         // Around the whole application rather than with `Router::layer`, which would wrap each
-        // route in another boxed `Route` that axum deep-copies on every request. A panicking handler becomes a 500
-        // instead of a dropped connection. One span per request, so everything logged while
-        // serving it (the audit trail, refusals) can be told apart.
+        // route in another boxed `Route` that axum deep-copies on every request. A panicking
+        // handler becomes a 500 instead of a dropped connection. One span per request, so
+        // everything logged while serving it (the audit trail, refusals) can be told apart.
         let routes = app.merge(health.router());
         #[cfg(feature = "mcp")]
         let routes = mcp.in_front_of(routes);

@@ -19,7 +19,7 @@ use futures_util::future::{BoxFuture, Either};
 use tower::{Service, ServiceExt};
 
 /// The path the endpoint answers on.
-pub const PATH: &str = "/mcp";
+const PATH: &str = "/mcp";
 
 /// The `/mcp` stack, erased (see [`super::Endpoint::route`]).
 #[derive(Clone)]

@@ -37,7 +37,7 @@ pub(super) struct Post {
 
 /// The `/mcp` endpoint behind its layers: POST, GET and DELETE to their handlers, 405 for any
 /// other method. A plain service rather than an axum `MethodRouter`, so the layers in front of it
-/// are composed once into one service (see [`super::Endpoint::mount`]).
+/// are composed once into one service (see [`super::Endpoint::route`]).
 #[derive(Clone)]
 pub struct Handlers {
     mcp: Arc<Mcp>,
