@@ -211,6 +211,14 @@ pub(super) enum Start {
     Stream { first: Option<Outbound>, result: Option<Result<McpReply, McpError>> },
 }
 
+impl Start {
+    /// A call that finished without saying anything first: JSON, unless the client takes only
+    /// SSE, which then gets a stream of the result alone.
+    fn quiet(result: Result<McpReply, McpError>, accepts: Accepts) -> Start {
+        if accepts.json { Start::Json(result) } else { Start::Stream { first: None, result: Some(result) } }
+    }
+}
+
 /// Runs `call` until it finishes or produces its first message.
 pub(super) async fn start(
     call: &mut McpFuture,
@@ -218,9 +226,7 @@ pub(super) async fn start(
     accepts: Accepts,
 ) -> Start {
     let Some(receiver) = outbox else {
-        let result = call.await;
-        // Nothing can be said first, but a client that takes only SSE still gets a stream.
-        return if accepts.json { Start::Json(result) } else { Start::Stream { first: None, result: Some(result) } };
+        return Start::quiet(call.await, accepts);
     };
     let result = tokio::select! {
         // Messages first: notifications queued before the result must precede it.
@@ -236,5 +242,5 @@ pub(super) async fn start(
     if let Ok(message) = receiver.try_recv() {
         return Start::Stream { first: Some(message), result: Some(result) };
     }
-    if accepts.json { Start::Json(result) } else { Start::Stream { first: None, result: Some(result) } }
+    Start::quiet(result, accepts)
 }

@@ -562,16 +562,14 @@ impl Future for RegistryFuture {
             },
             Step::Prompt(get) => match ready!(get.as_mut().poll(cx)) {
                 Ok(result) => Ok(McpReply::complete(result)),
-                Err(ToolError::Failed(message)) => Err(RpcError::internal(message).into()),
-                Err(error) => tool_error(error),
+                Err(error) => handler_error(error),
             },
             Step::Read { read, uri, scope } => match ready!(read.as_mut().poll(cx)) {
                 Ok(contents) if contents.is_empty() => {
                     Err(RpcError::internal(format!("resource {uri} has no contents")).into())
                 }
                 Ok(contents) => Ok(McpReply::cacheable(protocol::ReadResourceResult { contents }, *scope)),
-                Err(ToolError::Failed(message)) => Err(RpcError::internal(message).into()),
-                Err(error) => tool_error(error),
+                Err(error) => handler_error(error),
             },
         };
         this.step = Step::Done(None);
@@ -669,6 +667,15 @@ fn arguments(params: &Map<String, Value>) -> Result<Cow<'_, Value>, McpError> {
         None | Some(Value::Null) => Ok(Cow::Owned(Value::Object(Map::new()))),
         Some(args @ Value::Object(_)) => Ok(Cow::Borrowed(args)),
         Some(_) => Err(RpcError::invalid_params("Invalid params: arguments must be an object").into()),
+    }
+}
+
+/// A prompt's or a resource's failure: unlike a tool's, it has no error result to report it in,
+/// so it is an internal error.
+fn handler_error(error: ToolError) -> Result<McpReply, McpError> {
+    match error {
+        ToolError::Failed(message) => Err(RpcError::internal(message).into()),
+        error => tool_error(error),
     }
 }
 
