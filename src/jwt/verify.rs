@@ -257,8 +257,7 @@ impl Verifier {
         if header.is_empty() || payload.is_empty() {
             return Err(Rejection::Malformed("not a JWT"));
         }
-        let header: JoseHeader =
-            serde_json::from_slice(&b64(header)?).map_err(|_| Rejection::Malformed("malformed token header"))?;
+        let header: JoseHeader = json(b64(header)?, "malformed token header")?;
         if header.crit.is_some() {
             return Err(Rejection::Malformed("unsupported critical header"));
         }
@@ -275,8 +274,7 @@ impl Verifier {
         if !key.verify(alg, signing_input.as_bytes(), &signature) {
             return Err(Rejection::Signature { kid: key.kid().to_owned() });
         }
-        let claims: Map<String, Value> =
-            serde_json::from_slice(&payload).map_err(|_| Rejection::Malformed("malformed token claims"))?;
+        let claims: Map<String, Value> = json(payload, "malformed token claims")?;
         let (exp, nbf) = self.check_claims(&claims, now)?;
         let principal = claims::principal(claims, &self.roles).ok_or(Rejection::Claim { claim: "sub", sub: None })?;
         Ok(Verified { principal, key: key.clone(), exp, nbf })
@@ -334,6 +332,13 @@ fn numeric_date(value: &Value) -> Option<i64> {
 /// Strict base64url without padding, as JWS requires.
 fn b64(part: &str) -> Result<Vec<u8>, Rejection> {
     URL_SAFE_NO_PAD.decode(part).map_err(|_| Rejection::Malformed("malformed base64url in token"))
+}
+
+/// A decoded part as JSON. UTF-8 is checked once for the whole part: parsed from bytes,
+/// serde_json checks every string on its own, which costs more for the short strings of claims.
+fn json<T: serde::de::DeserializeOwned>(part: Vec<u8>, malformed: &'static str) -> Result<T, Rejection> {
+    let text = String::from_utf8(part).map_err(|_| Rejection::Malformed(malformed))?;
+    serde_json::from_str(&text).map_err(|_| Rejection::Malformed(malformed))
 }
 
 #[cfg(test)]

@@ -249,9 +249,14 @@ pub struct Rejected {
 /// Parses a POST body. Syntax errors (including invalid UTF-8, nesting beyond serde_json's limit
 /// and duplicate keys) are -32700; valid JSON of the wrong shape is -32600.
 pub fn parse(body: &[u8]) -> Result<Incoming, Rejected> {
-    let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    // UTF-8 checked once for the whole body: parsed from bytes, serde_json checks every string
+    // on its own, and for the short strings of a message that call cost more than the check
+    // (a tenth of the parse, before this).
+    let body = std::str::from_utf8(body)
+        .map_err(|e| Rejected { id: None, error: RpcError::parse_error(format!("Parse error: {e}")) })?;
+    let first = body.bytes().find(|b| !b.is_ascii_whitespace());
     if first == Some(b'[') {
-        let items: Vec<Value> = serde_json::from_slice(body).map_err(|e| reject_json(&e))?;
+        let items: Vec<Value> = serde_json::from_str(body).map_err(|e| reject_json(&e))?;
         if items.is_empty() {
             return Err(Rejected { id: None, error: RpcError::invalid_request("empty batch") });
         }
@@ -265,7 +270,7 @@ pub fn parse(body: &[u8]) -> Result<Incoming, Rejected> {
             .collect();
         return Ok(Incoming::Batch(messages));
     }
-    let raw: RawMessage = serde_json::from_slice(body).map_err(|e| reject_json(&e))?;
+    let raw: RawMessage = serde_json::from_str(body).map_err(|e| reject_json(&e))?;
     validate(raw).map(Incoming::Single)
 }
 
