@@ -389,6 +389,11 @@ async fn whoami_and_greeting_know_the_caller_and_results_carry_the_subject() {
     assert_eq!(seen["issuer"], "http://127.0.0.1:3000");
     assert!(seen["expires_at"].as_i64().unwrap() > tokens::now());
     assert_eq!(who["result"]["_meta"]["mcp-auth-server/subject"], "u-42");
+    // Beside the handler's own `_meta` entries, the server's (serialised once at start-up).
+    assert_eq!(
+        who["result"]["_meta"]["io.modelcontextprotocol/serverInfo"],
+        json!({ "name": "mcp-auth-server", "title": "MCP Auth Server", "version": env!("CARGO_PKG_VERSION") })
+    );
 
     let greeting =
         send_as_is(&app, with_token(modern(2, "prompts/get", json!({ "name": "greeting" })), &bearer)).await.json();

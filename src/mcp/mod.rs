@@ -101,6 +101,8 @@ pub struct Mcp {
     capabilities: ServerCapabilities,
     /// The `server/discover` result, built once.
     discover: Value,
+    /// `config.server_info` as JSON, serialised once: every modern result carries it in `_meta`.
+    server_info_json: Box<serde_json::value::RawValue>,
     shutdown: Shutdown,
 }
 
@@ -134,6 +136,7 @@ impl Endpoint {
             sealer: state::StateSealer::new(&config.request_state_secret, config.request_state_ttl),
             open_streams: Arc::default(),
             discover: modern::discover(&config, &capabilities),
+            server_info_json: serde_json::value::to_raw_value(&config.server_info).expect("serverInfo serialises"),
             config,
             features,
             capabilities,

@@ -15,6 +15,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -26,7 +27,7 @@ use super::dispatch::{
 };
 use super::headers::{Accepts, check_routing_headers};
 use super::jsonrpc::{Id, Message, RpcError, code, error_frame, notification_frame};
-use super::protocol::{ClientCapabilities, Implementation, InputRequired, LogLevel, ServerCapabilities};
+use super::protocol::{ClientCapabilities, InputRequired, LogLevel, ServerCapabilities};
 use super::sse;
 use super::state;
 use super::transport::{Post, Start, json_bytes, modern_status, outbox, rpc_error, start};
@@ -318,7 +319,7 @@ impl Finish {
             }
             McpReply::InputRequired(input) => (self.input_required(input)?, "input_required", None),
         };
-        Ok(WireResult { body, result_type, cache, server_info: &self.mcp.config.server_info })
+        Ok(WireResult { body, result_type, cache, server_info: &self.mcp.server_info_json })
     }
 
     /// Checks an `input_required` answer against the rules a handler could break: only three
@@ -397,7 +398,8 @@ struct WireResult<'a> {
     result_type: &'static str,
     /// `ttlMs` and `cacheScope`, on cacheable results.
     cache: Option<(u64, CacheScope)>,
-    server_info: &'a Implementation,
+    /// Serialised once (`Mcp::server_info_json`): copied, not escaped again, per response.
+    server_info: &'a RawValue,
 }
 
 impl WireResult<'_> {
@@ -436,7 +438,7 @@ impl Serialize for WireResult<'_> {
 /// A result's `_meta` with `serverInfo` added.
 struct MetaWithServerInfo<'a> {
     meta: Option<&'a Map<String, Value>>,
-    server_info: &'a Implementation,
+    server_info: &'a RawValue,
 }
 
 impl Serialize for MetaWithServerInfo<'_> {
