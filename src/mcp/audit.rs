@@ -100,7 +100,8 @@ impl Entry {
     fn log(self, result: &Result<McpReply, McpError>) {
         let outcome = match result {
             Ok(McpReply::Complete { result, .. }) if result.get("isError") == Some(&Value::Bool(true)) => "tool_error",
-            Ok(McpReply::Complete { .. }) => "ok",
+            Ok(McpReply::Tool(result)) if result.is_error => "tool_error",
+            Ok(McpReply::Complete { .. } | McpReply::Tool(_)) => "ok",
             Ok(McpReply::InputRequired(_)) => "input_required",
             Err(McpError::Refused(_) | McpError::InsufficientScope(_)) => "refused",
             Err(McpError::Rpc(_)) => "error",

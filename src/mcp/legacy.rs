@@ -382,6 +382,7 @@ async fn call(
 fn legacy_result(reply: McpReply) -> Value {
     match reply {
         McpReply::Complete { result, .. } => Value::Object(result),
+        McpReply::Tool(result) => serde_json::to_value(result).unwrap_or_else(|_| json!({})),
         // `drive` resolves every input round before returning.
         McpReply::InputRequired(_) => json!({}),
     }

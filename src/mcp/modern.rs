@@ -27,7 +27,7 @@ use super::dispatch::{
 };
 use super::headers::{Accepts, check_routing_headers};
 use super::jsonrpc::{Id, Message, RpcError, code, error_frame, notification_frame};
-use super::protocol::{ClientCapabilities, InputRequired, LogLevel, ServerCapabilities};
+use super::protocol::{CallToolResult, ClientCapabilities, InputRequired, LogLevel, ServerCapabilities};
 use super::sse;
 use super::state;
 use super::transport::{Post, Start, json_bytes, modern_status, outbox, rpc_error, start};
@@ -315,9 +315,10 @@ impl Finish {
     fn result(&self, reply: McpReply) -> Result<WireResult<'_>, RpcError> {
         let (body, result_type, cache) = match reply {
             McpReply::Complete { result, cache } => {
-                (result, "complete", cache.map(|scope| (self.mcp.config.list_ttl_ms, scope)))
+                (Members::Map(result), "complete", cache.map(|scope| (self.mcp.config.list_ttl_ms, scope)))
             }
-            McpReply::InputRequired(input) => (self.input_required(input)?, "input_required", None),
+            McpReply::Tool(result) => (Members::Tool(result), "complete", None),
+            McpReply::InputRequired(input) => (Members::Map(self.input_required(input)?), "input_required", None),
         };
         Ok(WireResult { body, result_type, cache, server_info: &self.mcp.server_info_json })
     }
@@ -394,7 +395,7 @@ impl Finish {
 /// instructions of a `tools/call`.) Members the handler set under these names are replaced,
 /// except `_meta`, whose entries are kept.
 struct WireResult<'a> {
-    body: Map<String, Value>,
+    body: Members,
     result_type: &'static str,
     /// `ttlMs` and `cacheScope`, on cacheable results.
     cache: Option<(u64, CacheScope)>,
@@ -412,26 +413,59 @@ impl WireResult<'_> {
     }
 }
 
+/// A result's own members: a map, or a tool's result as its handler returned it.
+enum Members {
+    Map(Map<String, Value>),
+    Tool(CallToolResult),
+}
+
 impl Serialize for WireResult<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(None)?;
-        for (key, value) in self.body.iter().filter(|(key, _)| !self.replaces(key)) {
-            map.serialize_entry(key, value)?;
-        }
+        let meta = match &self.body {
+            Members::Map(body) => {
+                for (key, value) in body.iter().filter(|(key, _)| !self.replaces(key)) {
+                    map.serialize_entry(key, value)?;
+                }
+                match body.get("_meta") {
+                    None => None,
+                    Some(Value::Object(meta)) => Some(meta),
+                    // Not an object: the handler's mistake, passed on as it is.
+                    Some(meta) => {
+                        self.serialize_added(&mut map)?;
+                        map.serialize_entry("_meta", meta)?;
+                        return map.end();
+                    }
+                }
+            }
+            // The members `CallToolResult` serialises, in its order (see the test
+            // `tool_results_are_written_as_their_maps_would_be`).
+            Members::Tool(result) => {
+                map.serialize_entry("content", &result.content)?;
+                if let Some(structured) = &result.structured_content {
+                    map.serialize_entry("structuredContent", structured)?;
+                }
+                if result.is_error {
+                    map.serialize_entry("isError", &true)?;
+                }
+                result.meta.as_ref()
+            }
+        };
+        self.serialize_added(&mut map)?;
+        map.serialize_entry("_meta", &MetaWithServerInfo { meta, server_info: self.server_info })?;
+        map.end()
+    }
+}
+
+impl WireResult<'_> {
+    /// `resultType` and the cache hints.
+    fn serialize_added<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
         map.serialize_entry("resultType", self.result_type)?;
         if let Some((ttl_ms, scope)) = self.cache {
             map.serialize_entry("ttlMs", &ttl_ms)?;
             map.serialize_entry("cacheScope", &scope)?;
         }
-        match self.body.get("_meta") {
-            // Not an object: the handler's mistake, passed on as it is.
-            Some(meta) if !meta.is_object() => map.serialize_entry("_meta", meta)?,
-            meta => {
-                let meta = MetaWithServerInfo { meta: meta.and_then(Value::as_object), server_info: self.server_info };
-                map.serialize_entry("_meta", &meta)?;
-            }
-        }
-        map.end()
+        Ok(())
     }
 }
 
@@ -692,5 +726,50 @@ impl Listener {
         });
         let frame = super::jsonrpc::result_frame(&self.id, &result);
         Some((Ok(sse::event(None, &frame)), self))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mcp::protocol::Content;
+
+    fn wire(body: Members) -> Value {
+        let server_info = serde_json::value::to_raw_value(&json!({ "name": "s", "version": "1" })).unwrap();
+        serde_json::to_value(WireResult { body, result_type: "complete", cache: None, server_info: &server_info })
+            .unwrap()
+    }
+
+    /// `WireResult` writes a tool's result member by member; this is what the map the result
+    /// serialises into would have written. Each case lists every field (no `..Default`), so a
+    /// field added to `CallToolResult` fails to compile here until the writer knows it.
+    #[test]
+    fn tool_results_are_written_as_their_maps_would_be() {
+        let mut meta = Map::new();
+        meta.insert("mcp-auth-server/subject".into(), json!("u-1"));
+        meta.insert(META_SERVER_INFO.into(), json!("the handler's, replaced"));
+        let cases = [
+            CallToolResult {
+                content: vec![Content::text("hello")],
+                structured_content: None,
+                is_error: false,
+                meta: None,
+            },
+            CallToolResult { content: vec![Content::text("no")], structured_content: None, is_error: true, meta: None },
+            CallToolResult {
+                content: vec![Content::text("{\"a\":1}")],
+                structured_content: Some(json!({ "a": 1 })),
+                is_error: false,
+                meta: Some(meta),
+            },
+            CallToolResult { content: Vec::new(), structured_content: Some(json!([])), is_error: true, meta: None },
+        ];
+        for result in cases {
+            let map = serde_json::to_value(&result).unwrap().as_object().unwrap().clone();
+            let typed = wire(Members::Tool(result));
+            assert_eq!(typed, wire(Members::Map(map)));
+            assert_eq!(typed["_meta"][META_SERVER_INFO], json!({ "name": "s", "version": "1" }));
+            assert_eq!(typed["resultType"], "complete");
+        }
     }
 }

@@ -557,7 +557,7 @@ impl Future for RegistryFuture {
         let reply = match &mut this.step {
             Step::Done(reply) => reply.take().expect("RegistryFuture polled after it completed"),
             Step::Tool { call, tool } => match ready!(call.as_mut().poll(cx)) {
-                Ok(result) => Ok(McpReply::complete(check_output(tool, result))),
+                Ok(result) => Ok(McpReply::Tool(check_output(tool, result))),
                 Err(error) => tool_error(error),
             },
             Step::Prompt(get) => match ready!(get.as_mut().poll(cx)) {
@@ -587,6 +587,10 @@ fn with_subject(reply: McpReply, subject: Option<String>) -> McpReply {
                 meta.insert(SUBJECT_META.into(), Value::String(subject));
             }
             McpReply::Complete { result, cache }
+        }
+        (McpReply::Tool(mut result), Some(subject)) => {
+            result.meta.get_or_insert_default().insert(SUBJECT_META.into(), Value::String(subject));
+            McpReply::Tool(result)
         }
         (reply, _) => reply,
     }
@@ -681,7 +685,7 @@ fn handler_error(error: ToolError) -> Result<McpReply, McpError> {
 
 fn tool_error(error: ToolError) -> Result<McpReply, McpError> {
     match error {
-        ToolError::Failed(message) => Ok(McpReply::complete(CallToolResult::error(message))),
+        ToolError::Failed(message) => Ok(McpReply::Tool(CallToolResult::error(message))),
         ToolError::InputRequired(input) => Ok(McpReply::InputRequired(input)),
         ToolError::InsufficientScope(scopes) => Err(McpError::InsufficientScope(scopes)),
         ToolError::Protocol(error) => Err(McpError::Rpc(error)),
@@ -697,7 +701,7 @@ fn call_tool(snapshot: &Snapshot, request: McpRequest) -> Result<Step, McpError>
     let args = arguments(&request.params)?;
     // The schema is the contract: arguments that break it are the model's to fix.
     if let Some(problem) = schema_problem(&tool.input, &args) {
-        return Ok(Step::done(McpReply::complete(CallToolResult::error(format!("Invalid arguments: {problem}")))));
+        return Ok(Step::done(McpReply::Tool(CallToolResult::error(format!("Invalid arguments: {problem}")))));
     }
     let ctx = ToolContext::new(request.ctx, &request.params);
     let call = tool.handler.clone().call(ctx, &args);
