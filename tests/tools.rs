@@ -89,16 +89,30 @@ async fn get_time_answers_rfc3339_in_utc_or_the_named_zone() {
 }
 
 #[tokio::test]
-async fn an_unknown_time_zone_is_a_tool_error_naming_it() {
-    let reply = modern_call(
-        &app().await,
-        "tools/call",
-        json!({ "name": "get_time", "arguments": { "timezone": "Mars/Olympus" } }),
-    )
-    .await;
-    let result = &reply.json()["result"];
-    assert_eq!(result["isError"], true);
-    assert!(result["content"][0]["text"].as_str().unwrap().contains("Mars/Olympus"));
+async fn an_unknown_time_zone_is_a_tool_error_naming_it_in_both_eras() {
+    let app = app().await;
+    let params = json!({ "name": "get_time", "arguments": { "timezone": "Mars/Olympus" } });
+    for reply in
+        [modern_call(&app, "tools/call", params.clone()).await, legacy_call(&app, "tools/call", params.clone()).await]
+    {
+        let result = &reply.json()["result"];
+        assert_eq!(result["isError"], true);
+        assert!(result["content"][0]["text"].as_str().unwrap().contains("Mars/Olympus"));
+    }
+}
+
+#[tokio::test]
+async fn structured_results_carry_structured_content_in_both_eras() {
+    let app = app().await;
+    let params = json!({ "name": "get_time", "arguments": {} });
+    for reply in
+        [modern_call(&app, "tools/call", params.clone()).await, legacy_call(&app, "tools/call", params.clone()).await]
+    {
+        let result = &reply.json()["result"];
+        assert_eq!(result["structuredContent"]["timezone"], "UTC");
+        assert!(result["content"][0]["text"].as_str().unwrap().ends_with("+00:00"));
+        assert!(result.get("isError").is_none());
+    }
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use serde::{Serialize, Serializer};
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
@@ -21,7 +22,7 @@ use super::context::{Outbound, RequestContext};
 use super::dispatch::{Features, Item, McpError, McpFuture, McpReply, McpRequest, feature_method_offered};
 use super::headers::Accepts;
 use super::jsonrpc::{Id, Message, RpcError, code, error_frame, result_frame};
-use super::protocol::{ClientCapabilities, LogLevel};
+use super::protocol::{CallToolResult, ClientCapabilities, LogLevel};
 use super::session::{Session, StreamLog};
 use super::sse;
 use super::transport::{Post, Start, json_bytes, outbox, rpc_error, start};
@@ -225,7 +226,7 @@ fn notification(session: &Session, method: &str, params: &Map<String, Value>) {
 /// How a legacy request is answered: with a result or error (sent as JSON, status 200), an
 /// HTTP-level refusal (403 step-up), or an SSE stream.
 enum Answer {
-    Result(Result<Value, RpcError>),
+    Result(Result<LegacyResult, RpcError>),
     Refused(AppError),
     Stream(Response),
 }
@@ -238,7 +239,7 @@ async fn request(
     method: String,
     params: Map<String, Value>,
 ) -> Answer {
-    let empty = || Answer::Result(Ok(json!({})));
+    let empty = || Answer::Result(Ok(LegacyResult::Value(json!({}))));
     let capabilities = mcp.capabilities();
     match method.as_str() {
         "ping" => empty(),
@@ -379,12 +380,28 @@ async fn call(
 }
 
 /// A complete result in the 2025 shape (no `resultType`, no cache hints).
-fn legacy_result(reply: McpReply) -> Value {
+fn legacy_result(reply: McpReply) -> LegacyResult {
     match reply {
-        McpReply::Complete { result, .. } => Value::Object(result),
-        McpReply::Tool(result) => serde_json::to_value(result).unwrap_or_else(|_| json!({})),
+        McpReply::Complete { result, .. } => LegacyResult::Value(Value::Object(result)),
+        McpReply::Tool(result) => LegacyResult::Tool(result),
         // `drive` resolves every input round before returning.
-        McpReply::InputRequired(_) => json!({}),
+        McpReply::InputRequired(_) => LegacyResult::Value(json!({})),
+    }
+}
+
+/// A result as the 2025 eras answer it: JSON, or a tool's result, written as it is (see
+/// [`McpReply::Tool`]).
+enum LegacyResult {
+    Value(Value),
+    Tool(CallToolResult),
+}
+
+impl Serialize for LegacyResult {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            LegacyResult::Value(value) => value.serialize(serializer),
+            LegacyResult::Tool(result) => result.serialize(serializer),
+        }
     }
 }
 
