@@ -411,6 +411,16 @@ impl WireResult<'_> {
             _ => false,
         }
     }
+
+    /// `resultType` and the cache hints.
+    fn serialize_added<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("resultType", self.result_type)?;
+        if let Some((ttl_ms, scope)) = self.cache {
+            map.serialize_entry("ttlMs", &ttl_ms)?;
+            map.serialize_entry("cacheScope", &scope)?;
+        }
+        Ok(())
+    }
 }
 
 /// A result's own members: a map, or a tool's result as its handler returned it.
@@ -454,18 +464,6 @@ impl Serialize for WireResult<'_> {
         self.serialize_added(&mut map)?;
         map.serialize_entry("_meta", &MetaWithServerInfo { meta, server_info: self.server_info })?;
         map.end()
-    }
-}
-
-impl WireResult<'_> {
-    /// `resultType` and the cache hints.
-    fn serialize_added<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
-        map.serialize_entry("resultType", self.result_type)?;
-        if let Some((ttl_ms, scope)) = self.cache {
-            map.serialize_entry("ttlMs", &ttl_ms)?;
-            map.serialize_entry("cacheScope", &scope)?;
-        }
-        Ok(())
     }
 }
 
