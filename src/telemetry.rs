@@ -518,7 +518,7 @@ mod tests {
 
     #[test]
     fn plain_values_are_bare_and_the_rest_quoted_so_no_value_forges_a_line_or_a_field() {
-        // Longer than the stack piece a short field is put together in (`Piece`).
+        // Longer than the stack buffer `record_plain` puts a short field together in.
         let long = "x".repeat(150);
         let out = logged("info", || {
             tracing::info!(
