@@ -21,7 +21,7 @@ use super::bus::ChangeEvent;
 use super::context::{Outbound, RequestContext};
 use super::dispatch::{Features, Item, McpError, McpFuture, McpReply, McpRequest, feature_method_offered};
 use super::headers::Accepts;
-use super::jsonrpc::{Id, Message, RpcError, code, error_frame, result_frame};
+use super::jsonrpc::{Id, Message, Params, RpcError, code, error_frame, result_frame};
 use super::protocol::{CallToolResult, ClientCapabilities, LogLevel};
 use super::session::{Session, StreamLog};
 use super::sse;
@@ -37,9 +37,6 @@ use crate::principal::Principal;
 const MAX_INPUT_ROUNDS: usize = 8;
 /// How long a client has to answer a server-to-client request.
 const INPUT_TIMEOUT: Duration = Duration::from_secs(300);
-/// The most messages a 2025-03-26 batch may hold.
-const MAX_BATCH: usize = 100;
-
 /// Serves one legacy message.
 pub(super) async fn handle(mcp: &Arc<Mcp>, post: Post, message: Message) -> Response {
     if let Message::Request { id, method, params } = &message
@@ -84,10 +81,6 @@ pub(super) async fn handle_batch(
     post: Post,
     messages: Vec<Result<Message, (Option<Id>, RpcError)>>,
 ) -> Response {
-    if messages.len() > MAX_BATCH {
-        let error = RpcError::invalid_request(format!("a batch holds at most {MAX_BATCH} messages"));
-        return rpc_error(StatusCode::BAD_REQUEST, None, &error);
-    }
     let session = match session_for(mcp, &post.headers, post.principal.as_ref()) {
         Ok(session) => session,
         Err(refusal) => return refusal.response(None),
@@ -237,7 +230,7 @@ async fn request(
     post: &Post,
     id: Id,
     method: String,
-    params: Map<String, Value>,
+    params: Params,
 ) -> Answer {
     let empty = || Answer::Result(Ok(LegacyResult::Value(json!({}))));
     let capabilities = mcp.capabilities();
@@ -283,8 +276,9 @@ async fn call(
     post: &Post,
     id: Id,
     method: String,
-    params: Map<String, Value>,
+    params: Params,
 ) -> Answer {
+    let (meta, params) = params.into_parts();
     // Open whenever the client takes SSE: in a session the handler may also send requests to
     // the client or close the connection for polling, whatever this request's `_meta` says.
     let (sender, mut receiver) = outbox(post.accepts.sse);
@@ -298,7 +292,7 @@ async fn call(
             .unwrap_or(DEFAULT_LEGACY_VERSION),
         principal: post.principal.clone(),
         client_capabilities: session.client_capabilities.clone(),
-        progress_token: params.get("_meta").and_then(|m| m.get("progressToken")).cloned(),
+        progress_token: meta.progress_token,
         log_level: session.log_level(),
         cancellation: cancellation.clone(),
         access: None,

@@ -27,13 +27,13 @@ use super::dispatch::{
 };
 use super::headers::{Accepts, check_routing_headers};
 use super::jsonrpc::{Id, Message, RpcError, code, error_frame, notification_frame};
-use super::protocol::{CallToolResult, ClientCapabilities, InputRequired, LogLevel, ServerCapabilities};
+use super::protocol::{CallToolResult, ClientCapabilities, InputRequired, LogLevel, RequestMeta, ServerCapabilities};
 use super::sse;
 use super::state;
 use super::transport::{Post, Start, json_bytes, modern_status, outbox, rpc_error, start};
 use super::version::{
-    Era, META_CLIENT_CAPABILITIES, META_LOG_LEVEL, META_PROTOCOL_VERSION, META_SERVER_INFO, META_SUBSCRIPTION_ID,
-    MODERN_VERSIONS, header_version,
+    Era, META_CLIENT_CAPABILITIES, META_PROTOCOL_VERSION, META_SERVER_INFO, META_SUBSCRIPTION_ID, MODERN_VERSIONS,
+    header_version,
 };
 use super::{Mcp, McpConfig};
 use crate::error::AppError;
@@ -64,7 +64,8 @@ pub(super) fn handle(mcp: &Arc<Mcp>, post: Post, message: Message) -> Handled {
             return Handled::Answered(rpc_error(StatusCode::BAD_REQUEST, Some(&id), &error));
         }
     };
-    let envelope = match validate(mcp, &post, &method, &params) {
+    let (meta, params) = params.into_parts();
+    let envelope = match validate(mcp, &post, &method, &params, meta) {
         Ok(envelope) => envelope,
         Err(error) => return Handled::Answered(rpc_error(modern_status(&error), Some(&id), &error)),
     };
@@ -84,10 +85,14 @@ pub(super) fn handle(mcp: &Arc<Mcp>, post: Post, message: Message) -> Handled {
 }
 
 /// The envelope, header and version checks.
-fn validate(mcp: &Mcp, post: &Post, method: &str, params: &Map<String, Value>) -> Result<Envelope, RpcError> {
-    let meta = params.get("_meta").and_then(Value::as_object);
-    let version = meta.and_then(|m| m.get(META_PROTOCOL_VERSION));
-    let capabilities = meta.and_then(|m| m.get(META_CLIENT_CAPABILITIES));
+fn validate(
+    mcp: &Mcp,
+    post: &Post,
+    method: &str,
+    params: &Map<String, Value>,
+    meta: RequestMeta,
+) -> Result<Envelope, RpcError> {
+    let RequestMeta { protocol_version: version, client_capabilities: capabilities, log_level, progress_token } = meta;
     let mut missing = Vec::new();
     if version.is_none() {
         missing.push(META_PROTOCOL_VERSION);
@@ -101,16 +106,17 @@ fn validate(mcp: &Mcp, post: &Post, method: &str, params: &Map<String, Value>) -
             missing.join(", ")
         )));
     }
-    let Some(version) = version.and_then(Value::as_str) else {
+    let Some(Value::String(version)) = &version else {
         return Err(RpcError::invalid_params(format!(
             "Invalid params: _meta.{META_PROTOCOL_VERSION} must be a string"
         )));
     };
-    let Some(capabilities) = capabilities.and_then(Value::as_object) else {
+    let Some(Value::Object(capabilities)) = capabilities else {
         return Err(RpcError::invalid_params(format!(
             "Invalid params: _meta.{META_CLIENT_CAPABILITIES} must be an object"
         )));
     };
+    let version = version.as_str();
 
     // Headers before the version check: a body naming an unknown version under a header that
     // names a known one is a mismatch, not an unsupported version.
@@ -136,19 +142,14 @@ fn validate(mcp: &Mcp, post: &Post, method: &str, params: &Map<String, Value>) -
             .with_data(json!({ "supported": MODERN_VERSIONS, "requested": version })));
     };
 
-    let log_level = match meta.and_then(|m| m.get(META_LOG_LEVEL)) {
+    let log_level = match log_level {
         None => None,
         Some(level) => Some(
-            LogLevel::parse(level)
+            LogLevel::parse(&level)
                 .ok_or_else(|| RpcError::invalid_params(format!("Invalid params: unknown log level {level}")))?,
         ),
     };
-    Ok(Envelope {
-        version,
-        client_capabilities: ClientCapabilities(capabilities.clone()),
-        log_level,
-        progress_token: meta.and_then(|m| m.get("progressToken")).cloned(),
-    })
+    Ok(Envelope { version, client_capabilities: ClientCapabilities(capabilities), log_level, progress_token })
 }
 
 /// The `server/discover` result: versions, capabilities, instructions, serverInfo. It never

@@ -112,11 +112,7 @@ pub fn classify(message: &Message, headers: &HeaderMap) -> Era {
         Message::Response { .. } => return Era::Legacy,
         Message::Request { params, .. } | Message::Notification { params, .. } => params,
     };
-    let claims_version = params
-        .get("_meta")
-        .and_then(|meta| meta.as_object())
-        .is_some_and(|meta| meta.contains_key(META_PROTOCOL_VERSION));
-    if claims_version {
+    if params.meta().is_some_and(|meta| meta.protocol_version.is_some()) {
         return Era::Modern;
     }
     if message.method() == Some("initialize") {
@@ -130,14 +126,15 @@ pub fn classify(message: &Message, headers: &HeaderMap) -> Era {
 
 #[cfg(test)]
 mod tests {
+    use super::super::jsonrpc::Incoming;
     use super::*;
-    use serde_json::{Map, json};
+    use serde_json::json;
 
     fn request(method: &str, params: serde_json::Value) -> Message {
-        Message::Request {
-            id: super::super::jsonrpc::Id::Number(1),
-            method: method.into(),
-            params: params.as_object().cloned().unwrap_or_else(Map::new),
+        let body = json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params });
+        match super::super::jsonrpc::parse(body.to_string().as_bytes()) {
+            Ok(Incoming::Single(message)) => message,
+            other => panic!("not a request: {other:?}"),
         }
     }
 
