@@ -7,7 +7,9 @@
 #
 # Servers are pinned to one CPU and wrk to another (a 2-core machine: CPU 0 and CPU 1). Runs
 # are interleaved round by round (ceiling, ours, ceiling + RS256, ours with a token pool, ours
-# legacy, then again), each at a fixed concurrency with keep-alive after a short warm-up.
+# legacy, then again), each at a fixed concurrency with keep-alive after a short warm-up. A
+# server's CPU per request is read from /proc/PID/stat, split into user space and kernel: the
+# kernel's share (sockets) is much the same for every server, so what ours adds is in user space.
 #
 # Rows:
 #   ceiling              bare axum, the fixed answer, no auth (the request still carries a token)
@@ -108,7 +110,8 @@ start() {
 }
 
 rss() { awk -v key="$2:" '$1 == key { print $2 }' "/proc/${PID[$1]}/status"; } # NAME VmRSS|VmHWM (KiB)
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/${PID[$1]}/stat"; }
+user_ticks() { awk '{ print $14 }' "/proc/${PID[$1]}/stat"; } # CPU time in user space, then in the kernel
+system_ticks() { awk '{ print $15 }' "/proc/${PID[$1]}/stat"; }
 
 modern_body='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hello"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}'
 legacy_body='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hello"}}}'
@@ -155,13 +158,13 @@ run() {
   pool) server=pool port=$((PORT + 3)) tokens="$work/pool" body=$modern_body headers=("${modern_headers[@]}") ;;
   legacy) server=legacy port=$((PORT + 4)) tokens="$work/token" body=$legacy_body headers=("${legacy_headers[@]}") ;;
   esac
-  local before after out
-  before=$(cpu_ticks "$server")
+  local user system out
+  user=$(user_ticks "$server") system=$(system_ticks "$server")
   out="$(LOAD_BODY=$body LOAD_TOKENS=$tokens taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"${seconds}s" \
     -s benches/load.lua "${headers[@]}" "http://127.0.0.1:$port/mcp")"
-  after=$(cpu_ticks "$server")
+  user=$(($(user_ticks "$server") - user)) system=$(($(system_ticks "$server") - system))
   if [ -n "$record" ]; then
-    echo "$config $(grep '^RESULT' <<<"$out" | cut -d' ' -f2-) $((after - before))" >>"$work/results/runs"
+    echo "$config $(grep '^RESULT' <<<"$out" | cut -d' ' -f2-) $user $system" >>"$work/results/runs"
   fi
 }
 
@@ -243,9 +246,10 @@ clk_tck = int(clk_tck)
 runs = collections.defaultdict(list)
 for line in open(os.path.join(results, "runs")):
     config, *fields = line.split()
-    requests, duration_us, p50, p99, socket_errors, status_errors, max_us, ticks = map(int, fields)
+    requests, duration_us, p50, p99, socket_errors, status_errors, max_us, user, system = map(int, fields)
+    per_request = lambda ticks: ticks / clk_tck * 1e6 / max(requests, 1)
     runs[config].append(dict(rps=requests / (duration_us / 1e6), p50=p50, p99=p99, errors=socket_errors + status_errors,
-                             cpu_us=ticks / clk_tck * 1e6 / max(requests, 1)))
+                             cpu_us=per_request(user + system), user_us=per_request(user), system_us=per_request(system)))
 def kib(name, kind):
     return int(open(os.path.join(results, f"{name}.{kind}_kib")).read()) / 1024
 mean = lambda config, key: statistics.mean(r[key] for r in runs[config])
@@ -260,12 +264,13 @@ rows = [("ceiling", "bare axum, fixed answer, no auth (ceiling)", "ceiling"),
         ("modern", "ours, modern, one token (cache hit)", "ceiling"),
         ("pool", f"ours, modern, {pool} distinct tokens (cache {pool_cache}: all misses)", "ceiling_rs256"),
         ("legacy", "ours, legacy 2025-11-25, one session", "ceiling")]
-print("| server | req/s | ratio | p50 ms | p99 ms | errors | CPU µs/req | peak RSS MiB |")
+print("| server | req/s | ratio | p50 ms | p99 ms | errors | CPU µs/req (user + kernel) | peak RSS MiB |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|")
 for config, label, against in rows:
     ratio = "1.00" if config == against else f"{mean(config, 'rps') / mean(against, 'rps'):.2f}× {against.replace('_rs256', ' + RS256')}"
     print(f"| {label} | {mean(config, 'rps'):,.0f} | {ratio} | {mean(config, 'p50') / 1000:.2f} | "
-          f"{mean(config, 'p99') / 1000:.2f} | {sum(r['errors'] for r in runs[config])} | {mean(config, 'cpu_us'):.1f} | "
+          f"{mean(config, 'p99') / 1000:.2f} | {sum(r['errors'] for r in runs[config])} | "
+          f"{mean(config, 'cpu_us'):.1f} ({mean(config, 'user_us'):.1f} + {mean(config, 'system_us'):.1f}) | "
           f"{kib(config, 'peak'):.1f} |")
 print(f"\np99 ours (modern, one token) / ceiling: {mean('modern', 'p99') / mean('ceiling', 'p99'):.2f}×")
 # The mean above follows whichever server had a stall; each round's own ratio shows whether one did.
