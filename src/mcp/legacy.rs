@@ -37,6 +37,7 @@ use crate::principal::Principal;
 const MAX_INPUT_ROUNDS: usize = 8;
 /// How long a client has to answer a server-to-client request.
 const INPUT_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// Serves one legacy message.
 pub(super) async fn handle(mcp: &Arc<Mcp>, post: Post, message: Message) -> Response {
     if let Message::Request { id, method, params } = &message
