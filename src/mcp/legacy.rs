@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
@@ -385,19 +385,12 @@ fn legacy_result(reply: McpReply) -> LegacyResult {
 }
 
 /// A result as the 2025 eras answer it: JSON, or a tool's result, written as it is (see
-/// [`McpReply::Tool`]).
+/// [`McpReply::Tool`]). Untagged: each variant serialises as its content alone.
+#[derive(Serialize)]
+#[serde(untagged)]
 enum LegacyResult {
     Value(Value),
     Tool(CallToolResult),
-}
-
-impl Serialize for LegacyResult {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            LegacyResult::Value(value) => value.serialize(serializer),
-            LegacyResult::Tool(result) => result.serialize(serializer),
-        }
-    }
 }
 
 /// Calls the feature service and plays any `input_required` rounds out as real
