@@ -1,9 +1,8 @@
 //! The ceiling `benches/load.sh` measures the server against: bare axum answering a fixed JSON
 //! body on `POST /mcp`, with `TCP_NODELAY` like the real server, and nothing else — no JSON-RPC,
-//! no MCP, no logging. With `--verify` it also checks an RS256 bearer token on every request,
-//! the cheapest honest way to do it (the "bare axum + RS256 verify" row): key parsed once at
-//! start-up, then per request base64url, the aws-lc-rs signature check, and the claims `exp`,
-//! `iss` and `aud`. No cache.
+//! no MCP, no logging. With `--verify` it also checks an RS256 bearer token on every request
+//! (the "bare axum + RS256 verify" row), the cheapest honest way to do it: `rs256_check.rs`,
+//! which the peers under `benches/peers/` use too.
 //!
 //! ```sh
 //! cargo run --release --features jwt --example ceiling -- --bind 127.0.0.1:3900 --body answer.json \
@@ -16,13 +15,12 @@
 #[path = "../src/jwt/keyfile.rs"]
 #[allow(dead_code)]
 mod keyfile;
+mod rs256_check;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use aws_lc_rs::signature::{self, ParsedPublicKey, RsaPublicKeyComponents};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -30,9 +28,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::Deserialize;
+use rs256_check::Check;
 
 const USAGE: &str = "usage: ceiling --bind ADDR --body FILE [--verify PUBLIC_KEY_PEM --issuer URL --audience URL]";
 
@@ -40,41 +36,6 @@ const USAGE: &str = "usage: ceiling --bind ADDR --body FILE [--verify PUBLIC_KEY
 struct Ceiling {
     body: Bytes,
     verify: Option<Check>,
-}
-
-/// The RS256 check of the "bare axum + RS256 verify" row.
-struct Check {
-    key: ParsedPublicKey,
-    issuer: String,
-    audience: String,
-}
-
-#[derive(Deserialize)]
-struct Claims {
-    exp: i64,
-    iss: String,
-    aud: String,
-}
-
-impl Check {
-    fn accepts(&self, headers: &HeaderMap) -> bool {
-        let Some(token) =
-            headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "))
-        else {
-            return false;
-        };
-        let Some((signing_input, signature)) = token.rsplit_once('.') else { return false };
-        let Some((_header, payload)) = signing_input.split_once('.') else { return false };
-        let (Ok(signature), Ok(payload)) = (URL_SAFE_NO_PAD.decode(signature), URL_SAFE_NO_PAD.decode(payload)) else {
-            return false;
-        };
-        if self.key.verify_sig(signing_input.as_bytes(), &signature).is_err() {
-            return false;
-        }
-        let Ok(claims) = serde_json::from_slice::<Claims>(&payload) else { return false };
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-        claims.exp >= now && claims.iss == self.issuer && claims.aud == self.audience
-    }
 }
 
 async fn answer(State(ceiling): State<Arc<Ceiling>>, headers: HeaderMap, _body: Bytes) -> Response {
@@ -136,11 +97,7 @@ async fn run() -> Result<(), String> {
                 keyfile::load_or_generate(&PathBuf::from("/nonexistent/private.pem"), std::slice::from_ref(path))
                     .map_err(|e| e.to_string())?;
             let public = files.public.first().ok_or("no public key")?;
-            let components = RsaPublicKeyComponents { n: public.n.as_slice(), e: public.e.as_slice() };
-            let key = components
-                .to_parsed_public_key(&signature::RSA_PKCS1_2048_8192_SHA256)
-                .map_err(|e| format!("unusable key: {e}"))?;
-            Some(Check { key, issuer: options.issuer.clone(), audience: options.audience.clone() })
+            Some(Check::new(&public.n, &public.e, options.issuer.clone(), options.audience.clone())?)
         }
     };
     let ceiling = Arc::new(Ceiling { body: Bytes::from(body), verify });

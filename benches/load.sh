@@ -18,6 +18,8 @@
 #   modern, token pool   our server, a pool of distinct tokens larger than its token cache
 #                        (every token is a cache miss: signature checked every time)
 #   legacy, session      our server, 2025-11-25, after initialize, in one Mcp-Session-Id session
+#   rmcp                 with LOAD_PEERS=rmcp: rmcp, the official Rust SDK, serving the same tool
+#                        behind the ceiling's RS256 check (benches/peers/rmcp), modern era
 # Then memory and start-up: idle RSS, cold start to the first 200 on /health, and RSS with
 # LOAD_SESSIONS legacy sessions opened and left idle (bounded by mcp.max_sessions, expired by
 # mcp.session_idle_timeout_secs, both set here).
@@ -25,7 +27,8 @@
 # Knobs (environment): LOAD_DURATION (s per run, 8), LOAD_WARMUP (s, 1), LOAD_ROUNDS (2),
 # LOAD_CONNECTIONS (32), LOAD_TOKEN_POOL (4096), LOAD_POOL_CACHE (token cache of the pool
 # server, 256), LOAD_SESSIONS (10000), LOAD_IDLE_SECS (idle timeout of the session run, 6),
-# LOAD_PORT (first of 7 ports, 28100: below the ephemeral range), LOAD_SERVER_CPU (0), LOAD_CLIENT_CPU (1).
+# LOAD_PORT (first of 8 ports, 28100: below the ephemeral range), LOAD_SERVER_CPU (0), LOAD_CLIENT_CPU (1),
+# LOAD_PEERS (empty, or rmcp: adds the rmcp row; its first build takes some 2-3 minutes more).
 # Every server this script starts is stopped by process id when it exits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +44,8 @@ IDLE_SECS="${LOAD_IDLE_SECS:-6}"
 PORT="${LOAD_PORT:-28100}"
 SERVER_CPU="${LOAD_SERVER_CPU:-0}"
 CLIENT_CPU="${LOAD_CLIENT_CPU:-1}"
+PEERS="${LOAD_PEERS:-}"
+case "$PEERS" in "" | rmcp) ;; *) echo "LOAD_PEERS: empty or rmcp, not '$PEERS'" >&2; exit 2 ;; esac
 
 started=$SECONDS
 work=target/bench/load
@@ -63,6 +68,10 @@ server_bin=target/release/mcp-auth-server
 layout="$(bash benches/linked-layout.sh "$server_bin")"
 ceiling_bin=target/release/examples/ceiling
 mint_bin=target/release/examples/generate_token
+if [ "$PEERS" = rmcp ]; then
+  note "building (release): the rmcp peer (its own crate and lock file)"
+  cargo build --release --quiet --manifest-path benches/peers/rmcp/Cargo.toml --target-dir target/peers
+fi
 
 # Only the compiled-in defaults and these variables: no local config file changes the numbers.
 export MCP_AUTH_CONFIG_DIR="$work/config"
@@ -132,6 +141,14 @@ grep -q '"text":"hello"' "$work/answer.json" && ! grep -q '"isError"' "$work/ans
 start ceiling $PORT "$ceiling_bin" --bind "127.0.0.1:$PORT" --body "$work/answer.json"
 start ceiling_rs256 $((PORT + 1)) "$ceiling_bin" --bind "127.0.0.1:$((PORT + 1))" --body "$work/answer.json" \
   --verify "$work/keys/public.pem" --issuer "$issuer" --audience "$audience"
+configs=(ceiling modern ceiling_rs256 pool legacy)
+if [ "$PEERS" = rmcp ]; then
+  start rmcp $((PORT + 7)) target/peers/release/rmcp-peer --bind "127.0.0.1:$((PORT + 7))" \
+    --verify "$work/keys/public.pem" --issuer "$issuer" --audience "$audience"
+  curl -sf "http://127.0.0.1:$((PORT + 7))/mcp" -H "Authorization: Bearer $token" "${modern_headers[@]}" \
+    -d "$modern_body" | grep -q '"text":"hello"' || { echo "the rmcp peer's call failed" >&2; exit 1; }
+  configs+=(rmcp)
+fi
 
 # The legacy session: initialize, then notifications/initialized.
 legacy_url="http://127.0.0.1:$((PORT + 4))/mcp"
@@ -157,6 +174,7 @@ run() {
   modern) server=modern port=$((PORT + 2)) tokens="$work/token" body=$modern_body headers=("${modern_headers[@]}") ;;
   pool) server=pool port=$((PORT + 3)) tokens="$work/pool" body=$modern_body headers=("${modern_headers[@]}") ;;
   legacy) server=legacy port=$((PORT + 4)) tokens="$work/token" body=$legacy_body headers=("${legacy_headers[@]}") ;;
+  rmcp) server=rmcp port=$((PORT + 7)) tokens="$work/pool" body=$modern_body headers=("${modern_headers[@]}") ;;
   esac
   local user system out
   user=$(user_ticks "$server") system=$(system_ticks "$server")
@@ -168,7 +186,6 @@ run() {
   fi
 }
 
-configs=(ceiling modern ceiling_rs256 pool legacy)
 note "warm-up: ${WARMUP}s per configuration"
 for config in "${configs[@]}"; do run "$config" "$WARMUP"; done
 for round in $(seq "$ROUNDS"); do
@@ -177,10 +194,10 @@ for round in $(seq "$ROUNDS"); do
     run "$config" "$DURATION" record
   done
 done
-for name in ceiling ceiling_rs256 modern pool legacy; do
+for name in "${configs[@]}"; do
   echo "$(rss "$name" VmHWM)" >"$work/results/$name.peak_kib"
 done
-for name in ceiling ceiling_rs256 modern pool legacy; do kill "${PID[$name]}"; unset "PID[$name]"; done
+for name in "${configs[@]}"; do kill "${PID[$name]}"; unset "PID[$name]"; done
 
 note "cold start: exec to the first 200 on /health, 5 times"
 python3 - "$server_bin" $((PORT + 5)) "$SERVER_CPU" "$CLIENT_CPU" >"$work/results/cold_start_ms" <<'EOF'
@@ -264,6 +281,8 @@ rows = [("ceiling", "bare axum, fixed answer, no auth (ceiling)", "ceiling"),
         ("modern", "ours, modern, one token (cache hit)", "ceiling"),
         ("pool", f"ours, modern, {pool} distinct tokens (cache {pool_cache}: all misses)", "ceiling_rs256"),
         ("legacy", "ours, legacy 2025-11-25, one session", "ceiling")]
+if runs["rmcp"]:
+    rows.append(("rmcp", "rmcp 3.11 (official Rust SDK) + the same RS256 check, modern", "ceiling_rs256"))
 print("| server | req/s | ratio | p50 ms | p99 ms | errors | CPU µs/req (user + kernel) | peak RSS MiB |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|")
 for config, label, against in rows:
@@ -277,6 +296,9 @@ print(f"\np99 ours (modern, one token) / ceiling: {mean('modern', 'p99') / mean(
 p99_ratios = [m["p99"] / c["p99"] for m, c in zip(runs["modern"], runs["ceiling"])]
 print("the same, round by round: " + ", ".join(f"{r:.2f}×" for r in p99_ratios)
       + f" (median {statistics.median(p99_ratios):.2f}×)")
+if runs["rmcp"]:
+    print(f"ours / rmcp, req/s: {mean('modern', 'rps') / mean('rmcp', 'rps'):.2f}× with one token (cache hit), "
+          f"{mean('pool', 'rps') / mean('rmcp', 'rps'):.2f}× with every token verified, as rmcp's are")
 print("per-round req/s: " + "; ".join(f"{c}: " + ", ".join(f"{r['rps']:,.0f}" for r in runs[c]) for c, _, _ in rows))
 cold_median, cold_max = open(os.path.join(results, "cold_start_ms")).read().split()
 open_count, open_kib = open(os.path.join(results, "sessions_open")).read().split()
