@@ -856,10 +856,10 @@ fn the_dev_profile_passwords_are_the_documented_ones() {
         settings.issuer.users.iter().map(|u| (u.username.as_str(), u.password_hash.as_str())).collect();
     for (user, password) in [("alice", "wonderland"), ("bob", "builder"), ("guest", "guest")] {
         let hash = users.iter().find(|(u, _)| *u == user).unwrap().1;
-        assert!(mcp_auth_server::issuer::accounts::verify_password(hash, password), "{user}");
+        assert!(mcp_auth_server::issuer::password::verify_password(hash, password), "{user}");
     }
     let service = &settings.issuer.clients[0];
-    assert!(mcp_auth_server::issuer::accounts::verify_password(&service.secret_hash, "dev-service-secret"));
+    assert!(mcp_auth_server::issuer::password::verify_password(&service.secret_hash, "dev-service-secret"));
 }
 
 #[tokio::test]

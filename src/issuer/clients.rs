@@ -79,7 +79,7 @@ impl Client {
         let secret = if config.secret_hash.is_empty() {
             Secret::None
         } else {
-            super::accounts::check_hash(&config.secret_hash)
+            super::password::check_hash(&config.secret_hash)
                 .map_err(|problem| StartupError::config(format!("{key}.secret_hash"), problem))?;
             Secret::Argon2(config.secret_hash.clone())
         };

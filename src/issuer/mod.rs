@@ -31,7 +31,7 @@
 //! - [`token`] — `POST /token`: client authentication and the three grants.
 //! - [`register`] — `POST /register` (RFC 7591).
 //! - [`clients`] — clients, secrets, redirect URI rules; [`cimd`] — metadata documents.
-//! - [`accounts`] — users, password hashes, the sign-in rate limit.
+//! - [`accounts`] — users and the sign-in rate limit; [`password`] — Argon2 hashes.
 //! - [`store`] — the storage trait and the in-memory store.
 //! - [`pages`] — HTML; [`error`] — OAuth error responses; [`metadata`] — discovery documents.
 
@@ -42,6 +42,7 @@ pub mod clients;
 pub mod error;
 pub mod metadata;
 pub mod pages;
+pub mod password;
 pub mod register;
 pub mod store;
 pub mod token;
@@ -60,7 +61,7 @@ use sha2::{Digest, Sha256};
 use tower_http::cors::{Any, CorsLayer};
 use url::Url;
 
-pub use accounts::hash_password;
+pub use password::hash_password;
 pub use store::{MemoryStore, Store};
 
 use crate::config::{ScopeSettings, Settings};

@@ -8,10 +8,10 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::dispatch::AccessControl;
 use super::jsonrpc::{Id, RpcError, code, notification_frame};
 use super::protocol::{ClientCapabilities, LogLevel};
 use super::version::Era;
+use crate::error::AppError;
 use crate::principal::Principal;
 
 /// A message produced while a request runs, before its result.
@@ -127,3 +127,49 @@ impl RequestContext {
         RpcError::new(code, format!("Resource not found: {uri}")).with_data(json!({ "uri": uri }))
     }
 }
+/// A primitive a caller may or may not be allowed to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Item<'a> {
+    Tool(&'a str),
+    Prompt(&'a str),
+    /// A resource by URI, or a resource template by its URI template.
+    Resource(&'a str),
+}
+
+/// An authorization policy: which operations and items a caller may use.
+pub trait AccessControl: Send + Sync + 'static {
+    /// Decides an operation before it runs (for `tools/call`, `prompts/get`, `resources/read`
+    /// the item is known from `params`). A refusal is an HTTP-level answer (403 with a step-up
+    /// challenge).
+    fn authorize(
+        &self,
+        principal: Option<&Principal>,
+        method: &str,
+        params: &Map<String, Value>,
+    ) -> Result<(), AppError>;
+    /// The refusal for an operation that found out while running that it needs more scopes
+    /// than the caller has (a handler-raised challenge).
+    fn challenge(&self, principal: Option<&Principal>, needed: &[String]) -> AppError;
+    /// Whether `principal` may use `item`.
+    fn allows(&self, principal: Option<&Principal>, item: Item<'_>) -> bool;
+    /// What using `item` requires, advertised in the item's `_meta` (for example its scopes).
+    fn requirements(&self, item: Item<'_>) -> Option<Value>;
+}
+
+impl RequestContext {
+    /// Whether the caller may use `item` (always, when no authorization layer is on).
+    pub fn may_use(&self, item: Item<'_>) -> bool {
+        self.access.as_ref().is_none_or(|access| access.allows(self.principal.as_ref(), item))
+    }
+
+    /// What `item` requires, to advertise in its listing.
+    pub fn requirements(&self, item: Item<'_>) -> Option<Value> {
+        self.access.as_ref().and_then(|access| access.requirements(item))
+    }
+
+    /// Whether lists answered to this request depend on the caller.
+    pub fn lists_are_private(&self) -> bool {
+        self.access.is_some()
+    }
+}
+

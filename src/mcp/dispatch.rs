@@ -15,7 +15,7 @@ use tokio::sync::broadcast;
 use tower::ServiceExt;
 
 use super::bus::ChangeEvent;
-use super::context::RequestContext;
+use super::context::{AccessControl, RequestContext};
 use super::headers::HeaderParam;
 use super::jsonrpc::RpcError;
 use super::protocol::{CallToolResult, InputRequired, ServerCapabilities};
@@ -245,52 +245,6 @@ impl<S> Features<S> {
 /// The `_meta` key under which a listed item's requirements are advertised (see
 /// [`AccessControl::requirements`]), so a client can ask for the right scopes up front.
 pub const REQUIREMENTS_META: &str = "mcp-auth-server/authorization";
-
-/// A primitive a caller may or may not be allowed to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Item<'a> {
-    Tool(&'a str),
-    Prompt(&'a str),
-    /// A resource by URI, or a resource template by its URI template.
-    Resource(&'a str),
-}
-
-/// An authorization policy: which operations and items a caller may use.
-pub trait AccessControl: Send + Sync + 'static {
-    /// Decides an operation before it runs (for `tools/call`, `prompts/get`, `resources/read`
-    /// the item is known from `params`). A refusal is an HTTP-level answer (403 with a step-up
-    /// challenge).
-    fn authorize(
-        &self,
-        principal: Option<&Principal>,
-        method: &str,
-        params: &Map<String, Value>,
-    ) -> Result<(), AppError>;
-    /// The refusal for an operation that found out while running that it needs more scopes
-    /// than the caller has (a handler-raised challenge).
-    fn challenge(&self, principal: Option<&Principal>, needed: &[String]) -> AppError;
-    /// Whether `principal` may use `item`.
-    fn allows(&self, principal: Option<&Principal>, item: Item<'_>) -> bool;
-    /// What using `item` requires, advertised in the item's `_meta` (for example its scopes).
-    fn requirements(&self, item: Item<'_>) -> Option<Value>;
-}
-
-impl RequestContext {
-    /// Whether the caller may use `item` (always, when no authorization layer is on).
-    pub fn may_use(&self, item: Item<'_>) -> bool {
-        self.access.as_ref().is_none_or(|access| access.allows(self.principal.as_ref(), item))
-    }
-
-    /// What `item` requires, to advertise in its listing.
-    pub fn requirements(&self, item: Item<'_>) -> Option<Value> {
-        self.access.as_ref().and_then(|access| access.requirements(item))
-    }
-
-    /// Whether lists answered to this request depend on the caller.
-    pub fn lists_are_private(&self) -> bool {
-        self.access.is_some()
-    }
-}
 
 /// The tower layer that enforces an [`AccessControl`] on the feature service, and installs it
 /// into each request's context so lists can be filtered item by item.

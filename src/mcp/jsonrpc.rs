@@ -6,11 +6,11 @@ use std::marker::PhantomData;
 use std::ops::Deref;
 use std::sync::Arc;
 
+use serde::de::value::MapAccessDeserializer;
 use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value, json};
 
-use super::protocol::RequestMeta;
 
 /// JSON-RPC and MCP error codes used by this server.
 pub mod code {
@@ -530,6 +530,34 @@ fn validate(raw: RawMessage) -> Result<Message, Rejected> {
             None => Err(invalid("a response needs an id")),
         },
         _ => Err(invalid("a message has exactly one of method, result or error")),
+    }
+}
+
+/// The entries of a request's `_meta` that this server reads: the 2026-07-28 envelope (protocol
+/// version, client capabilities, log level) and, in every era, the progress token. They are read
+/// while the request is parsed (see `jsonrpc::Params`) rather than looked up in a JSON object of
+/// their own; other entries are skipped. Values keep their JSON type (an explicit `null`
+/// included), so a handler can say what is wrong with them. A `_meta` that is not an object has
+/// none of them; one that repeats an entry is refused with the message.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct RequestMeta {
+    // The names are `version::META_*`; a test in `jsonrpc` checks that they agree.
+    #[serde(default, deserialize_with = "present", rename = "io.modelcontextprotocol/protocolVersion")]
+    pub protocol_version: Option<Value>,
+    #[serde(default, deserialize_with = "present", rename = "io.modelcontextprotocol/clientCapabilities")]
+    pub client_capabilities: Option<Value>,
+    #[serde(default, deserialize_with = "present", rename = "io.modelcontextprotocol/logLevel")]
+    pub log_level: Option<Value>,
+    #[serde(default, deserialize_with = "present", rename = "progressToken")]
+    pub progress_token: Option<Value>,
+}
+
+impl<'de> AnyShape<'de> for RequestMeta {
+    fn other() -> Self {
+        RequestMeta::default()
+    }
+    fn map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        RequestMeta::deserialize(MapAccessDeserializer::new(map))
     }
 }
 

@@ -4,12 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde::de::MapAccess;
-use serde::de::value::MapAccessDeserializer;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-
-use super::jsonrpc::{AnyShape, present};
 
 /// `Implementation`: who we are (serverInfo).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -383,34 +379,6 @@ pub struct InputRequired {
     pub input_requests: BTreeMap<String, InputRequest>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_state: Option<String>,
-}
-
-/// The entries of a request's `_meta` that this server reads: the 2026-07-28 envelope (protocol
-/// version, client capabilities, log level) and, in every era, the progress token. They are read
-/// while the request is parsed (see `jsonrpc::Params`) rather than looked up in a JSON object of
-/// their own; other entries are skipped. Values keep their JSON type (an explicit `null`
-/// included), so a handler can say what is wrong with them. A `_meta` that is not an object has
-/// none of them; one that repeats an entry is refused with the message.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-pub struct RequestMeta {
-    // The names are `version::META_*`; a test in `jsonrpc` checks that they agree.
-    #[serde(default, deserialize_with = "present", rename = "io.modelcontextprotocol/protocolVersion")]
-    pub protocol_version: Option<Value>,
-    #[serde(default, deserialize_with = "present", rename = "io.modelcontextprotocol/clientCapabilities")]
-    pub client_capabilities: Option<Value>,
-    #[serde(default, deserialize_with = "present", rename = "io.modelcontextprotocol/logLevel")]
-    pub log_level: Option<Value>,
-    #[serde(default, deserialize_with = "present", rename = "progressToken")]
-    pub progress_token: Option<Value>,
-}
-
-impl<'de> AnyShape<'de> for RequestMeta {
-    fn other() -> Self {
-        RequestMeta::default()
-    }
-    fn map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
-        RequestMeta::deserialize(MapAccessDeserializer::new(map))
-    }
 }
 
 /// The client's declared capabilities (an open set, so kept as JSON).
