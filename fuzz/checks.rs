@@ -15,6 +15,7 @@ use mcp_auth_server::mcp::headers::{HeaderParam, check_routing_headers, decode_s
 use mcp_auth_server::mcp::session::StreamLog;
 use mcp_auth_server::mcp::state::{StateSealer, binding};
 use mcp_auth_server::serve::Shutdown;
+use mcp_auth_server::guard::{self, AllowList};
 use mcp_auth_server::{Settings, mcp, tools};
 use serde_json::json;
 use tower::ServiceExt;
@@ -26,16 +27,16 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 
 /// The `/mcp` endpoint with the built-in tools, composed from the public API without the
 /// authentication layer, so every input reaches the protocol layer.
-fn endpoint() -> &'static mcp::WithMcp {
-    static APP: OnceLock<mcp::WithMcp> = OnceLock::new();
+fn endpoint() -> &'static Router {
+    static APP: OnceLock<Router> = OnceLock::new();
     APP.get_or_init(|| {
         let _enter = runtime().enter();
         let settings = Settings::from_toml("").unwrap();
         let config = mcp::McpConfig::from_settings(&settings);
         let features = tools::builtin().into_features(&settings);
         let endpoint = mcp::Endpoint::new(&settings, config, Some(features), Shutdown::default());
-        let guard = endpoint.guard();
-        endpoint.route(guard).in_front_of(Router::new())
+        let allow = Arc::new(AllowList::from_settings(&settings));
+        endpoint.router(axum::middleware::from_fn_with_state(allow, guard::check))
     })
 }
 

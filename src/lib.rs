@@ -22,6 +22,7 @@
 
 pub mod config;
 pub mod error;
+pub mod guard;
 pub mod health;
 pub mod principal;
 pub mod router;

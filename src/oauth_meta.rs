@@ -13,16 +13,13 @@
 //!   `MCP-Protocol-Version`, and preflights never reach authentication.
 
 use std::sync::{Arc, RwLock};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use futures_util::future::Either;
 use serde_json::{Value, json};
-use tower::{Layer, Service};
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use url::Url;
 
@@ -222,9 +219,8 @@ pub fn scope_hint(settings: &Settings, operation_scopes: Option<OperationScopes>
 }
 
 /// CORS for `/mcp`: the configured origins (and loopback, as the Host/Origin guard allows),
-/// the headers MCP clients send, and the ones they must read. Applied to browser requests only
-/// (see [`BrowserCors`]).
-pub fn mcp_cors(settings: &Settings) -> BrowserCorsLayer {
+/// the headers MCP clients send, and the ones they must read.
+pub fn mcp_cors(settings: &Settings) -> CorsLayer {
     let mut allowed: Vec<String> =
         settings.server.allowed_origins.iter().map(|o| o.trim_end_matches('/').to_ascii_lowercase()).collect();
     if let Ok(public) = Url::parse(&settings.server.public_url) {
@@ -237,7 +233,7 @@ pub fn mcp_cors(settings: &Settings) -> BrowserCorsLayer {
         loopback || allowed.iter().any(|a| a.eq_ignore_ascii_case(origin))
     });
     let name = HeaderName::from_static;
-    let cors = CorsLayer::new()
+    CorsLayer::new()
         .allow_origin(origins)
         .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
         .allow_headers([
@@ -251,57 +247,7 @@ pub fn mcp_cors(settings: &Settings) -> BrowserCorsLayer {
             name("last-event-id"),
         ])
         .expose_headers([header::WWW_AUTHENTICATE, name("mcp-session-id"), name("mcp-protocol-version")])
-        .max_age(Duration::from_secs(600));
-    BrowserCorsLayer(cors)
-}
-
-/// Puts [`BrowserCors`] around a service.
-#[derive(Clone)]
-pub struct BrowserCorsLayer(CorsLayer);
-
-impl<S> Layer<S> for BrowserCorsLayer {
-    type Service = BrowserCors<S>;
-    fn layer(&self, inner: S) -> BrowserCors<S> {
-        BrowserCors { inner, cors: Arc::new(self.0.clone()) }
-    }
-}
-
-/// tower-http's CORS for requests with an `Origin` header; the others go straight to the inner
-/// service. Browsers send `Origin` on every cross-origin request and preflight, so the CORS
-/// headers could only ever matter to those; MCP clients outside a browser (nearly all traffic)
-/// send none, and building and adding the headers was some 4% of the instructions of a cached
-/// `tools/call`. Nothing is lost for caches either: `/mcp` answers are never cacheable (POST,
-/// SSE, `DELETE`). The CORS rules sit behind an `Arc`, as axum copies the service for every
-/// request and `CorsLayer` holds lists.
-#[derive(Clone)]
-pub struct BrowserCors<S> {
-    inner: S,
-    cors: Arc<CorsLayer>,
-}
-
-impl<S, B, ResBody> Service<Request<B>> for BrowserCors<S>
-where
-    S: Service<Request<B>, Response = axum::http::Response<ResBody>> + Clone,
-    ResBody: Default,
-{
-    type Response = axum::http::Response<ResBody>;
-    type Error = S::Error;
-    type Future = Either<tower_http::cors::ResponseFuture<S::Future>, S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        if !request.headers().contains_key(header::ORIGIN) {
-            return Either::Right(self.inner.call(request));
-        }
-        // The inner service that `poll_ready` made ready goes into the CORS service; a clone
-        // stays for the next request.
-        let clone = self.inner.clone();
-        let ready = std::mem::replace(&mut self.inner, clone);
-        Either::Left(self.cors.layer(ready).call(request))
-    }
+        .max_age(Duration::from_secs(600))
 }
 
 /// A cached copy of an external issuer's metadata.

@@ -2,7 +2,9 @@
 //! is built from the settings here and handed what it needs from the others as plain values.
 
 use axum::Router;
-use tower_http::catch_panic::{CatchPanic, CatchPanicLayer, DefaultResponseForPanic};
+#[cfg(feature = "mcp")]
+use axum::middleware::from_fn_with_state;
+use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::config::Settings;
 use crate::error::StartupError;
@@ -23,17 +25,6 @@ pub fn enabled_features() -> Vec<&'static str> {
     .filter_map(|(name, on)| on.then_some(name))
     .collect()
 }
-
-/// The whole application as one service: every route (with `mcp`, `/mcp` in front of the
-/// router), inside the request span and the panic guard. See [`AppBuilder::build_service`].
-pub type App = CatchPanic<crate::telemetry::RequestSpan<Routes>, DefaultResponseForPanic>;
-
-/// What [`App`] wraps: `/mcp` in front of the router.
-#[cfg(feature = "mcp")]
-pub type Routes = crate::mcp::WithMcp;
-/// What [`App`] wraps: the router.
-#[cfg(not(feature = "mcp"))]
-pub type Routes = Router;
 
 /// Builds the application from settings, with optional parts supplied by the caller.
 pub struct AppBuilder {
@@ -77,17 +68,9 @@ impl AppBuilder {
         self
     }
 
-    /// Builds the router. Fails on configuration that cannot work (unreadable keys, an issuer
-    /// that cannot be reached, a policy naming unknown tools).
+    /// Builds the application. Fails on configuration that cannot work (unreadable keys, an
+    /// issuer that cannot be reached, a policy naming unknown tools).
     pub async fn build(self) -> Result<Router, StartupError> {
-        Ok(Router::new().fallback_service(self.build_service().await?))
-    }
-
-    /// Builds the application as the service [`crate::serve::serve`] runs: what
-    /// [`AppBuilder::build`] wraps in a `Router` for callers that want one (tests, embedding),
-    /// without that outer router's dispatch, which cost every request a boxed copy of the
-    /// service and a boxed future.
-    pub async fn build_service(self) -> Result<App, StartupError> {
         let settings = &self.settings;
         let public_url = settings.server.public_url.clone();
         #[allow(unused_mut)]
@@ -147,15 +130,14 @@ impl AppBuilder {
 
         // Steps 2-4: the MCP endpoint and what it serves.
         #[cfg(feature = "mcp")]
-        let mcp = {
+        {
             #[allow(unused_mut)]
             let mut config = crate::mcp::McpConfig::from_settings(settings);
             #[cfg(feature = "oauth-meta")]
             {
                 config.discovery_meta = meta.discovery_meta();
             }
-            // Each layer wraps the last (the service's type grows with them); the endpoint then
-            // erases the whole stack once.
+            // The feature service (tools, prompts, resources), wrapped by authorization and audit.
             let features = self.mcp_features();
             #[cfg(feature = "scopes")]
             let features = features.map(|f| f.authorize_with(policy.clone()));
@@ -171,27 +153,21 @@ impl AppBuilder {
             let cors = tower::layer::util::Identity::new();
             // Then the Host/Origin guard; outside authentication the per-address rate limit, the
             // in-flight cap and the time limit; inside it, the per-caller rate limit.
+            let allow = std::sync::Arc::new(crate::guard::AllowList::from_settings(settings));
             let limits = crate::mcp::limits::Limits::new(&settings.limits);
             let layers = tower::ServiceBuilder::new()
                 .layer(cors)
-                .layer(endpoint.guard())
-                .layer(limits.before_auth())
+                .layer(from_fn_with_state(allow, crate::guard::check))
+                .layer(from_fn_with_state(limits.clone(), crate::mcp::limits::before_auth))
                 .layer(auth)
-                .layer(limits.after_auth());
-            endpoint.route(layers)
-        };
+                .layer(from_fn_with_state(limits, crate::mcp::limits::after_auth));
+            app = app.merge(endpoint.router(layers));
+        }
 
-        // Around the whole application rather than with `Router::layer`, which would wrap each
-        // route in another boxed `Route` that axum deep-copies on every request. A panicking
-        // handler becomes a 500 instead of a dropped connection. One span per request, so
-        // everything logged while serving it (the audit trail, refusals) can be told apart.
-        let routes = app.merge(health.router());
-        #[cfg(feature = "mcp")]
-        let routes = mcp.in_front_of(routes);
-        Ok(tower::ServiceBuilder::new()
-            .layer(CatchPanicLayer::new())
-            .layer(crate::telemetry::RequestSpanLayer)
-            .service(routes))
+        // A panicking handler becomes a 500 instead of a dropped connection. One span per
+        // request, so everything logged while serving it (the audit trail, refusals) can be
+        // told apart.
+        Ok(app.merge(health.router()).layer(crate::telemetry::trace_layer()).layer(CatchPanicLayer::new()))
     }
 
     #[cfg(all(feature = "mcp", not(feature = "tools")))]

@@ -76,8 +76,8 @@ impl ServeOptions {
 }
 
 /// Serves `app` on `listener` until `signal` resolves; then stops accepting, tells streams to
-/// end, and lets in-flight requests finish for at most `options.grace`. `app` is a `Router`, or
-/// the [`crate::router::App`] that `AppBuilder::build_service` makes (what the binary serves).
+/// end, and lets in-flight requests finish for at most `options.grace`. `app` is the `Router`
+/// that [`crate::AppBuilder::build`] makes.
 pub async fn serve<S, B>(
     listener: TcpListener,
     app: S,

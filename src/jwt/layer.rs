@@ -4,14 +4,13 @@
 //! extensions; anything else is refused with an RFC 6750 challenge (see [`crate::error`]).
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::Request;
 use axum::http::{HeaderMap, Uri, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::future::BoxFuture;
 use tower::{Layer, Service};
 
 use super::verify::Verifier;
@@ -58,16 +57,6 @@ impl Authenticator {
     pub async fn authenticate(&self, headers: &HeaderMap, uri: &Uri) -> Result<Principal, AppError> {
         let token = self.token(headers, uri)?;
         self.verifier.verify(token).await.map_err(|rejection| self.refused(headers, &rejection))
-    }
-
-    /// [`Authenticator::authenticate`] without waiting, which is every request but one whose
-    /// token names a key not yet fetched from the issuer: `None` for that one.
-    pub fn authenticate_now(&self, headers: &HeaderMap, uri: &Uri) -> Option<Result<Principal, AppError>> {
-        let token = match self.token(headers, uri) {
-            Ok(token) => token,
-            Err(refusal) => return Some(Err(refusal)),
-        };
-        Some(self.verifier.verify_now(token)?.map_err(|rejection| self.refused(headers, &rejection)))
     }
 
     /// The bearer token of a request, or the refusal for credentials that are missing or
@@ -129,11 +118,9 @@ pub fn bearer_token<'a>(headers: &'a HeaderMap, uri: &Uri, max_bytes: usize) -> 
 }
 
 /// Whether `bytes` holds a space or a tab: the only bytes up to 0x20 in a header value that
-/// `to_str` accepted. Each 32-byte chunk is folded without an early exit, which compiles to vector
-/// compares; this runs over a token of some 800 bytes on every request, and two `memchr` passes
-/// (one for each character) were 2% of the instructions of a cached call.
+/// `to_str` accepted.
 fn has_blank(bytes: &[u8]) -> bool {
-    bytes.chunks(32).any(|chunk| chunk.iter().fold(false, |blank, &b| blank | (b <= b' ')))
+    bytes.iter().any(|&b| b <= b' ')
 }
 
 /// Puts [`Authenticate`] around a service.
@@ -170,67 +157,27 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Authenticated<S::Future>;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut request: Request) -> Self::Future {
-        match self.auth.authenticate_now(request.headers(), request.uri()) {
-            // Decided without waiting (every request but one that must wait for new keys): the
-            // inner service that `poll_ready` made ready takes the request right away, with no
-            // per-request copy of the services behind it, and no box around its future.
-            Some(Ok(principal)) => {
-                request.extensions_mut().insert(principal);
-                Authenticated::Inner { response: self.inner.call(request) }
-            }
-            // Sent before the body is read: the connection loop adds `Connection: close`.
-            Some(Err(refusal)) => Authenticated::Refused { response: std::future::ready(refusal.into_response()) },
-            None => {
-                // The clone that was driven to readiness serves this request (tower's usual dance).
-                let clone = self.inner.clone();
-                let mut inner = std::mem::replace(&mut self.inner, clone);
-                let auth = self.auth.clone();
-                Authenticated::Waiting {
-                    response: Box::pin(async move {
-                        match auth.authenticate(request.headers(), request.uri()).await {
-                            Ok(principal) => {
-                                request.extensions_mut().insert(principal);
-                                inner.call(request).await
-                            }
-                            Err(refusal) => Ok(refusal.into_response()),
-                        }
-                    }),
+        // The clone that `poll_ready` drove to readiness serves this request (tower's usual dance).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let auth = self.auth.clone();
+        Box::pin(async move {
+            match auth.authenticate(request.headers(), request.uri()).await {
+                Ok(principal) => {
+                    request.extensions_mut().insert(principal);
+                    inner.call(request).await
                 }
+                // Sent before the body is read: the connection loop adds `Connection: close`.
+                Err(refusal) => Ok(refusal.into_response()),
             }
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The response future of [`Authenticate`]: a refusal decided in `call`, the inner service's
-    /// response, or (rarely: waiting for new keys) authentication and then the response, boxed.
-    #[project = AuthenticatedProj]
-    pub enum Authenticated<F> {
-        Refused { response: std::future::Ready<Response> },
-        Inner { #[pin] response: F },
-        Waiting { response: Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>> },
-    }
-}
-
-impl<F> Future for Authenticated<F>
-where
-    F: Future<Output = Result<Response, Infallible>>,
-{
-    type Output = Result<Response, Infallible>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
-            AuthenticatedProj::Refused { response } => Pin::new(response).poll(cx).map(Ok),
-            AuthenticatedProj::Inner { response } => response.poll(cx),
-            AuthenticatedProj::Waiting { response } => response.as_mut().poll(cx),
-        }
+        })
     }
 }
 

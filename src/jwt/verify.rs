@@ -183,18 +183,6 @@ impl Verifier {
         self.audiences.as_deref()
     }
 
-    /// Validates `token` with the keys at hand, without waiting; `None` when the token names a
-    /// key that only a refresh of remote keys could bring ([`Verifier::verify`] waits for one).
-    pub fn verify_now(&self, token: &str) -> Option<Result<Principal, Rejection>> {
-        match &self.keys {
-            Keys::Fixed(set) => Some(self.verify_with(set, token, unix_now())),
-            Keys::Remote(remote) => match self.verify_with(&remote.current(), token, unix_now()) {
-                Err(Rejection::UnknownKey(_)) => None,
-                verdict => Some(verdict),
-            },
-        }
-    }
-
     /// Validates `token`. With remote keys, an unknown `kid` triggers one (shared,
     /// rate-limited) refresh of the key set before the token is refused.
     pub async fn verify(&self, token: &str) -> Result<Principal, Rejection> {

@@ -18,14 +18,14 @@ use tokio::sync::mpsc;
 
 use super::Mcp;
 use super::bus::ChangeEvent;
-use super::context::{Outbound, RequestContext};
-use super::dispatch::{Features, Item, McpError, McpFuture, McpReply, McpRequest, feature_method_offered};
+use super::context::{Item, Outbound, RequestContext};
+use super::dispatch::{Features, McpError, McpFuture, McpReply, McpRequest, feature_method_offered};
 use super::headers::Accepts;
 use super::jsonrpc::{Id, Message, Params, RpcError, code, error_frame, result_frame};
 use super::protocol::{CallToolResult, ClientCapabilities, LogLevel};
 use super::session::{Session, StreamLog};
 use super::sse;
-use super::transport::{Post, Start, json_bytes, outbox, rpc_error, start};
+use super::http::{Post, Start, json_bytes, outbox, rpc_error, start};
 use super::version::{
     DEFAULT_LEGACY_VERSION, Era, HEADER_LAST_EVENT_ID, HEADER_SESSION_ID, LEGACY_VERSIONS, LegacyVersion,
     header_version, is_handshake_version,
@@ -506,7 +506,7 @@ pub(super) async fn open_stream(mcp: &Arc<Mcp>, principal: Option<Principal>, he
     )
 }
 
-type Changes = (tokio::sync::broadcast::Receiver<ChangeEvent>, Option<Arc<dyn super::dispatch::AccessControl>>);
+type Changes = (tokio::sync::broadcast::Receiver<ChangeEvent>, Option<Arc<dyn super::context::AccessControl>>);
 
 /// The standalone stream: priming (2025-11-25+), then change notifications the session may
 /// hear, keep-alives, until the session ends or the server shuts down.
@@ -581,7 +581,7 @@ fn wanted(
     session: &Session,
     capabilities: &super::ServerCapabilities,
     event: &ChangeEvent,
-    access: Option<&dyn super::dispatch::AccessControl>,
+    access: Option<&dyn super::context::AccessControl>,
     principal: Option<&Principal>,
 ) -> bool {
     match event {

@@ -6,22 +6,18 @@
 //! The rate limits use GCRA (the `governor` crate): a steady rate plus a burst allowance, with
 //! the exact time until the next request is allowed, which is what `Retry-After` reports.
 
-use std::future::Future;
 use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::time::Timeout;
-use tower::{Layer, Service};
+use tokio::sync::Semaphore;
 
 use crate::config::LimitSettings;
 use crate::error::AppError;
@@ -37,8 +33,7 @@ enum Key {
 }
 
 /// An authenticated caller as a rate-limit key: equal and hashed by issuer and subject only, so
-/// it is the same caller across token refreshes. It holds the principal (a reference count)
-/// rather than copies of the two strings, which were two allocations per request.
+/// it is the same caller across token refreshes.
 #[derive(Clone)]
 struct Caller(Principal);
 
@@ -97,17 +92,8 @@ impl Limiter {
     }
 }
 
-/// Which rate limit a layer applies.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Scope {
-    /// By client address, before authentication: bounds floods of bogus tokens.
-    Address,
-    /// By authenticated caller (by address when there is none): fairness between callers.
-    Caller,
-}
-
-/// The limits of `/mcp`, built once from `[limits]`.
-#[derive(Clone)]
+/// The limits of `/mcp`, built once from `[limits]`; [`before_auth`] and [`after_auth`] are the
+/// middleware that apply them.
 pub struct Limits {
     per_address: Limiter,
     per_caller: Limiter,
@@ -117,7 +103,7 @@ pub struct Limits {
 }
 
 impl Limits {
-    pub fn new(settings: &LimitSettings) -> Self {
+    pub fn new(settings: &LimitSettings) -> Arc<Self> {
         let limits = Limits {
             per_address: Limiter::new(settings.per_address_per_sec, settings.per_address_burst),
             per_caller: Limiter::new(settings.per_caller_per_sec, settings.per_caller_burst),
@@ -126,17 +112,7 @@ impl Limits {
             trust_forwarded_for: settings.trust_forwarded_for,
         };
         limits.spawn_janitor();
-        limits
-    }
-
-    /// The layers that go outside authentication: address rate limit, in-flight cap, timeout.
-    pub fn before_auth(&self) -> LimitLayer {
-        LimitLayer { limits: self.clone(), scope: Scope::Address }
-    }
-
-    /// The layer that goes inside authentication: the per-caller rate limit.
-    pub fn after_auth(&self) -> LimitLayer {
-        LimitLayer { limits: self.clone(), scope: Scope::Caller }
+        Arc::new(limits)
     }
 
     fn spawn_janitor(&self) {
@@ -180,120 +156,44 @@ impl Limits {
     }
 }
 
-/// A rate limit (and, before authentication, the in-flight cap and the timeout) as a tower
-/// layer.
-#[derive(Clone)]
-pub struct LimitLayer {
-    limits: Limits,
-    scope: Scope,
-}
-
-impl<S> Layer<S> for LimitLayer {
-    type Service = Limit<S>;
-    fn layer(&self, inner: S) -> Limit<S> {
-        Limit { inner, limits: self.limits.clone(), scope: self.scope }
-    }
-}
-
-/// See [`LimitLayer`].
-#[derive(Clone)]
-pub struct Limit<S> {
-    inner: S,
-    limits: Limits,
-    scope: Scope,
-}
-
-fn too_many(wait: Duration) -> Response {
+fn too_many(key: &Key, wait: Duration) -> Response {
+    tracing::info!(?key, wait_ms = wait.as_millis() as u64, "rate limited");
     AppError::TooManyRequests { retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64 }.into_response()
 }
 
-impl<S> Service<Request> for Limit<S>
-where
-    S: Service<Request, Response = Response>,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = LimitFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
+/// Middleware outside authentication: the per-address rate limit (bounds floods of bogus
+/// tokens), the in-flight cap and the time limit on starting a response.
+pub async fn before_auth(State(limits): State<Arc<Limits>>, request: Request, next: Next) -> Response {
+    let key = limits.address(&request).map_or(Key::Unknown, Key::Address);
+    if let Err(wait) = limits.per_address.check(&key) {
+        return too_many(&key, wait);
     }
-
-    fn call(&mut self, request: Request) -> Self::Future {
-        let limits = &self.limits;
-        let address = limits.address(&request);
-        let key = match (self.scope, request.extensions().get::<Principal>()) {
-            (Scope::Caller, Some(caller)) => Key::Caller(Caller(caller.clone())),
-            _ => address.map(Key::Address).unwrap_or(Key::Unknown),
-        };
-        let limiter = match self.scope {
-            Scope::Address => &limits.per_address,
-            Scope::Caller => &limits.per_caller,
-        };
-        if let Err(wait) = limiter.check(&key) {
-            tracing::info!(?key, wait_ms = wait.as_millis() as u64, "rate limited");
-            return LimitFuture::Refused { response: std::future::ready(too_many(wait)) };
-        }
-        let (permit, timeout) = match self.scope {
-            Scope::Address => {
-                let permit = match &limits.in_flight {
-                    None => None,
-                    Some(semaphore) => match semaphore.clone().try_acquire_owned() {
-                        Ok(permit) => Some(permit),
-                        Err(_) => {
-                            let busy = AppError::Unavailable("too many requests in flight").into_response();
-                            return LimitFuture::Refused { response: std::future::ready(busy) };
-                        }
-                    },
-                };
-                (permit, limits.timeout)
-            }
-            Scope::Caller => (None, None),
-        };
-        // Every check above is made without waiting, so the inner service that `poll_ready` made
-        // ready takes the request right away: no per-request copy of the services behind it.
-        let response = self.inner.call(request);
-        match timeout {
-            None => LimitFuture::Call { response, permit },
-            Some(limit) => LimitFuture::Timed { response: tokio::time::timeout(limit, response), permit },
-        }
+    // Held until the response starts: a long-lived stream then no longer counts as in flight
+    // (streams have their own bounds).
+    let _permit = match &limits.in_flight {
+        None => None,
+        Some(semaphore) => match semaphore.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => return AppError::Unavailable("too many requests in flight").into_response(),
+        },
+    };
+    match limits.timeout {
+        None => next.run(request).await,
+        Some(limit) => tokio::time::timeout(limit, next.run(request))
+            .await
+            .unwrap_or_else(|_| AppError::RequestTimeout.into_response()),
     }
 }
 
-pin_project_lite::pin_project! {
-    /// The response future of [`Limit`]: a refusal made in `call`, or the inner service's response,
-    /// under the time limit where there is one. A plain enum rather than a boxed future: this
-    /// layer runs twice per request, and each box was an allocation, a copy of the future and
-    /// memory touched on every call.
-    #[project = LimitFutureProj]
-    pub enum LimitFuture<F> {
-        Refused { response: std::future::Ready<Response> },
-        Call { #[pin] response: F, permit: Option<OwnedSemaphorePermit> },
-        Timed { #[pin] response: Timeout<F>, permit: Option<OwnedSemaphorePermit> },
+/// Middleware inside authentication: the per-caller rate limit (by address when there is no
+/// authentication), for fairness between callers.
+pub async fn after_auth(State(limits): State<Arc<Limits>>, request: Request, next: Next) -> Response {
+    let key = match request.extensions().get::<Principal>() {
+        Some(caller) => Key::Caller(Caller(caller.clone())),
+        None => limits.address(&request).map_or(Key::Unknown, Key::Address),
+    };
+    if let Err(wait) = limits.per_caller.check(&key) {
+        return too_many(&key, wait);
     }
-}
-
-impl<F, E> Future for LimitFuture<F>
-where
-    F: Future<Output = Result<Response, E>>,
-{
-    type Output = Result<Response, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // The permit is held until the response starts; a long-lived stream then no longer
-        // counts as in flight (streams have their own bounds).
-        match self.project() {
-            LimitFutureProj::Refused { response } => Pin::new(response).poll(cx).map(Ok),
-            LimitFutureProj::Call { response, permit } => {
-                let output = std::task::ready!(response.poll(cx));
-                permit.take();
-                Poll::Ready(output)
-            }
-            LimitFutureProj::Timed { response, permit } => {
-                let output = std::task::ready!(response.poll(cx));
-                permit.take();
-                Poll::Ready(output.unwrap_or_else(|_| Ok(AppError::RequestTimeout.into_response())))
-            }
-        }
-    }
+    next.run(request).await
 }

@@ -2,7 +2,8 @@
 //! `POST /mcp`, for both protocol eras on the one endpoint.
 //!
 //! # How a request flows
-//! 1. [`guard`] refuses foreign `Host` / `Origin` headers (DNS rebinding).
+//! 1. The layers the composition root puts on the `/mcp` route: CORS, the Host/Origin guard
+//!    (`crate::guard`, DNS rebinding), [`limits`], authentication (`jwt`).
 //! 2. [`transport`] checks content types and size, parses JSON-RPC ([`jsonrpc`]), and decides
 //!    the era ([`version::classify`]).
 //! 3. [`modern`] (2026-07-28, stateless) or [`legacy`] (2025-11-25 and older, sessions) applies
@@ -14,14 +15,13 @@ pub mod audit;
 pub mod bus;
 mod context;
 pub mod dispatch;
-pub mod guard;
 pub mod headers;
+mod http;
 pub mod jsonrpc;
 mod legacy;
 pub mod limits;
 mod modern;
 pub mod protocol;
-mod route;
 pub mod session;
 mod sse;
 pub mod state;
@@ -29,19 +29,23 @@ mod transport;
 pub mod uri_template;
 pub mod version;
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
+use axum::extract::Request;
+use axum::response::IntoResponse;
+use axum::routing::{Route, post};
 use serde_json::{Map, Value};
 
-pub use context::RequestContext;
+pub use context::{AccessControl, Item, RequestContext};
 pub use dispatch::{
-    AccessControl, CacheScope, Catalog, FeatureService, Features, Item, McpError, McpFuture, McpReply, McpRequest,
+    CacheScope, Catalog, FeatureService, Features, McpError, McpFuture, McpReply, McpRequest,
     McpService, REQUIREMENTS_META,
 };
 pub use jsonrpc::{Id, RpcError};
 pub use protocol::{Implementation, ServerCapabilities};
-pub use route::{McpRoute, WithMcp};
 
 use crate::config::Settings;
 use crate::serve::Shutdown;
@@ -116,7 +120,6 @@ impl Mcp {
 /// The `/mcp` endpoint, built once at start-up.
 pub struct Endpoint {
     mcp: Arc<Mcp>,
-    allow: Arc<guard::AllowList>,
 }
 
 impl Endpoint {
@@ -143,30 +146,24 @@ impl Endpoint {
             shutdown,
         });
         spawn_session_sweeper(&mcp, idle);
-        Endpoint { mcp, allow: Arc::new(guard::AllowList::from_settings(settings)) }
+        Endpoint { mcp }
     }
 
-    /// The Host/Origin guard, for the front of the `/mcp` stack (see [`Endpoint::route`]).
-    pub fn guard(&self) -> guard::GuardLayer {
-        guard::GuardLayer::new(self.allow.clone())
-    }
-
-    /// The `/mcp` stack: `layers` (CORS, the Host/Origin guard, limits, authentication, in the
-    /// order the composition root stacks them) around the endpoint's handlers, composed into one
-    /// service and erased once; [`McpRoute::in_front_of`] puts it before the application's
-    /// router. Only `/mcp` goes through the layers: unknown paths stay 404 instead of 401. One
-    /// service, not a router with `route_layer` and `layer` calls, nor a route in the
-    /// application's router: axum copies every boxed `Route`, an allocation each, whenever a
-    /// request passes through it (see the `route` module).
-    pub fn route<L>(self, layers: L) -> McpRoute
+    /// The `/mcp` route, with `layers` (CORS, the Host/Origin guard, limits, authentication, in
+    /// the order the composition root stacks them) on it alone: `route_layer`, so a request for
+    /// any other path never meets them (an unknown path stays 404 instead of becoming 401).
+    pub fn router<L>(self, layers: L) -> Router
     where
-        L: tower::Layer<transport::Handlers>,
-        L::Service:
-            tower::Service<axum::extract::Request, Error = std::convert::Infallible> + Clone + Send + Sync + 'static,
-        <L::Service as tower::Service<axum::extract::Request>>::Response: axum::response::IntoResponse + 'static,
-        <L::Service as tower::Service<axum::extract::Request>>::Future: Send + 'static,
+        L: tower::Layer<Route> + Clone + Send + Sync + 'static,
+        L::Service: tower::Service<Request> + Clone + Send + Sync + 'static,
+        <L::Service as tower::Service<Request>>::Response: IntoResponse + 'static,
+        <L::Service as tower::Service<Request>>::Error: Into<Infallible> + 'static,
+        <L::Service as tower::Service<Request>>::Future: Send + 'static,
     {
-        McpRoute::new(layers.layer(transport::Handlers::new(self.mcp.clone())))
+        Router::new()
+            .route("/mcp", post(transport::post).get(transport::get).delete(transport::delete))
+            .route_layer(layers)
+            .with_state(self.mcp)
     }
 
     /// Live counters for `/health`: sessions and open SSE streams.

@@ -7,7 +7,6 @@
 //! envelope (-32602) -> routing headers (-32020) -> version (-32022) -> method (-32601, 404).
 
 use std::collections::VecDeque;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,16 +20,16 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::bus::ChangeEvent;
-use super::context::{Outbound, RequestContext};
+use super::context::{Item, Outbound, RequestContext};
 use super::dispatch::{
-    CacheScope, Item, McpError, McpFuture, McpReply, McpRequest, feature_method_offered, may_require_input,
+    CacheScope, McpError, McpFuture, McpReply, McpRequest, feature_method_offered, may_require_input,
 };
 use super::headers::{Accepts, check_routing_headers};
-use super::jsonrpc::{Id, Message, RpcError, code, error_frame, notification_frame};
-use super::protocol::{CallToolResult, ClientCapabilities, InputRequired, LogLevel, RequestMeta, ServerCapabilities};
+use super::jsonrpc::{Id, Message, RequestMeta, RpcError, code, error_frame, notification_frame};
+use super::protocol::{CallToolResult, ClientCapabilities, InputRequired, LogLevel, ServerCapabilities};
 use super::sse;
 use super::state;
-use super::transport::{Post, Start, json_bytes, modern_status, outbox, rpc_error, start};
+use super::http::{Post, Start, json_bytes, modern_status, outbox, rpc_error, start};
 use super::version::{
     Era, META_CLIENT_CAPABILITIES, META_PROTOCOL_VERSION, META_SERVER_INFO, META_SUBSCRIPTION_ID, MODERN_VERSIONS,
     header_version,
@@ -236,28 +235,20 @@ pub(super) struct Call {
 
 impl Call {
     /// Awaits the call: its result as JSON, or an SSE stream once it says something first.
-    ///
-    /// Everything before this await is plain functions, and this is an `async` block, not an
-    /// `async fn`: an `async fn` keeps each argument beside the locals moved out of it, and the
-    /// chain of them (post, handle, call) made the future the transport boxes for every request
-    /// 2,240 bytes (see `transport::Handlers`).
-    #[allow(clippy::manual_async_fn, reason = "an `async fn` keeps its arguments twice")]
-    pub(super) fn answer(mut self) -> impl Future<Output = Response> + Send {
-        async move {
-            match start(&mut self.pending, &mut self.receiver, self.accepts).await {
-                Start::Json(result) => self.finish.response(result),
-                Start::Stream { first, result } => {
-                    let mcp = self.finish.mcp.clone();
-                    let state = Drive {
-                        pending: if result.is_some() { None } else { Some(self.pending) },
-                        receiver: self.receiver,
-                        queued: first.into_iter().collect(),
-                        result,
-                        finish: Some(self.finish),
-                        _guard: self.guard,
-                    };
-                    sse::response(futures_util::stream::unfold(state, Drive::next), &mcp.open_streams)
-                }
+    pub(super) async fn answer(mut self) -> Response {
+        match start(&mut self.pending, &mut self.receiver, self.accepts).await {
+            Start::Json(result) => self.finish.response(result),
+            Start::Stream { first, result } => {
+                let mcp = self.finish.mcp.clone();
+                let state = Drive {
+                    pending: if result.is_some() { None } else { Some(self.pending) },
+                    receiver: self.receiver,
+                    queued: first.into_iter().collect(),
+                    result,
+                    finish: Some(self.finish),
+                    _guard: self.guard,
+                };
+                sse::response(futures_util::stream::unfold(state, Drive::next), &mcp.open_streams)
             }
         }
     }
@@ -656,7 +647,7 @@ struct Listener {
     id: Id,
     filter: Filter,
     changes: broadcast::Receiver<ChangeEvent>,
-    access: Option<Arc<dyn super::dispatch::AccessControl>>,
+    access: Option<Arc<dyn super::context::AccessControl>>,
     principal: Option<Principal>,
     keepalive: Option<Duration>,
     shutdown: Wait,

@@ -118,7 +118,7 @@ pub async fn spawn_with_settings(listener: tokio::net::TcpListener, settings: Se
     // The service the binary serves (in-process tests use `build`, the same routes in a Router).
     let app = mcp_auth_server::AppBuilder::new(settings)
         .shutdown(shutdown.clone())
-        .build_service()
+        .build()
         .await
         .expect("app builds");
     let signal = shutdown.wait();

@@ -1,18 +1,15 @@
-//! DNS-rebinding protection for `/mcp`: `Host` and `Origin` must be on the allow-list (403).
+//! DNS-rebinding protection (always on): `Host` and `Origin` must be on the allow-list (403).
 //!
 //! Loopback names are always allowed, at any port: a rebinding attack makes the browser send
 //! the attacker's domain in both headers, which never matches. `public_url` and the configured
 //! `allowed_hosts` / `allowed_origins` extend the list.
 
-use std::future::{Ready, ready};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::header;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use futures_util::future::Either;
-use tower::{Layer, Service};
 use url::Url;
 
 use crate::config::Settings;
@@ -105,52 +102,12 @@ fn strip_port(host: &str) -> &str {
     host.rsplit_once(':').map(|(name, _)| name).unwrap_or(host)
 }
 
-/// The guard as a tower layer: refuses bad `Host` / `Origin` before anything else
+/// The guard as axum middleware: refuses a bad `Host` or `Origin` before anything else
 /// (authentication included) looks at the request.
-#[derive(Clone)]
-pub struct GuardLayer {
-    allow: Arc<AllowList>,
-}
-
-impl GuardLayer {
-    pub fn new(allow: Arc<AllowList>) -> Self {
-        GuardLayer { allow }
-    }
-}
-
-impl<S> Layer<S> for GuardLayer {
-    type Service = Guard<S>;
-    fn layer(&self, inner: S) -> Guard<S> {
-        Guard { inner, allow: self.allow.clone() }
-    }
-}
-
-/// See [`GuardLayer`].
-#[derive(Clone)]
-pub struct Guard<S> {
-    inner: S,
-    allow: Arc<AllowList>,
-}
-
-impl<S> Service<Request> for Guard<S>
-where
-    S: Service<Request, Response = Response>,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = Either<Ready<Result<Response, S::Error>>, S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
-        match self.allow.refusal(&request) {
-            Some(refusal) => Either::Left(ready(Ok(refusal.into_response()))),
-            // The check never waits, so the inner service that `poll_ready` made ready serves the
-            // request right here: no per-request copy of the services behind it, no boxed future.
-            None => Either::Right(self.inner.call(request)),
-        }
+pub async fn check(State(allow): State<Arc<AllowList>>, request: Request, next: Next) -> Response {
+    match allow.refusal(&request) {
+        Some(refusal) => refusal.into_response(),
+        None => next.run(request).await,
     }
 }
 
