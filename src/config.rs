@@ -55,7 +55,6 @@ pub struct LogSettings {
     pub filter: String,
     pub format: LogFormat,
     pub audit_arguments: bool,
-    pub batch_bytes: usize,
 }
 
 /// Log line format.

@@ -16,14 +16,7 @@ fn main() -> ExitCode {
         }
     };
     telemetry::init(&settings.log);
-    // What `#[tokio::main]` builds, plus the hooks that write each worker's batch of log lines
-    // when it runs out of work or stops (telemetry::StdoutLines).
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .on_thread_park(telemetry::worker_idle)
-        .on_thread_stop(telemetry::flush_thread)
-        .build();
-    let runtime = match runtime {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("mcp-auth-server: cannot start the async runtime: {err}");
@@ -42,7 +35,7 @@ fn main() -> ExitCode {
 
 async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     let shutdown = serve::Shutdown::default();
-    let app = AppBuilder::new(settings.clone()).shutdown(shutdown.clone()).build_service().await?;
+    let app = AppBuilder::new(settings.clone()).shutdown(shutdown.clone()).build().await?;
     let listener = tokio::net::TcpListener::bind(settings.server.bind).await.map_err(|source| {
         mcp_auth_server::error::StartupError::Bind { addr: settings.server.bind.to_string(), source }
     })?;

@@ -48,13 +48,13 @@ async fn every_call_leaves_one_audit_line_with_who_what_outcome_and_duration_but
     let lines = buffer.lines_with("audit");
     assert_eq!(lines.len(), 3, "tools/call, prompts/get and the refused call; lists are not audited: {lines:#?}");
     // In the request's span, so other lines of the same request can be told apart.
-    assert!(lines[0].contains(" INFO request{method=POST path=/mcp}: audit: subject=auditor-7 "), "{}", lines[0]);
-    assert!(lines[0].contains("operation=tools/call name=echo outcome=ok duration_us="), "{}", lines[0]);
+    assert!(lines[0].contains(" INFO request{method=POST path=/mcp}: audit: subject=\"auditor-7\" "), "{}", lines[0]);
+    assert!(lines[0].contains(r#"operation="tools/call" name="echo" outcome="ok" duration_us="#), "{}", lines[0]);
     let duration = lines[0].split("duration_us=").nth(1).and_then(|rest| rest.split_whitespace().next());
     assert!(duration.is_some_and(|us| us.parse::<u64>().is_ok()), "whole microseconds: {}", lines[0]);
     assert!(lines[1].contains("prompts/get") && lines[1].contains("greeting"), "{}", lines[1]);
     // Refused when the scope policy is on (reader-1 lacks mcp:tools).
-    let expected = if cfg!(feature = "scopes") { "outcome=refused" } else { "outcome=ok" };
+    let expected = if cfg!(feature = "scopes") { r#"outcome="refused""# } else { r#"outcome="ok""# };
     assert!(lines[2].contains("reader-1") && lines[2].contains(expected), "{}", lines[2]);
     let everything = lines.join("\n");
     assert!(!everything.contains(&token), "never the token");
@@ -87,22 +87,24 @@ async fn in_json_format_each_audit_line_is_one_json_object_with_the_request_span
     assert_eq!((line["span"]["name"].as_str(), line["span"]["path"].as_str()), (Some("request"), Some("/mcp")));
 }
 
-/// The binary writes log lines to stdout in batches, per worker thread (`log.batch_bytes`): an
-/// audit line must still reach stdout as soon as the server has nothing else to do, not wait
-/// for a batch to fill, and none may be lost under concurrent calls or at shutdown.
+/// The binary writes each log line to stdout as it is logged: an audit line is out as soon as
+/// its call has been answered, none is lost under concurrent calls, at a graceful shutdown, or
+/// when the process is killed outright.
 #[tokio::test]
-async fn the_binary_writes_audit_lines_once_idle_and_loses_none_under_load_or_at_shutdown() {
+async fn the_binary_writes_each_audit_line_at_once_and_loses_none_under_load_at_shutdown_or_when_killed() {
     let no_limits = "[limits]\nper_address_per_sec = 0\nper_caller_per_sec = 0\n";
-    let (server, stdout) = Server::start_reading_stdout(&format!("[log]\nfilter = \"info\"\n{no_limits}"));
-    let token = TokenBuilder::new().for_server(&server.url("")).subject("batched-1").scopes(&["mcp:tools"]).build();
+    let settings = format!("[log]\nfilter = \"info\"\n{no_limits}");
+    let (server, stdout) = Server::start_reading_stdout(&settings);
+    let token =
+        |server: &Server| TokenBuilder::new().for_server(&server.url("")).subject("audited-1").scopes(&["mcp:tools"]).build();
     let client = reqwest::Client::new();
-    let call = |message: String| {
+    let call = |server: &Server, message: String| {
         let mut body = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call",
             "params": { "name": "echo", "arguments": { "message": message } } });
         body["params"]["_meta"] = envelope(json!({}));
         client
             .post(server.url("/mcp"))
-            .bearer_auth(&token)
+            .bearer_auth(token(server))
             .header("accept", "application/json, text/event-stream")
             .header("mcp-protocol-version", MODERN)
             .header("mcp-method", "tools/call")
@@ -110,14 +112,14 @@ async fn the_binary_writes_audit_lines_once_idle_and_loses_none_under_load_or_at
             .json(&body)
             .send()
     };
-    // Audit lines for `subject` read from stdout until `count` arrived or `within` passed.
-    let audit_lines = |count: usize, within: Duration| {
+    // Audit lines of the test's subject read from stdout until `count` arrived or `within` passed.
+    let audit_lines = |stdout: &std::sync::mpsc::Receiver<String>, count: usize, within: Duration| {
         let deadline = Instant::now() + within;
         let mut seen = Vec::new();
         while seen.len() < count {
             let left = deadline.saturating_duration_since(Instant::now());
             match stdout.recv_timeout(left) {
-                Ok(line) if line.contains(" audit: ") && line.contains("subject=batched-1") => seen.push(line),
+                Ok(line) if line.contains(" audit: ") && line.contains(r#"subject="audited-1""#) => seen.push(line),
                 Ok(_) => {}
                 Err(_) => break,
             }
@@ -125,26 +127,34 @@ async fn the_binary_writes_audit_lines_once_idle_and_loses_none_under_load_or_at
         seen
     };
 
-    // One call, then nothing: its line is written when the worker goes idle. A 16 KiB batch of
-    // ~200-byte lines would otherwise hold it back for some 80 more calls.
-    assert_eq!(call("one".into()).await.unwrap().status(), 200);
-    let first = audit_lines(1, Duration::from_secs(5));
+    // One call, then nothing: its line is out without more traffic.
+    assert_eq!(call(&server, "one".into()).await.unwrap().status(), 200);
+    let first = audit_lines(&stdout, 1, Duration::from_secs(5));
     assert_eq!(first.len(), 1, "the line of a lone call reaches stdout without more traffic");
-    assert!(first[0].contains("operation=tools/call name=echo outcome=ok"), "{}", first[0]);
+    assert!(first[0].contains(r#"operation="tools/call" name="echo" outcome="ok""#), "{}", first[0]);
 
-    // 400 calls, 16 at a time: every line arrives, whole (a batch never splits a line).
-    let calls = futures_util::stream::iter((0..400).map(|i| call(format!("load-{i}")))).buffer_unordered(16);
+    // 400 calls, 16 at a time: every line arrives, whole.
+    let calls = futures_util::stream::iter((0..400).map(|i| call(&server, format!("load-{i}")))).buffer_unordered(16);
     let statuses: Vec<u16> = calls.map(|r| r.unwrap().status().as_u16()).collect().await;
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
-    let under_load = audit_lines(400, Duration::from_secs(10));
+    let under_load = audit_lines(&stdout, 400, Duration::from_secs(10));
     assert_eq!(under_load.len(), 400, "every call's line");
     assert!(under_load.iter().all(|l| l.ends_with(|c: char| c.is_ascii_digit())), "whole lines");
 
     // Calls right before a graceful shutdown: their lines are out when the process has exited.
     for i in 0..20 {
-        call(format!("late-{i}")).await.unwrap();
+        call(&server, format!("late-{i}")).await.unwrap();
     }
     let stderr = server.stop();
-    let late = audit_lines(20, Duration::from_secs(1));
+    let late = audit_lines(&stdout, 20, Duration::from_secs(1));
     assert_eq!(late.len(), 20, "lines written before exit; stderr: {stderr}");
+
+    // Calls right before SIGKILL: nothing was held back, so nothing is lost.
+    let (server, stdout) = Server::start_reading_stdout(&settings);
+    for i in 0..20 {
+        assert_eq!(call(&server, format!("killed-{i}")).await.unwrap().status(), 200);
+    }
+    server.kill();
+    let killed = audit_lines(&stdout, 20, Duration::from_secs(1));
+    assert_eq!(killed.len(), 20, "every line of an answered call survives a SIGKILL");
 }

@@ -109,6 +109,12 @@ impl Server {
         stderr
     }
 
+    /// Kills the server outright (SIGKILL: no shutdown, nothing flushed) and waits for it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends `request` as raw bytes and returns everything the server answers until it closes
     /// the connection (or 10 s pass).
     pub async fn raw(&self, request: &[u8]) -> String {
