@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Two builds of the server side by side, at the same time: which one costs less CPU per call?
 #
-#   bash benches/duel.sh OLD_BINARY [NEW_BINARY]   # NEW defaults to this tree's release build
+#   bash benches/duel.sh OLD_BINARY [NEW_BINARY]   # NEW defaults to this tree's dist build
 #
 # Both servers run on CPU 0 together, each driven by its own wrk on CPU 1 (authenticated modern
 # `tools/call echo`, keep-alive, concurrency 32 each). The kernel shares CPU 0 between them, so
@@ -27,11 +27,11 @@ old_bin=$1
 if [ $# -ge 2 ]; then
   new_bin=$2
 else
-  cargo build --release --quiet --all-features --bin mcp-auth-server
-  new_bin=target/release/mcp-auth-server
+  cargo build --profile dist --quiet --all-features --bin mcp-auth-server
+  new_bin=target/dist/mcp-auth-server
 fi
 command -v wrk >/dev/null || { echo "duel.sh needs wrk (apt-get install wrk)" >&2; exit 1; }
-cargo build --release --quiet --features full --example generate_token
+cargo build --profile dist --quiet --all-features --example generate_token
 
 work=target/bench/duel
 rm -rf "$work" && mkdir -p "$work/config"
@@ -45,7 +45,7 @@ for limit in PER_ADDRESS_PER_SEC PER_ADDRESS_BURST PER_CALLER_PER_SEC PER_CALLER
 done
 count=1 cache=10000
 if [ "$TOKENS" = pool ]; then count=4096 cache=256; fi
-target/release/examples/generate_token --username bench --scopes mcp:read,mcp:tools --count "$count" \
+target/dist/examples/generate_token --username bench --scopes mcp:read,mcp:tools --count "$count" \
   >"$work/tokens" 2>/dev/null
 
 declare -a pids=()

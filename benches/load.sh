@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The load benchmark (issue 9): authenticated MCP `tools/call echo` against the release server,
+# The load benchmark: authenticated MCP `tools/call echo` against the production build (`dist`),
 # side by side with a ceiling (bare axum answering the same bytes, benches/ceiling.rs), all in
 # one invocation so the ratios compare runs made minutes apart on the same machine.
 #
-#   bash benches/load.sh            # about 2 minutes after the release build
+#   bash benches/load.sh            # about 2 minutes after the dist build
 #
 # Servers are pinned to one CPU and wrk to another (a 2-core machine: CPU 0 and CPU 1). Runs
 # are interleaved round by round (ceiling, ours, ceiling + RS256, ours with a token pool, ours
@@ -57,17 +57,14 @@ if ! command -v wrk >/dev/null 2>&1; then
   apt-get install -y -qq wrk >/dev/null 2>&1 || { echo "load.sh needs wrk (apt-get install wrk)" >&2; exit 1; }
 fi
 
-note "building (release): the server as deployed, then the ceiling and the token minter"
-# The server on its own, as `cargo build --release --all-features` builds it: building examples in
-# the same invocation unifies the dev-dependencies' features, which renames its symbols and so
-# loses the linked layout of build.rs (benches/symbol-order.sh).
-cargo build --release --quiet --all-features --bin mcp-auth-server
-cargo build --release --quiet --features full --example ceiling --example generate_token
-server_bin=target/release/mcp-auth-server
-# How much of the layout list the linker found (a stale list only orders fewer functions).
-layout="$(bash benches/linked-layout.sh "$server_bin")"
-ceiling_bin=target/release/examples/ceiling
-mint_bin=target/release/examples/generate_token
+note "building (dist): the server as deployed, then the ceiling and the token minter"
+# The server on its own, as `cargo build --profile dist --all-features` builds it (building the
+# examples in the same invocation would unify the dev-dependencies' features into it).
+cargo build --profile dist --quiet --all-features --bin mcp-auth-server
+cargo build --profile dist --quiet --all-features --example ceiling --example generate_token
+server_bin=target/dist/mcp-auth-server
+ceiling_bin=target/dist/examples/ceiling
+mint_bin=target/dist/examples/generate_token
 if [ "$PEERS" = rmcp ]; then
   note "building (release): the rmcp peer (its own crate and lock file)"
   cargo build --release --quiet --manifest-path benches/peers/rmcp/Cargo.toml --target-dir target/peers
@@ -256,9 +253,9 @@ unset "PID[sessions]"
 
 note "done"
 python3 - "$work/results" "$DURATION" "$ROUNDS" "$CONNECTIONS" "$POOL" "$POOL_CACHE" "$SESSIONS" "$IDLE_SECS" \
-  "$(getconf CLK_TCK)" "$((SECONDS - started))" "$layout" <<'EOF'
+  "$(getconf CLK_TCK)" "$((SECONDS - started))" <<'EOF'
 import collections, os, platform, statistics, subprocess, sys, time
-results, duration, rounds, conns, pool, pool_cache, sessions, idle, clk_tck, elapsed, layout = sys.argv[1:]
+results, duration, rounds, conns, pool, pool_cache, sessions, idle, clk_tck, elapsed = sys.argv[1:]
 clk_tck = int(clk_tck)
 runs = collections.defaultdict(list)
 for line in open(os.path.join(results, "runs")):
@@ -311,6 +308,5 @@ print(f"| {open_count} idle legacy sessions: RSS, extra over idle | {int(open_ki
       f"+{(int(open_kib) - idle_kib) / 1024:.1f} MiB |")
 print(f"| initialize beyond mcp.max_sessions = {sessions} | HTTP {refused} |")
 print(f"| after the {idle} s idle timeout: sessions left, RSS | {left} after {waited} s, {int(after_kib) / 1024:.1f} MiB |")
-print(f"\nlinked layout (build.rs): {layout}")
 print(f"\ncommand: bash benches/load.sh  (took {elapsed} s)")
 EOF

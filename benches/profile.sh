@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Instruction counts of the hot path, repeatable on a shared machine (timings are not): the
-# release server, built with line tables (`--profile profiling`), runs under
+# production server (dist), built with line tables (`--profile profiling`), runs under
 # `valgrind --tool=callgrind`; a keep-alive client sends a warm-up, the counters are zeroed, then
 # it sends exactly LOAD_REQUESTS authenticated `tools/call echo` requests and the counters are
 # dumped. Prints instructions per request and the functions that cost the most.
