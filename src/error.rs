@@ -1,8 +1,18 @@
-//! The one place errors become HTTP responses, and the start-up error type.
+//! HTTP-level refusals of requests ([`AppError`]), and the start-up error type ([`StartupError`]).
 //!
-//! Request errors ([`AppError`]) log their cause server-side and send a short, generic JSON body.
-//! Authentication and authorization failures carry an RFC 6750 `WWW-Authenticate` challenge.
-//! JSON-RPC errors are not here: they stay JSON-RPC error objects inside the `mcp` module.
+//! [`AppError`] is how a request is refused before (or instead of) protocol processing: the
+//! transport's checks, the limits, authentication and authorization. It logs its cause
+//! server-side, sends a short JSON body (a JSON-RPC error object, as `/mcp` clients expect), and
+//! carries an RFC 6750 `WWW-Authenticate` challenge for authentication and authorization failures.
+//!
+//! Each protocol that has an error format of its own maps its own errors, next to the code that
+//! speaks it, because a client of that protocol reads only that format:
+//! - JSON-RPC errors stay error objects inside `mcp`; the 2026-07-28 era also gives them an HTTP
+//!   status (`mcp::http`), the 2025 eras answer them with 200.
+//! - OAuth errors of the token and registration endpoints are RFC 6749 / RFC 7591 JSON objects
+//!   (`issuer::error`).
+//! - A person in a browser (the sign-in and consent pages) gets an HTML error page
+//!   (`issuer::pages`).
 
 use std::fmt;
 

@@ -10,13 +10,17 @@
 //! | `mcp` | `mcp` | step 2: JSON-RPC + MCP lifecycle of both eras on `/mcp` |
 //! | `tools` | `tools` | steps 3-4: tool and prompt definitions, and their dispatch |
 //! | `jwt` | `jwt` | steps 5-6: keys, JWKS, token minting, access-token validation on `/mcp` |
+//! | `oauth-meta` | `oauth_meta` | step 7: protected-resource and authorization-server metadata |
+//! | `scopes` | `scopes` | step 8: scope and role authorization per MCP operation |
 //! | `issuer` | `issuer` | step 10: an embedded OAuth 2.1 authorization server (sign-in, consent, tokens) |
 //!
 //! # Layout
 //! - [`config`] — typed settings, layered from files and environment.
 //! - [`telemetry`] — logging.
-//! - [`error`] — the one place errors become HTTP responses.
+//! - [`error`] — HTTP-level refusals and start-up errors (each protocol maps its own errors: see
+//!   there).
 //! - [`router`] — the composition root, the only place that switches layers per feature.
+//! - [`guard`] — DNS-rebinding protection: the `Host` and `Origin` allow-list.
 //! - [`serve`] — accepting connections, graceful shutdown.
 //! - [`principal`] — the authenticated caller, as later layers see it.
 
