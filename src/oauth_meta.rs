@@ -102,14 +102,18 @@ impl OAuthMeta {
     /// RFC 8414 metadata for a server that issues its own tokens offline (dev tokens from
     /// `generate_token`): the issuer and its keys, and no endpoints, because there are none.
     pub fn local_authorization_server(&self, scopes_supported: &[String]) -> Router {
-        let document = Arc::new(json!({
+        let mut document = json!({
             "issuer": self.issuer,
             "jwks_uri": format!("{}/.well-known/jwks.json", self.issuer.trim_end_matches('/')),
             "scopes_supported": scopes_supported,
             "response_types_supported": [],
             "grant_types_supported": [],
-            "service_documentation": self.document.get("resource_documentation"),
-        }));
+        });
+        // Optional members are left out when there is nothing to say, never `null`.
+        if let Some(documentation) = self.document.get("resource_documentation") {
+            document["service_documentation"] = documentation.clone();
+        }
+        let document = Arc::new(document);
         Router::new().route(AS_PATH, get(move || async move { cached_json(&document) })).layer(metadata_cors())
     }
 
