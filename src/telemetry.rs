@@ -10,9 +10,7 @@ use std::io::{self, IsTerminal};
 use axum::body::Body;
 use axum::http::Request;
 use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
-use tower_http::trace::{
-    DefaultOnBodyChunk, DefaultOnEos, DefaultOnFailure, DefaultOnResponse, MakeSpan, TraceLayer,
-};
+use tower_http::trace::{DefaultOnBodyChunk, DefaultOnEos, DefaultOnFailure, DefaultOnResponse, MakeSpan, TraceLayer};
 use tracing::{Level, Span};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::{self, MakeWriter};

@@ -95,8 +95,9 @@ async fn the_binary_writes_each_audit_line_at_once_and_loses_none_under_load_at_
     let no_limits = "[limits]\nper_address_per_sec = 0\nper_caller_per_sec = 0\n";
     let settings = format!("[log]\nfilter = \"info\"\n{no_limits}");
     let (server, stdout) = Server::start_reading_stdout(&settings);
-    let token =
-        |server: &Server| TokenBuilder::new().for_server(&server.url("")).subject("audited-1").scopes(&["mcp:tools"]).build();
+    let token = |server: &Server| {
+        TokenBuilder::new().for_server(&server.url("")).subject("audited-1").scopes(&["mcp:tools"]).build()
+    };
     let client = reqwest::Client::new();
     let call = |server: &Server, message: String| {
         let mut body = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call",

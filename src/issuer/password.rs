@@ -18,7 +18,8 @@ pub fn hash_password(password: &str) -> String {
 /// What an unknown user's password is checked against, so that a wrong user name takes as long
 /// as a wrong password. A constant with the parameters of [`hash_password`] rather than a hash made
 /// at start-up: that would cost every start ~30 ms and a 19 MiB allocation.
-pub(super) const DECOY: &str = "$argon2id$v=19$m=19456,t=2,p=1$DvDYqPSYgULQpq9HTsbwZQ$ES5iE1cYgYoEH6Ce6C/C6dB11JYmP2FuS7XLMlREfkI";
+pub(super) const DECOY: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$DvDYqPSYgULQpq9HTsbwZQ$ES5iE1cYgYoEH6Ce6C/C6dB11JYmP2FuS7XLMlREfkI";
 
 /// Checks that `hash` is an Argon2 PHC string.
 pub fn check_hash(hash: &str) -> Result<(), String> {

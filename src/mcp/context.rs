@@ -172,4 +172,3 @@ impl RequestContext {
         self.access.is_some()
     }
 }
-

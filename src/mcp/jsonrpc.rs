@@ -11,7 +11,6 @@ use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value, json};
 
-
 /// JSON-RPC and MCP error codes used by this server.
 pub mod code {
     pub const PARSE_ERROR: i64 = -32700;

@@ -21,11 +21,11 @@ use super::bus::ChangeEvent;
 use super::context::{Item, Outbound, RequestContext};
 use super::dispatch::{Features, McpError, McpFuture, McpReply, McpRequest, feature_method_offered};
 use super::headers::Accepts;
+use super::http::{Post, Start, json_bytes, outbox, rpc_error, start};
 use super::jsonrpc::{Id, Message, Params, RpcError, code, error_frame, result_frame};
 use super::protocol::{CallToolResult, ClientCapabilities, LogLevel};
 use super::session::{Session, StreamLog};
 use super::sse;
-use super::http::{Post, Start, json_bytes, outbox, rpc_error, start};
 use super::version::{
     DEFAULT_LEGACY_VERSION, Era, HEADER_LAST_EVENT_ID, HEADER_SESSION_ID, LEGACY_VERSIONS, LegacyVersion,
     header_version, is_handshake_version,

@@ -41,8 +41,8 @@ use serde_json::{Map, Value};
 
 pub use context::{AccessControl, Item, RequestContext};
 pub use dispatch::{
-    CacheScope, Catalog, FeatureService, Features, McpError, McpFuture, McpReply, McpRequest,
-    McpService, REQUIREMENTS_META,
+    CacheScope, Catalog, FeatureService, Features, McpError, McpFuture, McpReply, McpRequest, McpService,
+    REQUIREMENTS_META,
 };
 pub use jsonrpc::{Id, RpcError};
 pub use protocol::{Implementation, ServerCapabilities};

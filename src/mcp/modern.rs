@@ -25,11 +25,11 @@ use super::dispatch::{
     CacheScope, McpError, McpFuture, McpReply, McpRequest, feature_method_offered, may_require_input,
 };
 use super::headers::{Accepts, check_routing_headers};
+use super::http::{Post, Start, json_bytes, modern_status, outbox, rpc_error, start};
 use super::jsonrpc::{Id, Message, RequestMeta, RpcError, code, error_frame, notification_frame};
 use super::protocol::{CallToolResult, ClientCapabilities, InputRequired, LogLevel, ServerCapabilities};
 use super::sse;
 use super::state;
-use super::http::{Post, Start, json_bytes, modern_status, outbox, rpc_error, start};
 use super::version::{
     Era, META_CLIENT_CAPABILITIES, META_PROTOCOL_VERSION, META_SERVER_INFO, META_SUBSCRIPTION_ID, MODERN_VERSIONS,
     header_version,
