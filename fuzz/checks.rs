@@ -9,13 +9,13 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Request, Uri};
+use mcp_auth_server::guard::{self, AllowList};
 use mcp_auth_server::jwt::layer::bearer_token;
 use mcp_auth_server::jwt::{Jwt, Verifier};
 use mcp_auth_server::mcp::headers::{HeaderParam, check_routing_headers, decode_sentinel};
 use mcp_auth_server::mcp::session::StreamLog;
 use mcp_auth_server::mcp::state::{StateSealer, binding};
 use mcp_auth_server::serve::Shutdown;
-use mcp_auth_server::guard::{self, AllowList};
 use mcp_auth_server::{Settings, mcp, tools};
 use serde_json::json;
 use tower::ServiceExt;
@@ -36,7 +36,10 @@ fn endpoint() -> &'static Router {
         let features = tools::builtin().into_features(&settings);
         let endpoint = mcp::Endpoint::new(&settings, config, Some(features), Shutdown::default());
         let allow = Arc::new(AllowList::from_settings(&settings));
-        endpoint.router(axum::middleware::from_fn_with_state(allow, guard::check))
+        let guards = tower::ServiceBuilder::new()
+            .layer(axum::middleware::from_fn_with_state(allow.clone(), guard::check_host))
+            .layer(axum::middleware::from_fn_with_state(allow, guard::check_origin));
+        endpoint.router(guards)
     })
 }
 

@@ -1,8 +1,13 @@
-//! DNS-rebinding protection (always on): `Host` and `Origin` must be on the allow-list (403).
+//! DNS-rebinding protection (always on): the `Host` of every request, and the `Origin` of
+//! requests to `/mcp`, must be on the allow-list (403); a request without a `Host` is malformed
+//! (400, as HTTP/1.1 requires).
 //!
 //! Loopback names are always allowed, at any port: a rebinding attack makes the browser send
 //! the attacker's domain in both headers, which never matches. `public_url` and the configured
-//! `allowed_hosts` / `allowed_origins` extend the list.
+//! `allowed_hosts` / `allowed_origins` extend the list. Every route is covered, not only `/mcp`:
+//! a rebinding page could otherwise drive the sign-in pages of a server on the local machine.
+//! `Origin` is checked on `/mcp` only: the authorization server's endpoints are meant to be
+//! called from other origins (browser-based clients), and its forms carry anti-CSRF tokens.
 
 use std::sync::Arc;
 
@@ -49,14 +54,16 @@ impl AllowList {
         AllowList { hosts: (!any_host).then_some(hosts), origins }
     }
 
+    /// Whether `host` (a `Host` header value) is allowed: it must be a well-formed
+    /// `name[:port]` whose name, or whole value, is on the list.
     fn host_allowed(&self, host: &str) -> bool {
+        let Some((name, _port)) = split_host(host) else {
+            return false;
+        };
         let Some(hosts) = &self.hosts else {
             return true;
         };
-        // The entries are lower case; comparing without case spares a lower-cased copy of the
-        // header on every request.
         let host = host.trim();
-        let name = strip_port(host);
         hosts.iter().any(|allowed| allowed.eq_ignore_ascii_case(host) || allowed.eq_ignore_ascii_case(name))
     }
 
@@ -72,40 +79,73 @@ impl AllowList {
         loopback || self.origins.contains(&serialized)
     }
 
-    /// Why `request` is refused, if it is: a foreign `Host` or `Origin`.
-    pub fn refusal(&self, request: &Request) -> Option<AppError> {
-        let headers = request.headers();
-        let host = headers
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .or_else(|| request.uri().authority().map(|a| a.as_str()));
-        if let Some(host) = host
-            && !self.host_allowed(host)
-        {
-            return Some(AppError::HostNotAllowed(host.to_owned()));
-        }
-        if let Some(origin) = headers.get(header::ORIGIN) {
-            let origin = origin.to_str().unwrap_or("");
-            if !self.origin_allowed(origin) {
-                return Some(AppError::OriginNotAllowed(origin.to_owned()));
-            }
-        }
-        None
+    /// Why `request`'s `Host` is refused, if it is: missing (400) or not on the list (403). The
+    /// authority of an absolute-form request target counts as its `Host`.
+    pub fn host_refusal(&self, request: &Request) -> Option<AppError> {
+        let host = match request.headers().get(header::HOST) {
+            Some(value) => value.to_str().unwrap_or(""),
+            None => match request.uri().authority() {
+                Some(authority) => authority.as_str(),
+                None => return Some(AppError::BadRequest("a Host header is required".into())),
+            },
+        };
+        (!self.host_allowed(host)).then(|| AppError::HostNotAllowed(host.to_owned()))
+    }
+
+    /// Why `request`'s `Origin` is refused, if it is. Requests without one (clients outside a
+    /// browser) pass.
+    pub fn origin_refusal(&self, request: &Request) -> Option<AppError> {
+        let origin = request.headers().get(header::ORIGIN)?;
+        let origin = origin.to_str().unwrap_or("");
+        (!self.origin_allowed(origin)).then(|| AppError::OriginNotAllowed(origin.to_owned()))
     }
 }
 
-fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        // [::1]:3000 -> [::1]
-        return host.find(']').map(|end| &host[..=end]).unwrap_or(host);
-    }
-    host.rsplit_once(':').map(|(name, _)| name).unwrap_or(host)
+/// Splits a `Host` value into its name and port, or `None` when it is not of the form
+/// `reg-name[:port]`, `IPv4[:port]` or `[IPv6][:port]` (so `127.0.0.1:3000.evil.example` is
+/// refused, not read as `127.0.0.1`).
+fn split_host(host: &str) -> Option<(&str, Option<u16>)> {
+    let host = host.trim();
+    let (name, port) = if host.starts_with('[') {
+        let end = host.find(']')?;
+        match &host[end + 1..] {
+            "" => (&host[..=end], None),
+            rest => (&host[..=end], Some(rest.strip_prefix(':')?)),
+        }
+    } else {
+        match host.split_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (host, None),
+        }
+    };
+    let port = match port {
+        None => None,
+        Some(digits) if !digits.is_empty() && digits.len() <= 5 && digits.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(digits.parse().ok()?)
+        }
+        Some(_) => return None,
+    };
+    let valid_name = if name.starts_with('[') {
+        name[1..name.len() - 1].parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+    };
+    valid_name.then_some((name, port))
 }
 
-/// The guard as axum middleware: refuses a bad `Host` or `Origin` before anything else
-/// (authentication included) looks at the request.
-pub async fn check(State(allow): State<Arc<AllowList>>, request: Request, next: Next) -> Response {
-    match allow.refusal(&request) {
+/// Middleware for every route: refuses a missing or foreign `Host` before anything else looks
+/// at the request.
+pub async fn check_host(State(allow): State<Arc<AllowList>>, request: Request, next: Next) -> Response {
+    match allow.host_refusal(&request) {
+        Some(refusal) => refusal.into_response(),
+        None => next.run(request).await,
+    }
+}
+
+/// Middleware for `/mcp`: refuses a foreign `Origin` (browsers send it on cross-origin requests)
+/// before authentication looks at the request.
+pub async fn check_origin(State(allow): State<Arc<AllowList>>, request: Request, next: Next) -> Response {
+    match allow.origin_refusal(&request) {
         Some(refusal) => refusal.into_response(),
         None => next.run(request).await,
     }
@@ -132,6 +172,38 @@ mod tests {
         assert!(allow.host_allowed("MCP.example.com"));
         assert!(!allow.host_allowed("evil.example.com"));
         assert!(!allow.host_allowed("evil.example.com:3000"));
+    }
+
+    #[test]
+    fn a_host_is_parsed_strictly_so_a_port_cannot_smuggle_a_name() {
+        let allow = allow();
+        for forged in [
+            "127.0.0.1:3000.evil.example",
+            "127.0.0.1:evil.example",
+            "localhost:",
+            "localhost:99999999",
+            "127.0.0.1:3000:4000",
+            "[::1]evil.example",
+            "[::1]:3000.evil",
+            "[not-an-address]",
+            "",
+            "local host",
+            "127.0.0.1/evil",
+            "user@127.0.0.1",
+        ] {
+            assert!(!allow.host_allowed(forged), "{forged:?}");
+        }
+        assert_eq!(split_host("[::1]:3000"), Some(("[::1]", Some(3000))));
+        assert_eq!(split_host("mcp.example.com"), Some(("mcp.example.com", None)));
+    }
+
+    #[test]
+    fn a_request_without_a_host_is_refused_as_malformed() {
+        let allow = allow();
+        let request = Request::get("/health").body(axum::body::Body::empty()).unwrap();
+        assert!(matches!(allow.host_refusal(&request), Some(AppError::BadRequest(_))));
+        let absolute = Request::get("http://127.0.0.1:3000/health").body(axum::body::Body::empty()).unwrap();
+        assert!(allow.host_refusal(&absolute).is_none());
     }
 
     #[test]

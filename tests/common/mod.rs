@@ -116,11 +116,7 @@ pub async fn spawn_with_settings(listener: tokio::net::TcpListener, settings: Se
         ..serve::ServeOptions::from_settings(&settings.server)
     };
     // The service the binary serves (in-process tests use `build`, the same routes in a Router).
-    let app = mcp_auth_server::AppBuilder::new(settings)
-        .shutdown(shutdown.clone())
-        .build()
-        .await
-        .expect("app builds");
+    let app = mcp_auth_server::AppBuilder::new(settings).shutdown(shutdown.clone()).build().await.expect("app builds");
     let signal = shutdown.wait();
     let handle = tokio::spawn(serve::serve(listener, app, signal, shutdown.clone(), options));
     TestServer { base: format!("http://{addr}"), shutdown, handle }
@@ -190,8 +186,12 @@ pub fn authorized(mut request: Request<Body>) -> Request<Body> {
     request
 }
 
-/// Sends one request through the router exactly as built.
-pub async fn send_as_is(app: &Router, request: Request<Body>) -> Reply {
+/// Sends one request through the router as built, with the `Host` header every HTTP/1.1 client
+/// sends (`127.0.0.1:3000`) when it has none.
+pub async fn send_as_is(app: &Router, mut request: Request<Body>) -> Reply {
+    if !request.headers().contains_key("host") {
+        request.headers_mut().insert("host", axum::http::HeaderValue::from_static("127.0.0.1:3000"));
+    }
     let response = app.clone().oneshot(request).await.expect("infallible");
     let status = response.status();
     let headers = response.headers().clone();
