@@ -43,6 +43,7 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     pub shutdown_grace_secs: u64,
     pub max_connections: usize,
+    pub max_connections_per_address: usize,
     pub header_read_timeout_secs: u64,
     pub max_header_bytes: usize,
     pub body_read_timeout_secs: u64,

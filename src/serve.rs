@@ -1,13 +1,14 @@
-//! Accepting connections: `TCP_NODELAY` on every socket, a cap on connections, a deadline for
-//! request heads (slowloris), a cap on their size, the client address for rate limits, and a
-//! graceful shutdown with a grace period.
+//! Accepting connections: `TCP_NODELAY` on every socket, a cap on connections in all and per
+//! client address, a deadline for request heads (slowloris), a cap on their size, the client
+//! address for rate limits, and a graceful shutdown with a grace period.
 //!
 //! This is axum's `serve` loop written out with hyper-util, because `axum::serve` exposes none of
 //! those knobs.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tower::{Service, ServiceExt};
@@ -60,6 +62,8 @@ pub struct ServeOptions {
     /// How long in-flight requests may take to finish after the shutdown signal.
     pub grace: Duration,
     pub max_connections: usize,
+    /// Connections one client address may hold at once; 0 = no limit.
+    pub max_connections_per_address: usize,
     pub header_read_timeout: Duration,
     pub max_header_bytes: usize,
 }
@@ -69,6 +73,7 @@ impl ServeOptions {
         ServeOptions {
             grace: Duration::from_secs(server.shutdown_grace_secs),
             max_connections: server.max_connections,
+            max_connections_per_address: server.max_connections_per_address,
             header_read_timeout: Duration::from_secs(server.header_read_timeout_secs),
             max_header_bytes: server.max_header_bytes,
         }
@@ -96,6 +101,8 @@ where
         .header_read_timeout(options.header_read_timeout)
         .max_header_size(options.max_header_bytes);
     let connections = Arc::new(Semaphore::new(options.max_connections));
+    let per_address = Arc::new(PerAddress::new(options.max_connections_per_address));
+    let turning_away = Arc::new(Semaphore::new(TURNING_AWAY));
     let graceful = GracefulShutdown::new();
     tokio::pin!(signal);
 
@@ -117,6 +124,13 @@ where
             },
             _ = &mut signal => break,
         };
+        // One address at its cap: told to come back later, and the connection closed, so the
+        // global cap stays available to everyone else.
+        let Some(address_slot) = per_address.acquire(peer.ip()) else {
+            tracing::info!(%peer, "connection refused: too many connections from this address");
+            turn_away(tcp, &turning_away);
+            continue;
+        };
         // Without it, a response written in several pieces (an SSE stream, a chunked body)
         // waits ~40 ms for the peer's delayed ACK.
         if let Err(err) = tcp.set_nodelay(true) {
@@ -130,7 +144,7 @@ where
         let connection = http.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service));
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
-            let _permit = permit;
+            let _permits = (permit, address_slot);
             if let Err(err) = connection.await {
                 tracing::debug!(%err, %peer, "connection ended with an error");
             }
@@ -147,6 +161,72 @@ where
         }
     }
     Ok(())
+}
+
+/// What a connection over its address's cap is told before it is closed.
+const BUSY: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+/// Connections being turned away at once; beyond that they are simply closed.
+const TURNING_AWAY: usize = 256;
+
+/// Tells a connection over its address's cap to come back later and closes it, after reading
+/// (for at most a second) what the client sent, so that the answer is not lost to a reset.
+fn turn_away(mut tcp: tokio::net::TcpStream, turning_away: &Arc<Semaphore>) {
+    let Ok(slot) = turning_away.clone().try_acquire_owned() else { return };
+    tokio::spawn(async move {
+        let _slot = slot;
+        let said = async {
+            tcp.write_all(BUSY).await?;
+            tcp.shutdown().await?;
+            let mut sink = [0u8; 4096];
+            while tcp.read(&mut sink).await? > 0 {}
+            io::Result::Ok(())
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), said).await;
+    });
+}
+
+/// Connections held per client address.
+struct PerAddress {
+    max: usize,
+    held: std::sync::Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl PerAddress {
+    fn new(max: usize) -> Self {
+        PerAddress { max, held: std::sync::Mutex::new(HashMap::new()) }
+    }
+
+    /// A slot for one more connection from `address`, released when dropped; `None` at the cap.
+    fn acquire(self: &Arc<Self>, address: IpAddr) -> Option<AddressSlot> {
+        if self.max == 0 {
+            return Some(AddressSlot(None));
+        }
+        let mut held = self.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = held.entry(address).or_insert(0);
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot(Some((self.clone(), address))))
+    }
+}
+
+/// One connection's place in its address's count.
+struct AddressSlot(Option<(Arc<PerAddress>, IpAddr)>);
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        if let Some((table, address)) = &self.0 {
+            let mut held = table.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if let Some(count) = held.get_mut(address) {
+                *count -= 1;
+                if *count == 0 {
+                    held.remove(address);
+                }
+            }
+        }
+    }
 }
 
 /// Serves one request. A response sent before the request's body was read to its end (a
