@@ -2,9 +2,10 @@
 //! is built from the settings here and handed what it needs from the others as plain values.
 
 use axum::Router;
-#[cfg(feature = "mcp")]
+use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
 
 use crate::config::Settings;
 use crate::error::StartupError;
@@ -128,9 +129,11 @@ impl AppBuilder {
         #[cfg(all(feature = "mcp", not(feature = "jwt")))]
         let auth = tower::layer::util::Identity::new();
 
+        let allow = std::sync::Arc::new(crate::guard::AllowList::from_settings(settings));
+
         // Steps 2-4: the MCP endpoint and what it serves.
         #[cfg(feature = "mcp")]
-        {
+        let mcp_routes = {
             #[allow(unused_mut)]
             let mut config = crate::mcp::McpConfig::from_settings(settings);
             #[cfg(feature = "oauth-meta")]
@@ -151,23 +154,37 @@ impl AppBuilder {
             let cors = crate::oauth_meta::mcp_cors(settings);
             #[cfg(not(feature = "oauth-meta"))]
             let cors = tower::layer::util::Identity::new();
-            // Then the Host/Origin guard; outside authentication the per-address rate limit, the
+            // Then the Origin guard; outside authentication the per-address rate limit, the
             // in-flight cap and the time limit; inside it, the per-caller rate limit.
-            let allow = std::sync::Arc::new(crate::guard::AllowList::from_settings(settings));
             let limits = crate::mcp::limits::Limits::new(&settings.limits);
             let layers = tower::ServiceBuilder::new()
                 .layer(cors)
-                .layer(from_fn_with_state(allow, crate::guard::check))
+                .layer(from_fn_with_state(allow.clone(), crate::guard::check_origin))
                 .layer(from_fn_with_state(limits.clone(), crate::mcp::limits::before_auth))
                 .layer(auth)
                 .layer(from_fn_with_state(limits, crate::mcp::limits::after_auth));
-            app = app.merge(endpoint.router(layers));
-        }
+            endpoint.router(layers)
+        };
 
-        // A panicking handler becomes a 500 instead of a dropped connection. One span per
-        // request, so everything logged while serving it (the audit trail, refusals) can be
-        // told apart.
-        Ok(app.merge(health.router()).layer(crate::telemetry::trace_layer()).layer(CatchPanicLayer::new()))
+        // Every route but `/mcp` (health, metadata, the authorization server) must be answered,
+        // body read included, within the body deadline: a client trickling a body in holds a
+        // connection for that long at most. `/mcp` reads its body under the same deadline and
+        // has its own time limit for the rest (`limits.request_timeout_secs`).
+        let body_deadline = std::time::Duration::from_secs(settings.server.body_read_timeout_secs);
+        let app = app
+            .merge(health.router())
+            .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, body_deadline));
+        #[cfg(feature = "mcp")]
+        let app = app.merge(mcp_routes);
+
+        // Around every route, from the inside out: the Host guard (DNS rebinding), the request
+        // span (everything logged while serving a request, the audit trail and refusals, can be
+        // told apart), and the panic guard (a panicking handler becomes a 500 instead of a
+        // dropped connection).
+        Ok(app
+            .layer(from_fn_with_state(allow, crate::guard::check_host))
+            .layer(crate::telemetry::trace_layer())
+            .layer(CatchPanicLayer::new()))
     }
 
     #[cfg(all(feature = "mcp", not(feature = "tools")))]
