@@ -195,5 +195,36 @@ pub async fn after_auth(State(limits): State<Arc<Limits>>, request: Request, nex
     if let Err(wait) = limits.per_caller.check(&key) {
         return too_many(&key, wait);
     }
+    // A 2025-03-26 batch holds many messages in one request: the transport charges the rest
+    // to the same caller once it has counted them.
+    if let Some(limiter) = &limits.per_caller.0 {
+        let mut request = request;
+        request.extensions_mut().insert(Charge { limiter: limiter.clone(), key });
+        return next.run(request).await;
+    }
     next.run(request).await
+}
+
+/// What the per-caller rate limit charges a request to, for the transport to charge the further
+/// messages of a batch (each message counts, not each request).
+#[derive(Clone)]
+pub struct Charge {
+    limiter: Arc<DefaultKeyedRateLimiter<Key>>,
+    key: Key,
+}
+
+impl Charge {
+    /// Charges `messages` more; a refusal (429 with the time to wait) when the caller's budget
+    /// does not hold them all, in which case none is charged.
+    pub fn more(&self, messages: u32) -> Result<(), AppError> {
+        let Some(messages) = NonZeroU32::new(messages) else { return Ok(()) };
+        let wait = match self.limiter.check_key_n(&self.key, messages) {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(not_until)) => not_until.wait_time_from(DefaultClock::default().now()),
+            // More than the burst can ever hold: as long a wait as a whole burst takes.
+            Err(_) => Duration::from_secs(1),
+        };
+        tracing::info!(key = ?self.key, messages = messages.get(), wait_ms = wait.as_millis() as u64, "rate limited (batch)");
+        Err(AppError::TooManyRequests { retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64 })
+    }
 }

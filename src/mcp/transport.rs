@@ -13,13 +13,15 @@ use super::Mcp;
 use super::headers::{Accepts, require_json_body};
 use super::http::{Post, rpc_error};
 use super::jsonrpc::{self, Incoming};
+use super::limits::Charge;
 use super::version::{self, Era};
 use super::{legacy, modern};
 use crate::error::AppError;
 use crate::principal::Principal;
 
 /// `POST /mcp`: one JSON-RPC message (or a 2025-03-26 batch), served in its era.
-pub(super) async fn post(State(mcp): State<Arc<Mcp>>, request: Request) -> Response {
+pub(super) async fn post(State(mcp): State<Arc<Mcp>>, mut request: Request) -> Response {
+    let charge = request.extensions_mut().remove::<Charge>();
     let (post, body) = match accept_post(request) {
         Ok(accepted) => accepted,
         Err(refusal) => return refusal.into_response(),
@@ -31,7 +33,14 @@ pub(super) async fn post(State(mcp): State<Arc<Mcp>>, request: Request) -> Respo
         Err(refusal) => return refusal.into_response(),
     };
     match incoming {
-        Incoming::Batch(messages) => legacy::handle_batch(&mcp, post, messages).await,
+        Incoming::Batch(messages) => {
+            // The rate limit charged the request as one message; a batch pays for each.
+            let more = u32::try_from(messages.len().saturating_sub(1)).unwrap_or(u32::MAX);
+            if let Some(Err(refusal)) = charge.map(|charge| charge.more(more)) {
+                return refusal.into_response();
+            }
+            legacy::handle_batch(&mcp, post, messages).await
+        }
         Incoming::Single(message) => match version::classify(&message, &post.headers) {
             Era::Modern => match modern::handle(&mcp, post, message) {
                 modern::Handled::Answered(response) => response,
@@ -96,4 +105,3 @@ async fn read_body(
         }
     })
 }
-
