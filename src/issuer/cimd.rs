@@ -5,19 +5,26 @@
 //! Fetching a URL that anyone can type is server-side request forgery waiting to happen, so:
 //! - the URL must be `https`, with a path, without query, fragment, user info or dot segments;
 //!   `http` only on a loopback host, and only with `issuer.allow_loopback_http_client_ids` (dev);
-//! - the host is resolved first, and every address must be public: loopback (unless that dev
-//!   setting), private, link-local (cloud metadata services live there), shared, multicast and
-//!   reserved ranges are refused; the request then goes to the checked address (no second DNS
-//!   answer can swap it), with no proxy and no redirects;
+//! - the host is resolved first, and every address must be public: every range of IANA's IPv4
+//!   and IPv6 special-purpose address registries is refused (loopback unless that dev setting,
+//!   private, link-local where cloud metadata services live, shared, documentation, translation
+//!   and tunnelling prefixes that embed other addresses, multicast, reserved); the request then
+//!   goes to the checked address (no second DNS answer can swap it), with no proxy and no
+//!   redirects, and the address the connection reached is checked again;
 //! - the response must be 200, at most 5 KiB, arrive within 5 seconds, and be a JSON object
 //!   whose `client_id` is the URL exactly, with a `client_name` and valid `redirect_uris`;
 //! - documents are cached as their `Cache-Control: max-age` says (1 minute to 1 day; 5 minutes
-//!   when it says nothing).
+//!   when it says nothing), and failures for a short while, so that requests naming a URL cannot
+//!   make this server fetch it again and again; concurrent requests for one URL share one fetch,
+//!   and at most a few fetches run at once (the rest are told to try again shortly): anyone can
+//!   trigger a fetch, without signing in.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::sync::Semaphore;
 
 use serde_json::Value;
 use url::{Host, Url};
@@ -32,13 +39,25 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_CACHE_SECS: i64 = 300;
 const MIN_CACHE_SECS: i64 = 60;
 const MAX_CACHE_SECS: i64 = 86_400;
-/// Most documents cached at once.
+/// Most documents (and failures) cached at once.
 const MAX_CACHED: usize = 1000;
+/// How long a failed fetch is remembered, in seconds.
+const FAILURE_CACHE_SECS: i64 = 30;
+/// Fetches running at once, whatever the URLs.
+const MAX_FETCHES_IN_FLIGHT: usize = 8;
+
+/// The client a document describes, or why there is none.
+type Answer = Result<Client, String>;
 
 /// Fetches, checks and caches client ID metadata documents.
 pub struct MetadataDocuments {
     allow_loopback_http: bool,
-    cache: Mutex<HashMap<String, (Client, i64)>>,
+    /// URL -> the answer for it, and until when (seconds since the epoch).
+    cache: Mutex<HashMap<String, (Answer, i64)>>,
+    /// URL -> the lock its one fetch at a time holds.
+    fetching: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Fetches running at once.
+    in_flight: Arc<Semaphore>,
 }
 
 /// Whether `client_id` is meant as a metadata document URL.
@@ -48,36 +67,84 @@ pub fn is_document_url(client_id: &str) -> bool {
 
 impl MetadataDocuments {
     pub fn new(allow_loopback_http: bool) -> Self {
-        MetadataDocuments { allow_loopback_http, cache: Mutex::new(HashMap::new()) }
+        MetadataDocuments {
+            allow_loopback_http,
+            cache: Mutex::new(HashMap::new()),
+            fetching: Mutex::new(HashMap::new()),
+            in_flight: Arc::new(Semaphore::new(MAX_FETCHES_IN_FLIGHT)),
+        }
     }
 
     pub fn cached(&self) -> usize {
         self.cache.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
+    fn lookup(&self, client_id: &str, now: i64) -> Option<Answer> {
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.get(client_id).filter(|(_, until)| *until > now).map(|(answer, _)| answer.clone())
+    }
+
+    fn remember(&self, client_id: &str, answer: Answer, until: i64, now: i64) {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= MAX_CACHED {
+            cache.retain(|_, (_, until)| *until > now);
+            if cache.len() >= MAX_CACHED {
+                // Full of live entries: the one that expires first makes room.
+                if let Some(first) = cache.iter().min_by_key(|(_, (_, until))| *until).map(|(k, _)| k.clone()) {
+                    cache.remove(&first);
+                }
+            }
+        }
+        cache.insert(client_id.to_owned(), (answer, until));
+    }
+
     /// The client the document at `client_id` describes, from the cache or fetched now. The error
     /// says what is wrong, for the person or the client to read.
     pub async fn client(&self, client_id: &str) -> Result<Client, String> {
-        let now = super::now();
-        if let Some((client, until)) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(client_id)
-            && *until > now
-        {
-            return Ok(client.clone());
+        if let Some(answer) = self.lookup(client_id, super::now()) {
+            return answer;
         }
         let url = self.check_url(client_id)?;
-        let (document, max_age) = self.fetch(&url).await?;
-        let client = client_from_document(client_id, &document)?;
-        if max_age > 0 {
-            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-            if cache.len() >= MAX_CACHED {
-                cache.retain(|_, (_, until)| *until > now);
-                if cache.len() >= MAX_CACHED {
-                    cache.clear();
-                }
+        // One fetch per URL at a time: the others wait for it and take its answer from the cache.
+        let lock = {
+            let mut fetching = self.fetching.lock().unwrap_or_else(|p| p.into_inner());
+            fetching.entry(client_id.to_owned()).or_default().clone()
+        };
+        let answer = {
+            let _turn = lock.lock().await;
+            match self.lookup(client_id, super::now()) {
+                Some(answer) => answer,
+                None => self.fetch_and_remember(client_id, &url).await,
             }
-            cache.insert(client_id.to_owned(), (client.clone(), now + max_age));
+        };
+        let mut fetching = self.fetching.lock().unwrap_or_else(|p| p.into_inner());
+        if Arc::strong_count(&lock) <= 2 {
+            fetching.remove(client_id);
         }
-        Ok(client)
+        answer
+    }
+
+    async fn fetch_and_remember(&self, client_id: &str, url: &Url) -> Result<Client, String> {
+        let Ok(_slot) = self.in_flight.clone().try_acquire_owned() else {
+            return Err("this server is fetching too many client metadata documents; try again shortly".into());
+        };
+        let answer = match self.fetch(url).await {
+            Ok((document, max_age)) => client_from_document(client_id, &document).map(|client| (client, max_age)),
+            Err(problem) => Err(problem),
+        };
+        let now = super::now();
+        match answer {
+            Ok((client, max_age)) => {
+                if max_age > 0 {
+                    self.remember(client_id, Ok(client.clone()), now + max_age, now);
+                }
+                Ok(client)
+            }
+            Err(problem) => {
+                self.remember(client_id, Err(problem.clone()), now + FAILURE_CACHE_SECS, now);
+                Err(problem)
+            }
+        }
     }
 
     /// The URL rules of the draft (section 3), and ours for `http`.
@@ -144,6 +211,11 @@ impl MetadataDocuments {
             .send()
             .await
             .map_err(|e| format!("fetching the client metadata document failed: {e}"))?;
+        // The address the connection reached, checked again: it must be the one checked above.
+        let reached = response.remote_addr().map(|address| address.ip());
+        if reached.is_none_or(|ip| !addresses.contains(&ip) || !self.may_fetch_from(ip)) {
+            return Err("the client metadata document was served from an address that was not checked".into());
+        }
         if response.status() != reqwest::StatusCode::OK {
             return Err(format!("the client metadata document answered HTTP {}", response.status().as_u16()));
         }
@@ -180,38 +252,68 @@ fn cache_lifetime(header: Option<&reqwest::header::HeaderValue>) -> i64 {
         .map_or(DEFAULT_CACHE_SECS, |age| age.clamp(MIN_CACHE_SECS, MAX_CACHE_SECS))
 }
 
-/// Whether an address is on the public internet (not loopback, private, link-local, shared,
-/// documentation, multicast or otherwise reserved).
+/// The IPv4 ranges of IANA's special-purpose address registry (and multicast): none is
+/// fetched from, whether or not the registry calls it globally reachable.
+const SPECIAL_V4: &[(Ipv4Addr, u8)] = &[
+    (Ipv4Addr::new(0, 0, 0, 0), 8),       // "this network"
+    (Ipv4Addr::new(10, 0, 0, 0), 8),      // private
+    (Ipv4Addr::new(100, 64, 0, 0), 10),   // shared address space (CGNAT)
+    (Ipv4Addr::new(127, 0, 0, 0), 8),     // loopback
+    (Ipv4Addr::new(169, 254, 0, 0), 16),  // link-local (cloud metadata services)
+    (Ipv4Addr::new(172, 16, 0, 0), 12),   // private
+    (Ipv4Addr::new(192, 0, 0, 0), 24),    // IETF protocol assignments
+    (Ipv4Addr::new(192, 0, 2, 0), 24),    // documentation (TEST-NET-1)
+    (Ipv4Addr::new(192, 31, 196, 0), 24), // AS112
+    (Ipv4Addr::new(192, 52, 193, 0), 24), // AMT
+    (Ipv4Addr::new(192, 88, 99, 0), 24),  // 6to4 relay anycast (deprecated)
+    (Ipv4Addr::new(192, 168, 0, 0), 16),  // private
+    (Ipv4Addr::new(192, 175, 48, 0), 24), // direct delegation AS112
+    (Ipv4Addr::new(198, 18, 0, 0), 15),   // benchmarking
+    (Ipv4Addr::new(198, 51, 100, 0), 24), // documentation (TEST-NET-2)
+    (Ipv4Addr::new(203, 0, 113, 0), 24),  // documentation (TEST-NET-3)
+    (Ipv4Addr::new(224, 0, 0, 0), 4),     // multicast
+    (Ipv4Addr::new(240, 0, 0, 0), 4),     // reserved, and the limited broadcast address
+];
+
+/// The IPv6 ranges of IANA's special-purpose address registry (and multicast). The ones that
+/// embed an IPv4 address (IPv4-compatible, NAT64, 6to4, Teredo) are refused outright: through
+/// them a public-looking address can reach a private IPv4 one.
+const SPECIAL_V6: &[(Ipv6Addr, u8)] = &[
+    (Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 0), 96), // unspecified, loopback, IPv4-compatible
+    (Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0), 96), // IPv4/IPv6 translation (NAT64)
+    (Ipv6Addr::new(0x64, 0xff9b, 1, 0, 0, 0, 0, 0), 48), // local-use IPv4/IPv6 translation
+    (Ipv6Addr::new(0x100, 0, 0, 0, 0, 0, 0, 0), 64), // discard-only
+    (Ipv6Addr::new(0x100, 0, 0, 1, 0, 0, 0, 0), 64), // dummy prefix
+    (Ipv6Addr::new(0x2001, 0, 0, 0, 0, 0, 0, 0), 23), // IETF protocol assignments (Teredo, ...)
+    (Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0), 32), // documentation
+    (Ipv6Addr::new(0x2002, 0, 0, 0, 0, 0, 0, 0), 16), // 6to4
+    (Ipv6Addr::new(0x2620, 0x4f, 0x8000, 0, 0, 0, 0, 0), 48), // direct delegation AS112
+    (Ipv6Addr::new(0x3fff, 0, 0, 0, 0, 0, 0, 0), 20), // documentation
+    (Ipv6Addr::new(0x5f00, 0, 0, 0, 0, 0, 0, 0), 16), // segment routing (SRv6) SIDs
+    (Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0), 7), // unique local
+    (Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0), 10), // link-local
+    (Ipv6Addr::new(0xfec0, 0, 0, 0, 0, 0, 0, 0), 10), // site-local (deprecated)
+    (Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0), 8), // multicast
+];
+
+fn in_range(address: u128, network: u128, prefix: u8, bits: u32) -> bool {
+    let shift = bits - u32::from(prefix);
+    (address >> shift) == (network >> shift)
+}
+
+/// Whether an address is on the public internet: in none of the special-purpose ranges above.
+/// An IPv4-mapped IPv6 address is judged as the IPv4 address it maps.
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, c, _] = v4.octets();
-            !(v4.is_unspecified()
-                || v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                || v4.is_multicast()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b)) // shared address space (CGNAT)
-                || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
-                || (a == 198 && (18..20).contains(&b)) // benchmarking
-                || a >= 240) // reserved
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
+        IpAddr::V4(v4) => !SPECIAL_V4
+            .iter()
+            .any(|(network, prefix)| in_range(u32::from(v4).into(), u32::from(*network).into(), *prefix, 32)),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public(IpAddr::V4(v4)),
+            None => {
+                !SPECIAL_V6.iter().any(|(network, prefix)| in_range(u128::from(v6), u128::from(*network), *prefix, 128))
             }
-            let first = v6.segments()[0];
-            !(v6.is_unspecified()
-                || v6.is_loopback()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00 // unique local
-                || (first & 0xffc0) == 0xfe80 // link-local
-                || first == 0x2001 && v6.segments()[1] == 0x0db8 // documentation
-                || first == 0x0064 && v6.segments()[1] == 0xff9b) // NAT64 (maps to any IPv4)
-        }
+        },
     }
 }
 
@@ -286,24 +388,78 @@ mod tests {
 
     #[test]
     fn only_public_addresses_may_be_fetched() {
-        for private in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "100.64.0.1",
+        // One address in every special-purpose range, and its edges where they are easy to get wrong.
+        for special in [
             "0.0.0.0",
+            "0.1.2.3",
+            "10.1.2.3",
+            "100.64.0.1",
+            "100.127.255.255",
+            "127.0.0.1",
+            "169.254.169.254",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.0.0.9",
+            "192.0.2.1",
+            "192.31.196.1",
+            "192.52.193.1",
+            "192.88.99.1",
+            "192.168.1.1",
+            "192.175.48.1",
+            "198.18.0.1",
+            "198.19.255.255",
+            "198.51.100.1",
+            "203.0.113.1",
             "224.0.0.1",
+            "239.255.255.255",
+            "240.0.0.1",
+            "255.255.255.255",
+            "::",
             "::1",
-            "fe80::1",
-            "fd00::1",
+            "::7f00:1",
+            "::a00:1",
             "::ffff:10.0.0.1",
+            "::ffff:127.0.0.1",
             "64:ff9b::a00:1",
+            "64:ff9b::808:808",
+            "64:ff9b:1::1",
+            "100::1",
+            "100:0:0:1::1",
+            "2001::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2001:1::1",
+            "2001:2::1",
+            "2001:10::1",
+            "2001:1ff::1",
+            "2001:db8::1",
+            "2002::1",
+            "2002:7f00:1::1",
+            "2620:4f:8000::1",
+            "3fff::1",
+            "5f00::1",
+            "fc00::1",
+            "fd00::1",
+            "fe80::1",
+            "febf::1",
+            "fec0::1",
+            "feff::1",
+            "ff02::1",
         ] {
-            assert!(!is_public(private.parse().unwrap()), "{private}");
+            assert!(!is_public(special.parse().unwrap()), "{special}");
         }
-        for public in ["93.184.216.34", "1.1.1.1", "2606:4700::1111"] {
+        for public in [
+            "93.184.216.34",
+            "1.1.1.1",
+            "100.63.255.255",
+            "100.128.0.1",
+            "172.32.0.1",
+            "198.20.0.1",
+            "223.255.255.255",
+            "::ffff:8.8.8.8",
+            "2606:4700::1111",
+            "2001:200::1",
+            "2620:4f:8001::1",
+        ] {
             assert!(is_public(public.parse().unwrap()), "{public}");
         }
     }
