@@ -169,6 +169,8 @@ pub struct IssuerSettings {
     pub max_registered_clients: usize,
     /// Development only: accept `http://` client ID metadata documents on loopback addresses.
     pub allow_loopback_http_client_ids: bool,
+    /// Private-use redirect URI schemes accepted besides reverse-domain ones (`cursor`, say).
+    pub redirect_schemes: Vec<String>,
     /// Start even when the documented development users are configured and `server.bind` is
     /// not a loopback address.
     pub allow_dev_users_on_public_bind: bool,
@@ -450,6 +452,7 @@ const LIST_KEYS: &[&str] = &[
     "jwt.role_claims",
     "oauth.authorization_servers",
     "scopes.supported",
+    "issuer.redirect_schemes",
 ];
 
 impl Settings {

@@ -296,3 +296,40 @@ async fn metadata_documents_are_fetched_once_per_url_failures_are_remembered_and
     }
     assert_eq!((documents.fetches.load(Ordering::SeqCst), busy), (8, 12));
 }
+
+// ---------------------------------------------------------------- OAuth weak spots
+
+/// Registers a client with `redirect_uris` at `/register`.
+async fn register(app: &Router, redirect_uris: &[&str]) -> Reply {
+    let body = json!({ "client_name": "x", "redirect_uris": redirect_uris, "token_endpoint_auth_method": "none" });
+    let request =
+        Request::post("/register").header("content-type", "application/json").body(Body::from(body.to_string()));
+    send_as_is(app, request.unwrap()).await
+}
+
+/// Item 14: `ms-msdt:`, `chrome://`, `view-source:`, `jar:` and `ftp://` were accepted as
+/// redirect URIs, and the consent page called `ftp://evil.example/cb` "a program on this
+/// computer". Only https, loopback http and reverse-domain private-use schemes are accepted.
+#[tokio::test]
+async fn only_https_loopback_http_and_reverse_domain_schemes_can_be_registered() {
+    let app = is::app("").await;
+    for scheme_that_runs_things in [
+        "ms-msdt:/id PCWDiagnostic /skip force",
+        "chrome://settings/reset",
+        "view-source:https://app.example/",
+        "jar:https://app.example/a.jar!/x",
+        "ftp://evil.example/cb",
+        "cursor://anysphere.cursor-retrieval/oauth/callback",
+    ] {
+        let reply = register(&app, &[scheme_that_runs_things]).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{scheme_that_runs_things}");
+        assert_eq!(reply.json()["error"], "invalid_redirect_uri", "{scheme_that_runs_things}");
+    }
+    for fine in ["https://app.example/cb", "http://127.0.0.1:7/cb", "com.example.app:/oauth"] {
+        assert_eq!(register(&app, &[fine]).await.status, StatusCode::CREATED, "{fine}");
+    }
+    // A one-word scheme the operator vouches for.
+    let app = is::app("[issuer]\nredirect_schemes = [\"cursor\"]").await;
+    let cursor = register(&app, &["cursor://anysphere.cursor-retrieval/oauth/callback"]).await;
+    assert_eq!(cursor.status, StatusCode::CREATED);
+}

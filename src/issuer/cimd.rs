@@ -52,6 +52,8 @@ type Answer = Result<Client, String>;
 /// Fetches, checks and caches client ID metadata documents.
 pub struct MetadataDocuments {
     allow_loopback_http: bool,
+    /// `issuer.redirect_schemes`.
+    redirect_schemes: Vec<String>,
     /// URL -> the answer for it, and until when (seconds since the epoch).
     cache: Mutex<HashMap<String, (Answer, i64)>>,
     /// URL -> the lock its one fetch at a time holds.
@@ -66,9 +68,10 @@ pub fn is_document_url(client_id: &str) -> bool {
 }
 
 impl MetadataDocuments {
-    pub fn new(allow_loopback_http: bool) -> Self {
+    pub fn new(allow_loopback_http: bool, redirect_schemes: Vec<String>) -> Self {
         MetadataDocuments {
             allow_loopback_http,
+            redirect_schemes,
             cache: Mutex::new(HashMap::new()),
             fetching: Mutex::new(HashMap::new()),
             in_flight: Arc::new(Semaphore::new(MAX_FETCHES_IN_FLIGHT)),
@@ -129,7 +132,9 @@ impl MetadataDocuments {
             return Err("this server is fetching too many client metadata documents; try again shortly".into());
         };
         let answer = match self.fetch(url).await {
-            Ok((document, max_age)) => client_from_document(client_id, &document).map(|client| (client, max_age)),
+            Ok((document, max_age)) => {
+                client_from_document(client_id, &document, &self.redirect_schemes).map(|client| (client, max_age))
+            }
             Err(problem) => Err(problem),
         };
         let now = super::now();
@@ -319,7 +324,7 @@ pub fn is_public(ip: IpAddr) -> bool {
 
 /// Checks a fetched document and turns it into a client (a public one: shared secrets make no
 /// sense in a published document, and `private_key_jwt` is not implemented here).
-fn client_from_document(client_id: &str, document: &Value) -> Result<Client, String> {
+fn client_from_document(client_id: &str, document: &Value, redirect_schemes: &[String]) -> Result<Client, String> {
     let document = document.as_object().ok_or("the client metadata document is not a JSON object")?;
     if document.get("client_id").and_then(Value::as_str) != Some(client_id) {
         return Err("the client metadata document's client_id is not its URL".into());
@@ -338,7 +343,7 @@ fn client_from_document(client_id: &str, document: &Value) -> Result<Client, Str
         _ => return Err("the client metadata document needs 1 to 20 redirect_uris".into()),
     };
     for uri in &redirect_uris {
-        check_redirect_uri(uri)?;
+        check_redirect_uri(uri, redirect_schemes)?;
     }
     match document.get("token_endpoint_auth_method").and_then(Value::as_str) {
         None | Some("none") => {}
@@ -466,7 +471,7 @@ mod tests {
 
     #[test]
     fn client_id_urls_follow_the_draft() {
-        let strict = MetadataDocuments::new(false);
+        let strict = MetadataDocuments::new(false, Vec::new());
         assert!(strict.check_url("https://app.example/client.json").is_ok());
         for bad in [
             "https://app.example",
@@ -481,7 +486,7 @@ mod tests {
         ] {
             assert!(strict.check_url(bad).is_err(), "{bad}");
         }
-        let dev = MetadataDocuments::new(true);
+        let dev = MetadataDocuments::new(true, Vec::new());
         assert!(dev.check_url("http://127.0.0.1:9000/c.json").is_ok());
         assert!(dev.check_url("http://app.example/c.json").is_err());
     }
@@ -490,23 +495,23 @@ mod tests {
     fn documents_must_name_themselves_and_list_valid_redirect_uris() {
         let id = "https://app.example/c.json";
         let good = json!({ "client_id": id, "client_name": "App", "redirect_uris": ["http://127.0.0.1/cb"] });
-        let client = client_from_document(id, &good).unwrap();
+        let client = client_from_document(id, &good, &[]).unwrap();
         assert_eq!(
             (client.name.as_str(), client.grant_types.as_slice()),
             ("App", ["authorization_code".to_owned()].as_slice())
         );
         let mut other_id = good.clone();
         other_id["client_id"] = json!("https://evil.example/c.json");
-        assert!(client_from_document(id, &other_id).is_err());
+        assert!(client_from_document(id, &other_id, &[]).is_err());
         let mut no_name = good.clone();
         no_name.as_object_mut().unwrap().remove("client_name");
-        assert!(client_from_document(id, &no_name).is_err());
+        assert!(client_from_document(id, &no_name, &[]).is_err());
         let mut bad_uri = good.clone();
         bad_uri["redirect_uris"] = json!(["javascript:alert(1)"]);
-        assert!(client_from_document(id, &bad_uri).is_err());
+        assert!(client_from_document(id, &bad_uri, &[]).is_err());
         let mut secret = good.clone();
         secret["token_endpoint_auth_method"] = json!("client_secret_basic");
-        assert!(client_from_document(id, &secret).is_err());
+        assert!(client_from_document(id, &secret, &[]).is_err());
     }
 
     #[test]

@@ -71,10 +71,11 @@ impl Client {
     }
 
     /// A client from `[[issuer.clients]]`; its redirect URIs and secret hash are checked.
-    pub fn configured(config: &IssuerClient) -> Result<Self, StartupError> {
+    pub fn configured(config: &IssuerClient, extra_schemes: &[String]) -> Result<Self, StartupError> {
         let key = format!("issuer.clients.{}", config.client_id);
         for uri in &config.redirect_uris {
-            check_redirect_uri(uri).map_err(|problem| StartupError::config(format!("{key}.redirect_uris"), problem))?;
+            check_redirect_uri(uri, extra_schemes)
+                .map_err(|problem| StartupError::config(format!("{key}.redirect_uris"), problem))?;
         }
         let secret = if config.secret_hash.is_empty() {
             Secret::None
@@ -120,15 +121,15 @@ impl Client {
     }
 }
 
-/// Schemes that must never be a redirect target: they run code or read local data.
-const FORBIDDEN_SCHEMES: &[&str] = &["javascript", "data", "file", "blob", "about", "vbscript", "filesystem"];
-
-/// Whether `uri` may be registered as a redirect URI: absolute, no fragment, and `https`,
-/// `http` on a loopback host (MCP: "either localhost or HTTPS"), or a private-use scheme of a
-/// native app (RFC 8252 section 7.1, e.g. `com.example.app:/callback`, `cursor://...`).
-pub fn check_redirect_uri(uri: &str) -> Result<(), String> {
-    if uri.len() > 2000 {
-        return Err("a redirect URI is at most 2000 characters".into());
+/// Whether `uri` may be registered as a redirect URI: absolute, no fragment, and `https`, `http`
+/// on a loopback host (MCP: "either localhost or HTTPS"; RFC 8252 section 7.3), or a native app's
+/// private-use scheme in reverse-domain form (RFC 8252 section 7.1: `com.example.app:/callback`,
+/// a scheme with a period) or one of `extra_schemes` (`issuer.redirect_schemes`). Other schemes
+/// are refused: `ms-msdt:`, `chrome:`, `view-source:`, `jar:`, `ftp:` and their like would hand
+/// the code to whatever the person's system runs for them.
+pub fn check_redirect_uri(uri: &str, extra_schemes: &[String]) -> Result<(), String> {
+    if uri.len() > MAX_REDIRECT_URI_BYTES {
+        return Err(format!("a redirect URI is at most {MAX_REDIRECT_URI_BYTES} characters"));
     }
     let url = Url::parse(uri).map_err(|e| format!("`{uri}` is not an absolute URI ({e})"))?;
     if url.fragment().is_some() {
@@ -138,10 +139,48 @@ pub fn check_redirect_uri(uri: &str) -> Result<(), String> {
         "https" if url.host_str().is_some() => Ok(()),
         "http" if is_loopback_host(&url) => Ok(()),
         "http" | "https" => Err(format!("`{uri}`: http redirect URIs must be on localhost; use https otherwise")),
-        scheme if FORBIDDEN_SCHEMES.contains(&scheme) || scheme.starts_with("ws") => {
-            Err(format!("`{uri}`: the {scheme} scheme cannot be a redirect URI"))
+        scheme if is_private_use_scheme(scheme) || extra_schemes.iter().any(|s| s.eq_ignore_ascii_case(scheme)) => {
+            Ok(())
         }
-        _ => Ok(()),
+        scheme => Err(format!(
+            "`{uri}`: the {scheme} scheme cannot be a redirect URI (https, loopback http, or a native app's \
+             reverse-domain scheme such as com.example.app)"
+        )),
+    }
+}
+
+/// Longest redirect URI accepted, in bytes.
+pub const MAX_REDIRECT_URI_BYTES: usize = 2000;
+
+/// A private-use scheme in reverse-domain form (RFC 8252 section 7.1): labels separated by
+/// periods, at least two of them.
+fn is_private_use_scheme(scheme: &str) -> bool {
+    let labels: Vec<&str> = scheme.split('.').collect();
+    labels.len() >= 2
+        && labels.iter().all(|label| {
+            !label.is_empty()
+                && label.starts_with(|c: char| c.is_ascii_alphabetic())
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+/// Where a redirect URI sends the person's answer, said truthfully for the consent page.
+pub enum Destination {
+    /// A website: its host.
+    Website(String),
+    /// A program on this computer, listening on loopback.
+    ThisComputer,
+    /// The application that handles this scheme on the person's device.
+    App(String),
+}
+
+impl Destination {
+    pub fn of(redirect: &Url) -> Destination {
+        match redirect.scheme() {
+            "http" | "https" if is_loopback_host(redirect) => Destination::ThisComputer,
+            "http" | "https" => Destination::Website(redirect.host_str().unwrap_or_default().to_owned()),
+            scheme => Destination::App(scheme.to_owned()),
+        }
     }
 }
 
@@ -196,9 +235,17 @@ mod tests {
     }
 
     #[test]
-    fn redirect_uris_must_be_https_loopback_http_or_a_private_scheme() {
-        for good in ["https://app.example/cb", "http://127.0.0.1:3000/cb", "http://localhost/cb", "cursor://x/cb"] {
-            assert!(check_redirect_uri(good).is_ok(), "{good}");
+    fn redirect_uris_must_be_https_loopback_http_or_a_reverse_domain_scheme() {
+        for good in [
+            "https://app.example/cb",
+            "http://127.0.0.1:3000/cb",
+            "http://localhost/cb",
+            "http://[::1]:8080/cb",
+            "com.example.app:/callback",
+            "com.example.app://callback",
+            "io.modelcontextprotocol.inspector:/cb",
+        ] {
+            assert!(check_redirect_uri(good, &[]).is_ok(), "{good}");
         }
         for bad in [
             "http://app.example/cb",
@@ -207,9 +254,33 @@ mod tests {
             "data:text/html,hi",
             "file:///etc/passwd",
             "/relative",
+            "ms-msdt:/id PCWDiagnostic",
+            "chrome://settings",
+            "view-source:https://app.example/",
+            "jar:https://app.example/a.jar!/",
+            "ftp://evil.example/cb",
+            "cursor://anysphere.cursor-retrieval/oauth/callback",
+            "com..app:/cb",
+            "com.-app:/cb",
         ] {
-            assert!(check_redirect_uri(bad).is_err(), "{bad}");
+            assert!(check_redirect_uri(bad, &[]).is_err(), "{bad}");
         }
+        let extra = ["cursor".to_owned()];
+        assert!(check_redirect_uri("cursor://anysphere.cursor-retrieval/oauth/callback", &extra).is_ok());
+        assert!(check_redirect_uri("ftp://evil.example/cb", &extra).is_err());
+        assert!(check_redirect_uri(&format!("https://a.example/{}", "x".repeat(2000)), &[]).is_err());
+    }
+
+    #[test]
+    fn the_destination_of_a_redirect_is_named_for_what_it_is() {
+        let of = |uri: &str| match Destination::of(&Url::parse(uri).unwrap()) {
+            Destination::Website(host) => format!("website {host}"),
+            Destination::ThisComputer => "this computer".to_owned(),
+            Destination::App(scheme) => format!("app {scheme}"),
+        };
+        assert_eq!(of("https://app.example/cb"), "website app.example");
+        assert_eq!(of("http://127.0.0.1:5000/cb"), "this computer");
+        assert_eq!(of("com.example.app:/cb"), "app com.example.app");
     }
 
     #[test]

@@ -126,7 +126,7 @@ impl Issuer {
         }
         let mut configured = HashMap::new();
         for config in &issuer_settings.clients {
-            let client = Client::configured(config)?;
+            let client = Client::configured(config, &issuer_settings.redirect_schemes)?;
             if let Some(unknown) = client.roles.iter().find(|r| !settings.scopes.roles.contains_key(*r)) {
                 return Err(StartupError::config(
                     format!("issuer.clients.{}.roles", client.client_id),
@@ -154,7 +154,10 @@ impl Issuer {
             store,
             users,
             configured,
-            documents: cimd::MetadataDocuments::new(issuer_settings.allow_loopback_http_client_ids),
+            documents: cimd::MetadataDocuments::new(
+                issuer_settings.allow_loopback_http_client_ids,
+                issuer_settings.redirect_schemes.clone(),
+            ),
             grants: Grants::from_settings(&settings.scopes),
             resources: Resources(resources),
             limiter: accounts::LoginLimiter::new(issuer_settings.login_max_attempts, issuer_settings.login_window_secs),

@@ -54,7 +54,7 @@ fn handle(core: &Core, body: &[u8]) -> Result<Value, OAuthError> {
         return Err(OAuthError::invalid_redirect_uri("redirect_uris must list 1 to 20 URIs"));
     }
     for uri in &redirect_uris {
-        check_redirect_uri(uri).map_err(OAuthError::invalid_redirect_uri)?;
+        check_redirect_uri(uri, &core.settings.redirect_schemes).map_err(OAuthError::invalid_redirect_uri)?;
     }
     // RFC 7591 section 2: the default method is client_secret_basic.
     let method = match metadata.get("token_endpoint_auth_method") {
