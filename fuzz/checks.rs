@@ -68,11 +68,17 @@ pub fn mcp_post(data: &[u8]) {
     assert!(response.status().as_u16() < 500, "{} for {:?}", response.status(), String::from_utf8_lossy(body));
 }
 
+/// A key pair in `dir` (the server itself only generates keys at its development defaults).
+fn generate_keys(dir: &std::path::Path) {
+    mcp_auth_server::jwt::keyfile::load_or_generate(&dir.join("private.pem"), &[dir.join("public.pem")]).unwrap();
+}
+
 /// A verifier over a key pair generated once in a temporary directory.
 fn verifier() -> &'static Arc<Verifier> {
     static VERIFIER: OnceLock<Arc<Verifier>> = OnceLock::new();
     VERIFIER.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("mcp-auth-fuzz-keys-{}", std::process::id()));
+        generate_keys(&dir);
         let settings = Settings::from_toml(&format!(
             "[jwt]\nprivate_key = {:?}\npublic_keys = [{:?}]",
             dir.join("private.pem").display().to_string(),
@@ -141,6 +147,7 @@ fn full_app() -> &'static Router {
             .find_map(|path| std::fs::read_to_string(path).ok())
             .expect("config/dev.toml");
         let dir = std::env::temp_dir().join(format!("mcp-auth-fuzz-issuer-{}", std::process::id()));
+        generate_keys(&dir);
         let keys = format!(
             "[jwt]\nprivate_key = {:?}\npublic_keys = [{:?}]\n[limits]\nper_address_per_sec = 0\nper_caller_per_sec = 0\n",
             dir.join("private.pem").display().to_string(),

@@ -437,32 +437,53 @@ fn rfc_7638_thumbprint_matches_the_rfc_example() {
 #[test]
 fn a_missing_key_pair_is_generated_once_with_a_private_file_only_the_owner_can_read() {
     let dir = tokens::fresh_dir("generate");
-    let layer = format!(
-        "[jwt]\nprivate_key = {:?}\npublic_keys = [{:?}]",
-        dir.join("k/private.pem").display().to_string(),
-        dir.join("k/public.pem").display().to_string()
-    );
-    let settings = Settings::from_toml(&layer).unwrap();
-    let first = LocalKeys::load_or_generate(&settings).unwrap();
-    assert!(first.generated());
-    let private = std::fs::read_to_string(dir.join("k/private.pem")).unwrap();
-    assert!(private.starts_with("-----BEGIN PRIVATE KEY-----"));
-    assert!(std::fs::read_to_string(dir.join("k/public.pem")).unwrap().starts_with("-----BEGIN PUBLIC KEY-----"));
+    let (private, public) = (dir.join("k/private.pem"), [dir.join("k/public.pem")]);
+    let first = keyfile::load_or_generate(&private, &public).unwrap();
+    assert!(first.generated);
+    let pem = std::fs::read_to_string(&private).unwrap();
+    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert!(std::fs::read_to_string(&public[0]).unwrap().starts_with("-----BEGIN PUBLIC KEY-----"));
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.join("k/private.pem")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(&private).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
-    let second = LocalKeys::load_or_generate(&settings).unwrap();
-    assert!(!second.generated());
-    assert_eq!(first.kid(), second.kid());
+    let second = keyfile::load_or_generate(&private, &public).unwrap();
+    assert!(!second.generated);
+    let kid = |files: &keyfile::KeyFiles| files.signer.as_ref().unwrap().kid().to_owned();
+    assert_eq!(kid(&first), kid(&second));
 
     // The public key is derived again when only it is missing.
-    std::fs::remove_file(dir.join("k/public.pem")).unwrap();
-    let third = LocalKeys::load_or_generate(&settings).unwrap();
-    assert_eq!((third.generated(), third.kid()), (false, first.kid()));
-    assert!(dir.join("k/public.pem").exists());
+    std::fs::remove_file(&public[0]).unwrap();
+    let third = keyfile::load_or_generate(&private, &public).unwrap();
+    assert_eq!((third.generated, kid(&third)), (false, kid(&first)));
+    assert!(public[0].exists());
+}
+
+/// Only the development default paths are ever generated: a mistyped path stops start-up,
+/// naming it, and writes nothing.
+#[test]
+fn the_server_never_writes_a_key_file_at_a_path_that_is_not_the_development_default() {
+    let dir = tokens::fresh_dir("mistyped");
+    let layer = |private: &std::path::Path, public: &std::path::Path| {
+        format!(
+            "[jwt]\nprivate_key = {:?}\npublic_keys = [{:?}]",
+            private.display().to_string(),
+            public.display().to_string()
+        )
+    };
+    let (private, public) = (dir.join("prod-private.pem"), dir.join("prod-public.pem"));
+    let err = LocalKeys::load_or_generate(&Settings::from_toml(&layer(&private, &public)).unwrap()).unwrap_err();
+    assert!(err.to_string().contains("prod-private.pem") && err.to_string().contains("only generated"), "{err}");
+    assert!(!private.exists() && !public.exists());
+
+    // A private key that exists, and a public key path with a typo: refused, nothing derived.
+    keyfile::load_or_generate(&private, std::slice::from_ref(&public)).unwrap();
+    let typo = dir.join("prod-publc.pem");
+    let err = LocalKeys::load_or_generate(&Settings::from_toml(&layer(&private, &typo)).unwrap()).unwrap_err();
+    assert!(err.to_string().contains("prod-publc.pem"), "{err}");
+    assert!(!typo.exists(), "no key file written at a mistyped path");
 }
 
 #[test]
@@ -582,7 +603,7 @@ impl Issuer {
             "[jwt]\nissuer = \"{}\"\njwks_url = \"{}/jwks\"\nmin_refresh_interval_secs = 0\nstartup_timeout_secs = 0",
             self.base, self.base
         );
-        Settings::from_toml_layers(&[&auth_settings(), &remote, &format!("[jwt]\n{extra}")]).unwrap()
+        Settings::from_toml_layers(&[TEST_LAYER, &auth_settings(), &remote, &format!("[jwt]\n{extra}")]).unwrap()
     }
 
     fn token(&self) -> TokenBuilder<'static> {

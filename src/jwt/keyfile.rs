@@ -37,8 +37,10 @@ pub enum KeyFileError {
     Parse { path: PathBuf, kind: &'static str },
     #[error("{}: RSA keys need at least {MIN_BITS} bits, this one has {bits}", path.display())]
     TooSmall { path: PathBuf, bits: usize },
-    #[error("public key file {} does not exist (only the first public key is derived from the private key)", .0.display())]
+    #[error("public key file {} does not exist", .0.display())]
     MissingPublic(PathBuf),
+    #[error("neither the private key {} nor a public key file exists", .0.display())]
+    Missing(PathBuf),
     #[error("cannot generate an RSA key: {0}")]
     Generate(String),
     #[error("cannot sign: {0}")]
@@ -146,6 +148,19 @@ pub struct KeyFiles {
 /// file. A missing first public key file is derived from the private key. Files are created
 /// atomically and never overwritten, so concurrent starters end up with the same pair.
 pub fn load_or_generate(private: &Path, public: &[PathBuf]) -> Result<KeyFiles, KeyFileError> {
+    load_files(private, public, true)
+}
+
+/// Reads the key pair without creating anything: a missing file is an error (`private` may be
+/// absent when a public key file exists: a server that verifies and never signs).
+pub fn load(private: &Path, public: &[PathBuf]) -> Result<KeyFiles, KeyFileError> {
+    load_files(private, public, false)
+}
+
+fn load_files(private: &Path, public: &[PathBuf], create: bool) -> Result<KeyFiles, KeyFileError> {
+    if !create && !private.exists() && !public.iter().any(|p| p.exists()) {
+        return Err(KeyFileError::Missing(private.to_owned()));
+    }
     let mut generated = false;
     if !private.exists() && !public.iter().any(|p| p.exists()) {
         let key = PrivateKey::new(&mut getrandom::SysRng, GENERATED_BITS)
@@ -160,7 +175,7 @@ pub fn load_or_generate(private: &Path, public: &[PathBuf]) -> Result<KeyFiles, 
     for (index, path) in public.iter().enumerate() {
         if !path.exists() {
             match &signer {
-                Some((_, key)) if index == 0 => {
+                Some((_, key)) if index == 0 && create => {
                     let pem = key
                         .to_public_key()
                         .to_public_key_pem(LineEnding::LF)

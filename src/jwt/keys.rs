@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use aws_lc_rs::digest;
@@ -337,6 +338,11 @@ impl KeySet {
     }
 }
 
+/// Where the development key pair lives (`config/default.toml`): the only paths at which key
+/// files are ever generated.
+pub const DEV_PRIVATE_KEY: &str = "keys/dev-private.pem";
+pub const DEV_PUBLIC_KEY: &str = "keys/dev-public.pem";
+
 /// The local key pair from PEM files: the keys the server verifies and publishes, and the
 /// private key that signs dev tokens (the `generate_token` example, tests, a built-in
 /// authorization server).
@@ -358,15 +364,30 @@ impl fmt::Debug for LocalKeys {
 }
 
 impl LocalKeys {
-    /// Loads `jwt.private_key` and `jwt.public_keys`; generates a development pair first when
-    /// none of the files exists (logged as a warning). The verification set holds every public
-    /// key file and the public half of the private key.
+    /// Loads `jwt.private_key` and `jwt.public_keys`. At the development default paths
+    /// (`keys/dev-private.pem`, `keys/dev-public.pem`) a missing pair is generated first (logged
+    /// as a warning), and a missing public half derived; at any other path a missing file stops
+    /// start-up instead, so a mistyped path never makes the server write a key. The verification
+    /// set holds every public key file and the public half of the private key.
     pub fn load_or_generate(settings: &Settings) -> Result<LocalKeys, StartupError> {
         let jwt = &settings.jwt;
         let algorithm = jwt.local_signing_algorithm().ok_or_else(|| {
             StartupError::config("jwt.algorithms", "local keys are RSA: include an RSA algorithm such as RS256")
         })?;
-        let files = keyfile::load_or_generate(&jwt.private_key, &jwt.public_keys).map_err(keys_error)?;
+        let dev_defaults =
+            jwt.private_key == Path::new(DEV_PRIVATE_KEY) && jwt.public_keys == [PathBuf::from(DEV_PUBLIC_KEY)];
+        let files = if dev_defaults {
+            keyfile::load_or_generate(&jwt.private_key, &jwt.public_keys)
+        } else {
+            keyfile::load(&jwt.private_key, &jwt.public_keys)
+        };
+        let files = files.map_err(|err| match err {
+            KeyFileError::Missing(_) | KeyFileError::MissingPublic(_) => StartupError::Keys(format!(
+                "{err} (jwt.private_key, jwt.public_keys); key files are only generated at the development \
+                 defaults ({DEV_PRIVATE_KEY}, {DEV_PUBLIC_KEY}): check the paths, or create the keys"
+            )),
+            other => keys_error(other),
+        })?;
         if files.generated {
             let public_key = jwt.public_keys.first().map(|p| p.display().to_string()).unwrap_or_default();
             tracing::warn!(

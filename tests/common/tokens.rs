@@ -43,6 +43,11 @@ pub fn settings_layer() -> String {
 pub fn local_keys() -> &'static LocalKeys {
     static KEYS: OnceLock<LocalKeys> = OnceLock::new();
     KEYS.get_or_init(|| {
+        // The server only generates keys at its development defaults: the test pair is made
+        // here, as the generate_token example makes any pair it is pointed at.
+        let dir = key_dir();
+        mcp_auth_server::jwt::keyfile::load_or_generate(&dir.join("private.pem"), &[dir.join("public.pem")])
+            .expect("the test key pair");
         let settings = Settings::from_toml(&settings_layer()).expect("settings");
         LocalKeys::load_or_generate(&settings).expect("test keys")
     })
