@@ -86,6 +86,7 @@ impl RemoteKeys {
         let source = jwt.key_source();
         let deadline = Instant::now() + Duration::from_secs(jwt.startup_timeout_secs);
         let mut pause = Duration::from_millis(250);
+        let mut attempt_number = 0u32;
         loop {
             let attempt = async {
                 let (origin, jwks_url) = match &source {
@@ -119,7 +120,16 @@ impl RemoteKeys {
                     }));
                 }
                 Err(err) if err.retryable && Instant::now() + pause < deadline => {
-                    tracing::warn!(error = %err.message, retry_in_ms = pause.as_millis() as u64, "signing keys not available yet");
+                    attempt_number += 1;
+                    // One short line per attempt: the first failure is the telling one (the
+                    // whole list, every metadata URL tried, is in the error if we give up).
+                    let first = err.message.split("; ").next().unwrap_or_default();
+                    let cause: String = first.chars().take(160).collect();
+                    tracing::warn!(
+                        attempt = attempt_number,
+                        retry_in_ms = pause.as_millis() as u64,
+                        "signing keys not available yet: {cause}"
+                    );
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(5));
                 }
