@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
@@ -35,6 +35,8 @@ pub struct Settings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSettings {
+    /// An IP address and port; `localhost:PORT` is read as `127.0.0.1:PORT`.
+    #[serde(deserialize_with = "bind_address")]
     pub bind: SocketAddr,
     /// Normalised at load time: never empty, no trailing slash.
     pub public_url: String,
@@ -47,6 +49,8 @@ pub struct ServerSettings {
     pub header_read_timeout_secs: u64,
     pub max_header_bytes: usize,
     pub body_read_timeout_secs: u64,
+    /// Show the enabled features and every layer's report on `/health`.
+    pub health_details: bool,
 }
 
 /// `[log]`: tracing output.
@@ -458,6 +462,12 @@ const LIST_KEYS: &[&str] = &[
 impl Settings {
     /// Loads the layered configuration of a real process (files and environment).
     pub fn load() -> Result<Settings, StartupError> {
+        Self::load_with(None)
+    }
+
+    /// Loads the layered configuration with `file` (the command line's `--config`) on top of
+    /// the profile file, below the environment.
+    pub fn load_with(file: Option<&Path>) -> Result<Settings, StartupError> {
         let dir = std::env::var_os("MCP_AUTH_CONFIG_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("config"));
         let profile_from_env = std::env::var("MCP_AUTH_PROFILE").ok();
         let profile = profile_from_env.clone().unwrap_or_else(|| "dev".to_owned());
@@ -469,6 +479,14 @@ impl Settings {
                 format!("profile file {} does not exist", profile_path.display()),
             ));
         }
+        if let Some(file) = file
+            && !file.is_file()
+        {
+            return Err(StartupError::config("--config", format!("{} is not a file", file.display())));
+        }
+        let environment: Vec<(String, String)> =
+            std::env::vars().filter(|(name, _)| name.starts_with(ENV_PREFIX)).collect();
+        check_environment(&environment)?;
 
         let mut env = Environment::with_prefix("MCP_AUTH")
             .prefix_separator("__")
@@ -479,12 +497,14 @@ impl Settings {
             env = env.with_list_parse_key(key);
         }
 
-        let builder = Config::builder()
+        let mut builder = Config::builder()
             .add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml))
             .add_source(File::from(dir.join("default.toml")).required(false))
-            .add_source(File::from(profile_path).required(false))
-            .add_source(env);
-        Self::finish(builder.build())
+            .add_source(File::from(profile_path).required(false));
+        if let Some(file) = file {
+            builder = builder.add_source(File::from(file.to_owned()).format(FileFormat::Toml));
+        }
+        Self::finish(builder.add_source(env).build()).map_err(|err| name_the_variable(err, &environment))
     }
 
     /// Compiled-in defaults overlaid with `overrides` (TOML). Used by tests and examples, which
@@ -606,11 +626,39 @@ fn check_remote_url(key: &str, raw: &str) -> Result<(), StartupError> {
     Ok(())
 }
 
-/// Fills in the public URL from the bind address when empty, and checks its shape.
+/// `server.bind`: an IP address and port, or `localhost:PORT` (loopback, IPv4). A host name is
+/// refused rather than resolved: which of its addresses to listen on would be a guess.
+fn bind_address<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<SocketAddr, D::Error> {
+    let raw = String::deserialize(deserializer)?;
+    let raw = raw.trim();
+    if let Ok(address) = raw.parse() {
+        return Ok(address);
+    }
+    if let Some(port) = raw.strip_prefix("localhost:").and_then(|port| port.parse::<u16>().ok()) {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    Err(serde::de::Error::custom(format!(
+        "`{raw}` is not an IP address and port: use e.g. 127.0.0.1:3000 (this machine only), 0.0.0.0:3000 \
+         (every interface, with server.public_url set) or [::1]:3000; localhost:PORT is read as 127.0.0.1:PORT"
+    )))
+}
+
+/// Fills in the public URL from the bind address when empty, and checks its shape. Listening on
+/// every interface needs it set: `http://0.0.0.0:3000` would become the issuer and the audience
+/// of every token, and no client can connect to it.
 fn normalise_public_url(raw: &str, bind: SocketAddr) -> Result<String, StartupError> {
     let key = "server.public_url";
     let raw = raw.trim();
     if raw.is_empty() {
+        if bind.ip().is_unspecified() {
+            return Err(StartupError::config(
+                key,
+                format!(
+                    "must be set when server.bind ({bind}) listens on every interface: the URL clients connect \
+                     to, e.g. https://mcp.example.com (it names this server in tokens and metadata)"
+                ),
+            ));
+        }
         return Ok(format!("http://{bind}"));
     }
     let url = Url::parse(raw).map_err(|e| StartupError::config(key, format!("`{raw}` is not a URL: {e}")))?;
@@ -625,4 +673,150 @@ fn normalise_public_url(raw: &str, bind: SocketAddr) -> Result<String, StartupEr
     }
     // `Url` lowercases scheme and host; keep the path as given, without a trailing slash.
     Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// The prefix of the environment variables that set settings: `MCP_AUTH__SECTION__KEY`.
+const ENV_PREFIX: &str = "MCP_AUTH__";
+
+/// Settings whose values are maps with keys of the operator's choosing (`scopes.roles.admin`).
+const MAP_SETTINGS: &[&str] =
+    &["scopes.operations", "scopes.implies", "scopes.roles", "scopes.tools", "scopes.prompts", "scopes.resources"];
+
+/// The dotted setting an environment variable names: `MCP_AUTH__JWT__ISSUER` -> `jwt.issuer`.
+fn setting_of(variable: &str) -> String {
+    variable.trim_start_matches(ENV_PREFIX).to_ascii_lowercase().replace("__", ".")
+}
+
+/// Every setting of the compiled-in defaults (which list them all), as dotted paths.
+fn known_settings() -> Vec<String> {
+    fn walk(prefix: &str, value: &config::Value, out: &mut Vec<String>) {
+        if let Ok(table) = value.clone().into_table()
+            && !MAP_SETTINGS.contains(&prefix)
+        {
+            for (key, value) in table {
+                let path = if prefix.is_empty() { key } else { format!("{prefix}.{key}") };
+                walk(&path, &value, out);
+            }
+        } else {
+            out.push(prefix.to_owned());
+        }
+    }
+    let defaults = Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml)).build();
+    let mut known = Vec::new();
+    if let Ok(defaults) = defaults {
+        walk("", &defaults.cache, &mut known);
+    }
+    known
+}
+
+/// Refuses an environment variable that names no setting, saying which it is and what was
+/// probably meant (`MCP_AUTH__JWT__ISSUR` -> `jwt.issuer`).
+fn check_environment(environment: &[(String, String)]) -> Result<(), StartupError> {
+    let known = known_settings();
+    for (variable, _) in environment {
+        let setting = setting_of(variable);
+        let is_known = known.contains(&setting)
+            || MAP_SETTINGS.iter().any(|map| setting.strip_prefix(map).is_some_and(|rest| rest.starts_with('.')));
+        if is_known {
+            continue;
+        }
+        let section = setting.split('.').next().unwrap_or_default();
+        let closest = known
+            .iter()
+            .filter(|k| k.split('.').next() == Some(section))
+            .min_by_key(|k| edit_distance(k, &setting))
+            .filter(|k| edit_distance(k, &setting) <= 3);
+        let hint = closest.map(|k| format!(" (did you mean `{k}`?)")).unwrap_or_default();
+        return Err(StartupError::config(
+            variable.as_str(),
+            format!("sets `{setting}`, which is not a setting{hint}; every setting is in config/default.toml"),
+        ));
+    }
+    Ok(())
+}
+
+/// A settings error about a value an environment variable set, with the variable named.
+fn name_the_variable(err: StartupError, environment: &[(String, String)]) -> StartupError {
+    let message = err.to_string();
+    let culprit = environment.iter().find(|(variable, _)| {
+        let setting = setting_of(variable);
+        let (section, key) = setting.rsplit_once('.').unwrap_or(("", &setting));
+        message.contains(&format!("`{setting}`"))
+            || (message.contains(&format!("`{key}`")) && message.contains(section))
+    });
+    match culprit {
+        Some((variable, _)) => StartupError::ConfigSource(format!(
+            "{} (set by the environment variable {variable})",
+            message.trim_start_matches("configuration: ")
+        )),
+        None => err,
+    }
+}
+
+/// Levenshtein distance, for "did you mean" hints.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substituted = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substituted.min(row[j] + 1).min(previous + 1);
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn an_environment_variable_that_names_no_setting_is_refused_with_what_was_meant() {
+        let err = check_environment(&env(&[("MCP_AUTH__JWT__ISSUR", "https://idp.example")])).unwrap_err().to_string();
+        assert!(err.contains("MCP_AUTH__JWT__ISSUR") && err.contains("did you mean `jwt.issuer`"), "{err}");
+        assert!(
+            check_environment(&env(&[
+                ("MCP_AUTH__JWT__ISSUER", "https://idp.example"),
+                ("MCP_AUTH__SERVER__ALLOWED_ORIGINS", "https://a.example"),
+                ("MCP_AUTH__SCOPES__ROLES__AUDITOR", "mcp:read"),
+            ]))
+            .is_ok()
+        );
+        let err = check_environment(&env(&[("MCP_AUTH__NOPE__X", "1")])).unwrap_err().to_string();
+        assert!(err.contains("`nope.x`, which is not a setting") && !err.contains("did you mean"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_value_from_the_environment_names_the_variable_that_set_it() {
+        let err = Settings::from_toml("[server]\nmax_connections = \"many\"").unwrap_err();
+        let named = name_the_variable(err, &env(&[("MCP_AUTH__SERVER__MAX_CONNECTIONS", "many")])).to_string();
+        assert!(named.contains("set by the environment variable MCP_AUTH__SERVER__MAX_CONNECTIONS"), "{named}");
+        let err = Settings::from_toml("[server]\nmax_connections = \"many\"").unwrap_err();
+        let other = name_the_variable(err, &env(&[("MCP_AUTH__JWT__ISSUER", "x")])).to_string();
+        assert!(!other.contains("environment variable"), "{other}");
+    }
+
+    #[test]
+    fn bind_takes_an_address_or_localhost_and_says_what_it_accepts() {
+        let bind = |value: &str| Settings::from_toml(&format!("[server]\nbind = \"{value}\""));
+        assert_eq!(bind("localhost:3001").unwrap().server.bind, SocketAddr::from(([127, 0, 0, 1], 3001)));
+        assert_eq!(bind("[::1]:3001").unwrap().server.bind.to_string(), "[::1]:3001");
+        let err = bind("mcp.example.com:3001").unwrap_err().to_string();
+        assert!(err.contains("not an IP address and port") && err.contains("127.0.0.1:3000"), "{err}");
+    }
+
+    #[test]
+    fn listening_on_every_interface_needs_the_public_url() {
+        let err = Settings::from_toml("[server]\nbind = \"0.0.0.0:3001\"").unwrap_err().to_string();
+        assert!(err.contains("server.public_url") && err.contains("every interface"), "{err}");
+        let set = Settings::from_toml("[server]\nbind = \"0.0.0.0:3001\"\npublic_url = \"https://mcp.example.com\"");
+        assert_eq!(set.unwrap().server.public_url, "https://mcp.example.com");
+    }
 }

@@ -837,10 +837,12 @@ async fn the_published_dev_users_refuse_a_public_bind_unless_allowed() {
     let layers = |extra: &str| {
         mcp_auth_server::Settings::from_toml_layers(&[&common::auth_settings(), dev, extra]).expect("settings")
     };
-    let public = layers("[server]\nbind = \"0.0.0.0:3000\"");
+    let public = layers("[server]\nbind = \"0.0.0.0:3000\"\npublic_url = \"https://mcp.example.com\"");
     let err = mcp_auth_server::app(&public).await.expect_err("refused").to_string();
     assert!(err.contains("published development password") && err.contains("alice"), "{err}");
-    let allowed = layers("[server]\nbind = \"0.0.0.0:3000\"\n[issuer]\nallow_dev_users_on_public_bind = true");
+    let allowed = layers(
+        "[server]\nbind = \"0.0.0.0:3000\"\npublic_url = \"https://mcp.example.com\"\n[issuer]\nallow_dev_users_on_public_bind = true",
+    );
     assert!(mcp_auth_server::app(&allowed).await.is_ok());
     assert!(mcp_auth_server::app(&layers("")).await.is_ok(), "loopback is fine");
     // Own users on a public bind are fine.
