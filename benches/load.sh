@@ -226,7 +226,8 @@ EOF
 
 note "memory: $SESSIONS legacy sessions opened and left idle (idle timeout ${IDLE_SECS}s)"
 mem_port=$((PORT + 6))
-start sessions $mem_port env MCP_AUTH__SERVER__BIND="127.0.0.1:$mem_port" MCP_AUTH__MCP__MAX_SESSIONS="$SESSIONS" \
+start sessions $mem_port env MCP_AUTH__SERVER__BIND="127.0.0.1:$mem_port" MCP_AUTH__SERVER__HEALTH_DETAILS=true \
+  MCP_AUTH__MCP__MAX_SESSIONS="$SESSIONS" \
   MCP_AUTH__MCP__SESSION_IDLE_TIMEOUT_SECS="$IDLE_SECS" "$server_bin"
 sessions_now() { curl -sf "http://127.0.0.1:$mem_port/health" | python3 -c 'import json,sys; print(json.load(sys.stdin)["mcp"]["sessions"])'; }
 init_body='{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"load.sh","version":"1"}}}'

@@ -119,9 +119,9 @@ impl OAuthMeta {
 
     /// RFC 8414 metadata of an external issuer, fetched now and refreshed every `refresh`, so
     /// clients that look on this origin find the real authorization server. Until the first
-    /// fetch succeeds the route answers 503; afterwards the last good copy is kept if the
-    /// issuer is briefly down.
-    pub async fn external_authorization_server(&self, refresh: Duration) -> Router {
+    /// fetch succeeds the route answers 503 and the readiness check (returned beside the route)
+    /// fails; afterwards the last good copy is kept if the issuer is briefly down.
+    pub async fn external_authorization_server(&self, refresh: Duration) -> (Router, MetadataReadiness) {
         let mirror = Arc::new(Mirror { issuer: self.issuer.clone(), document: RwLock::new(None) });
         if let Err(problem) = mirror.fetch().await {
             tracing::warn!(issuer = %self.issuer, %problem, "issuer metadata unavailable; retrying in the background");
@@ -137,7 +137,8 @@ impl OAuthMeta {
                 }
             }
         });
-        Router::new()
+        let readiness = MetadataReadiness(mirror.clone());
+        let router = Router::new()
             .route(
                 AS_PATH,
                 get(move || {
@@ -158,7 +159,8 @@ impl OAuthMeta {
                     }
                 }),
             )
-            .layer(metadata_cors())
+            .layer(metadata_cors());
+        (router, readiness)
     }
 
     /// The `_meta` entries of `initialize` / `server/discover` results.
@@ -252,6 +254,19 @@ pub fn mcp_cors(settings: &Settings) -> CorsLayer {
         ])
         .expose_headers([header::WWW_AUTHENTICATE, name("mcp-session-id"), name("mcp-protocol-version")])
         .max_age(Duration::from_secs(600))
+}
+
+/// The readiness check of a mirrored issuer's metadata: fetched at least once.
+#[derive(Clone)]
+pub struct MetadataReadiness(Arc<Mirror>);
+
+impl MetadataReadiness {
+    pub fn check(&self) -> Result<(), String> {
+        match self.0.document.read().expect("lock").is_some() {
+            true => Ok(()),
+            false => Err(format!("the metadata of issuer {} could not be fetched yet", self.0.issuer)),
+        }
+    }
 }
 
 /// A cached copy of an external issuer's metadata.

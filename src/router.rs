@@ -75,7 +75,8 @@ impl AppBuilder {
         let settings = &self.settings;
         let public_url = settings.server.public_url.clone();
         #[allow(unused_mut)]
-        let mut health = Health::new(enabled_features()).section("public_url", move || public_url.clone().into());
+        let mut health = Health::new(enabled_features(), settings.server.health_details)
+            .section("public_url", move || public_url.clone().into());
         #[allow(unused_mut)]
         let mut app = Router::new();
 
@@ -87,8 +88,12 @@ impl AppBuilder {
                 &settings.token_issuer(),
                 settings.scopes.supported.clone(),
             )?;
-            app = app.merge(meta.router()).merge(self.authorization_server_metadata(&meta).await);
+            let (metadata, readiness) = self.authorization_server_metadata(&meta).await;
+            app = app.merge(meta.router()).merge(metadata);
             health = health.section("oauth", meta.health());
+            if let Some(readiness) = readiness {
+                health = health.check("issuer_metadata", move || std::future::ready(readiness.check()));
+            }
             meta
         };
         #[cfg(feature = "oauth-meta")]
@@ -105,7 +110,7 @@ impl AppBuilder {
         let auth = {
             let jwt = crate::jwt::Jwt::from_settings(settings).await?;
             app = app.merge(jwt.jwks_router());
-            health = health.section("jwt", jwt.health());
+            health = health.section("jwt", jwt.health()).check("keys", jwt.readiness());
             // Step 10: the embedded authorization server, signing with the same local key.
             #[cfg(feature = "issuer")]
             if self.embedded_issuer() {
@@ -220,14 +225,18 @@ impl AppBuilder {
     /// authorization server's (it serves its own); or, when we issue tokens offline only, ours
     /// without endpoints.
     #[cfg(feature = "oauth-meta")]
-    async fn authorization_server_metadata(&self, meta: &crate::oauth_meta::OAuthMeta) -> Router {
+    async fn authorization_server_metadata(
+        &self,
+        meta: &crate::oauth_meta::OAuthMeta,
+    ) -> (Router, Option<crate::oauth_meta::MetadataReadiness>) {
         if !self.settings.jwt.issuer.is_empty() {
             let refresh = std::time::Duration::from_secs(self.settings.oauth.metadata_refresh_secs);
-            meta.external_authorization_server(refresh).await
+            let (router, readiness) = meta.external_authorization_server(refresh).await;
+            (router, Some(readiness))
         } else if self.embedded_issuer() {
-            Router::new()
+            (Router::new(), None)
         } else {
-            meta.local_authorization_server(&self.settings.scopes.supported)
+            (meta.local_authorization_server(&self.settings.scopes.supported), None)
         }
     }
 

@@ -109,6 +109,16 @@ impl Jwt {
     }
 
     /// The `/health` section: key source and status.
+    /// The readiness check: keys to verify tokens with are loaded (remote ones were fetched at
+    /// start-up, and are kept while the issuer is unreachable).
+    pub fn readiness(&self) -> impl Fn() -> std::future::Ready<Result<(), String>> + Send + Sync + 'static {
+        let verifier = self.verifier.clone();
+        move || {
+            let ready = !verifier.key_set().is_empty();
+            std::future::ready(if ready { Ok(()) } else { Err("no keys to verify tokens with".to_owned()) })
+        }
+    }
+
     pub fn health(&self) -> impl Fn() -> Value + Send + Sync + 'static {
         let verifier = self.verifier.clone();
         let local = self.local.clone();

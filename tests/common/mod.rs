@@ -20,13 +20,15 @@ pub mod issuer;
 #[cfg(feature = "jwt")]
 pub mod tokens;
 
-/// Rate limits off: functional tests send many requests with one token from one (unknown)
-/// address; the limits have their own tests, which switch them on.
-pub const NO_RATE_LIMITS: &str = "[limits]\nper_address_per_sec = 0\nper_caller_per_sec = 0\n";
+/// The base layer of the test settings. Rate limits off: functional tests send many requests
+/// with one token from one (unknown) address; the limits have their own tests, which switch them
+/// on. `/health` with every layer's report, which tests read.
+pub const TEST_LAYER: &str =
+    "[limits]\nper_address_per_sec = 0\nper_caller_per_sec = 0\n[server]\nhealth_details = true\n";
 
 /// Default settings for tests, with `overrides` (TOML) on top. Independent of the environment.
 pub fn test_settings_with(overrides: &str) -> Settings {
-    Settings::from_toml_layers(&[NO_RATE_LIMITS, &auth_settings(), overrides]).expect("test settings are valid")
+    Settings::from_toml_layers(&[TEST_LAYER, &auth_settings(), overrides]).expect("test settings are valid")
 }
 
 /// With `jwt`: the test key pair (generated once under the target directory, never in keys/).
