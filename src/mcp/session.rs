@@ -7,12 +7,15 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::Stream;
 use serde_json::Value;
 use tokio::sync::{oneshot, watch};
+// Idleness is measured on tokio's clock, the one the sweeper's interval ticks on (and that tests
+// can pause and advance); outside a paused test it is `std::time::Instant`.
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::jsonrpc::Id;
