@@ -1,6 +1,9 @@
 //! The whole protocol surface (`tools`): resources, multi round-trip input in both eras,
 //! subscriptions, streams (resumption, cancellation, isolation), and that abandoned streams
 //! leave nothing behind.
+//!
+//! Every test drives the app in process on tokio's paused clock: the tools' sleeps, the polls and
+//! the quiet periods that show nothing more arrives pass in no real time, in the same order.
 
 mod common;
 
@@ -132,7 +135,7 @@ async fn stats(app: &Router) -> Value {
 
 // ---------------------------------------------------------------- resources
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn resources_list_read_text_binary_and_templates() {
     let app = app_for(fixture().registry).await;
     let list = send(&app, modern(1, "resources/list", json!({}))).await.json()["result"].clone();
@@ -154,7 +157,7 @@ async fn resources_list_read_text_binary_and_templates() {
     assert_eq!(note["result"]["contents"][0]["text"], "note 42");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_unknown_resource_is_an_error_with_the_code_of_the_era() {
     let app = app_for(fixture().registry).await;
     let modern_reply = send(&app, modern(1, "resources/read", json!({ "uri": "memo://nope" }))).await;
@@ -172,7 +175,7 @@ async fn an_unknown_resource_is_an_error_with_the_code_of_the_era() {
 
 // ---------------------------------------------------------------- multi round-trip input, modern
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn input_required_round_trip_with_a_sealed_request_state() {
     let app = app_for(fixture().registry).await;
     let caps = json!({ "elicitation": {} });
@@ -195,7 +198,7 @@ async fn input_required_round_trip_with_a_sealed_request_state() {
     assert_eq!(replay.json()["error"]["code"], -32602);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_tampered_or_transplanted_request_state_is_refused() {
     let app = app_for(fixture().registry).await;
     let caps = json!({ "elicitation": {} });
@@ -212,7 +215,7 @@ async fn a_tampered_or_transplanted_request_state_is_refused() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn input_is_never_requested_from_a_client_that_did_not_declare_it() {
     let app = app_for(fixture().registry).await;
     let reply =
@@ -223,7 +226,7 @@ async fn input_is_never_requested_from_a_client_that_did_not_declare_it() {
     assert_eq!(error["data"]["requiredCapabilities"], json!({ "elicitation": { "form": {} } }));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn malformed_input_responses_are_invalid_params() {
     let app = app_for(fixture().registry).await;
     for responses in [json!(null), json!({ "name": 12345 }), json!("x")] {
@@ -235,7 +238,7 @@ async fn malformed_input_responses_are_invalid_params() {
 
 // ---------------------------------------------------------------- multi round-trip input, legacy
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn legacy_clients_get_a_real_elicitation_request_on_the_call_stream_and_answer_it() {
     let app = app_for(fixture().registry).await;
     let session = initialize_with(&app, LEGACY, json!({ "elicitation": {} })).await;
@@ -259,7 +262,7 @@ async fn legacy_clients_get_a_real_elicitation_request_on_the_call_stream_and_an
     assert!(result["result"].get("resultType").is_none());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_legacy_client_without_the_capability_gets_an_error_not_a_request() {
     let app = app_for(fixture().registry).await;
     let session = initialize(&app, LEGACY).await;
@@ -270,7 +273,7 @@ async fn a_legacy_client_without_the_capability_gets_an_error_not_a_request() {
 
 // ---------------------------------------------------------------- streams
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn closing_a_modern_stream_stops_the_work() {
     let fixture = fixture();
     let app = app_for(fixture.registry).await;
@@ -285,7 +288,7 @@ async fn closing_a_modern_stream_stops_the_work() {
     assert!(fixture.forever.wait_for(0).await, "the tool stopped when the client closed the stream");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn legacy_cancellation_stops_the_work_and_sends_no_response() {
     let fixture = fixture();
     let app = app_for(fixture.registry).await;
@@ -301,7 +304,7 @@ async fn legacy_cancellation_stops_the_work_and_sends_no_response() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_legacy_client_disconnecting_does_not_cancel_and_resumes_with_last_event_id() {
     let app = app_for(fixture().registry).await;
     let session = initialize(&app, LEGACY).await;
@@ -332,7 +335,7 @@ async fn a_legacy_client_disconnecting_does_not_cancel_and_resumes_with_last_eve
     assert_eq!(result["result"]["content"][0]["text"], "both parts done");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_listen_stream_acknowledges_then_delivers_only_what_was_asked_tagged_with_its_id() {
     let fixture = fixture();
     let registry = fixture.registry.clone();
@@ -379,7 +382,7 @@ async fn a_listen_stream_acknowledges_then_delivers_only_what_was_asked_tagged_w
     assert!(tools.next_message(QUIET).await.is_none(), "the tools stream asked for no resource updates");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn legacy_and_modern_clients_at_once_never_see_each_others_messages() {
     let fixture = fixture();
     let registry = fixture.registry.clone();
@@ -447,7 +450,7 @@ async fn legacy_and_modern_clients_at_once_never_see_each_others_messages() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn abandoned_streams_leave_no_session_stream_or_task_behind() {
     let fixture = fixture();
     let app = app_for(fixture.registry).await;
