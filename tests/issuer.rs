@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::issuer::{
@@ -11,6 +13,9 @@ use common::issuer::{
     SERVICE_SECRET, authorize_uri, claims, query_of, redeem, text, token_request,
 };
 use common::{Reply, send_as_is};
+use mcp_auth_server::issuer::clients::Client;
+use mcp_auth_server::issuer::store::{AuthorizationCode, PendingRequest, Redeemed, RefreshToken, Session, StoreCounts};
+use mcp_auth_server::issuer::{MemoryStore, Store};
 use serde_json::{Value, json};
 
 async fn get(app: &axum::Router, uri: &str) -> Reply {
@@ -307,13 +312,72 @@ async fn an_unregistered_redirect_uri_gets_an_error_page_and_never_a_redirect() 
     assert_eq!(get(&app, &uri).await.header("location"), None);
 }
 
+/// The default store, except that every code it files was issued `seconds` earlier: redeeming a
+/// code is redeeming it that much later, with no waiting (the issuer checks expiry against the
+/// wall clock, which no test can pause).
+struct CodesIssuedEarlier {
+    store: MemoryStore,
+    seconds: i64,
+}
+
+impl Store for CodesIssuedEarlier {
+    fn save_code(&self, key: &str, mut code: AuthorizationCode) {
+        code.expires_at -= self.seconds;
+        self.store.save_code(key, code);
+    }
+    fn redeem_code(&self, key: &str) -> Redeemed<AuthorizationCode> {
+        self.store.redeem_code(key)
+    }
+    fn save_request(&self, id: &str, request: PendingRequest) -> bool {
+        self.store.save_request(id, request)
+    }
+    fn request(&self, id: &str) -> Option<PendingRequest> {
+        self.store.request(id)
+    }
+    fn take_request(&self, id: &str) -> Option<PendingRequest> {
+        self.store.take_request(id)
+    }
+    fn save_session(&self, key: &str, session: Session) -> bool {
+        self.store.save_session(key, session)
+    }
+    fn session(&self, key: &str) -> Option<Session> {
+        self.store.session(key)
+    }
+    fn save_refresh(&self, key: &str, token: RefreshToken) -> bool {
+        self.store.save_refresh(key, token)
+    }
+    fn redeem_refresh(&self, key: &str) -> Redeemed<RefreshToken> {
+        self.store.redeem_refresh(key)
+    }
+    fn revoke_family(&self, family: &str) -> usize {
+        self.store.revoke_family(family)
+    }
+    fn save_client(&self, client: Client, max: usize) -> bool {
+        self.store.save_client(client, max)
+    }
+    fn client(&self, client_id: &str) -> Option<Client> {
+        self.store.client(client_id)
+    }
+    fn sweep(&self, now: i64) {
+        self.store.sweep(now)
+    }
+    fn counts(&self) -> StoreCounts {
+        self.store.counts()
+    }
+}
+
 #[tokio::test]
 async fn an_expired_code_is_refused() {
-    let app = is::app("[issuer]\ncode_ttl_secs = 1").await;
+    // A code good for 1 s, redeemed 2 s after it was issued.
+    let store = CodesIssuedEarlier { store: MemoryStore::new(), seconds: 2 };
+    let app = mcp_auth_server::AppBuilder::new(is::settings("[issuer]\ncode_ttl_secs = 1"))
+        .issuer_store(Arc::new(store))
+        .build()
+        .await
+        .unwrap();
     let pkce = Pkce::new();
     let callback =
         Browser::new(&app).authorize(&authorize_uri(CLIENT_ID, REDIRECT_URI, &pkce, &[]), "bob", BOB_PASSWORD).await;
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let reply = redeem(&app, CLIENT_ID, &callback, REDIRECT_URI, &pkce).await;
     assert_eq!(reply.json()["error"], "invalid_grant");
 }
