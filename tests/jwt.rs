@@ -544,6 +544,8 @@ struct IssuerState {
     documents: Mutex<HashMap<String, Value>>,
     hits: Mutex<HashMap<String, usize>>,
     down: AtomicBool,
+    /// `/jwks` fails for this many more requests, then works.
+    jwks_down_for: AtomicU64,
     delay_ms: AtomicU64,
 }
 
@@ -568,7 +570,12 @@ impl Issuer {
                 if delay > 0 {
                     tokio::time::sleep(Duration::from_millis(delay)).await;
                 }
-                if state.down.load(Ordering::Relaxed) {
+                let jwks_down = path == "/jwks"
+                    && state
+                        .jwks_down_for
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                        .is_ok();
+                if state.down.load(Ordering::Relaxed) || jwks_down {
                     return StatusCode::SERVICE_UNAVAILABLE.into_response();
                 }
                 match state.documents.lock().unwrap().get(&path) {
@@ -655,9 +662,8 @@ async fn scheduled_refreshes_pick_up_removed_keys_and_keep_keys_while_the_issuer
 
     // The issuer goes down: the scheduled refresh fails, cached keys keep working.
     issuer.set_down(true);
-    let before = issuer.hits("/jwks");
-    wait_until(|| issuer.hits("/jwks") > before).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let failed = |jwt: &Value| jwt["last_error"].as_str().unwrap_or("").contains("503");
+    wait_for_jwt_health(&app, "a scheduled refresh that fails", failed).await;
     assert_eq!(discover_with_token(&app, &t1).await.status, StatusCode::OK, "issuer down, cached keys still used");
     let fresh = issuer.token().signed_with(&k2).subject("dave").build();
     assert_eq!(discover_with_token(&app, &fresh).await.status, StatusCode::OK, "and verify new tokens");
@@ -668,9 +674,7 @@ async fn scheduled_refreshes_pick_up_removed_keys_and_keep_keys_while_the_issuer
     // Back up without k1: the next scheduled refresh drops it.
     issuer.serve_keys(&[rsa_jwk(&k2)]);
     issuer.set_down(false);
-    let before = issuer.hits("/jwks");
-    wait_until(|| issuer.hits("/jwks") > before).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    wait_for_jwt_health(&app, "a scheduled refresh without k1", |jwt| jwt["keys"] == 1).await;
     assert_invalid_token(&discover_with_token(&app, &t1).await, "unknown signing key");
     assert_eq!(discover_with_token(&app, &t2).await.status, StatusCode::OK);
 }
@@ -696,15 +700,17 @@ async fn concurrent_unknown_kid_misses_share_one_fetch_and_a_flood_of_them_is_ra
     let issuer = Issuer::start().await;
     let k1 = tokens::rsa_signer("f1");
     issuer.serve_keys(&[rsa_jwk(&k1)]);
-    issuer.state.delay_ms.store(200, Ordering::Relaxed);
     let bogus = |i: usize| {
         let header = json!({ "alg": "RS256", "typ": "JWT", "kid": format!("bogus-{i}") });
         unsigned(header, &issuer.token().claims(), "c2ln")
     };
 
-    // No minimum interval: twenty simultaneous misses still cause a single fetch.
+    // No minimum interval: twenty simultaneous misses still cause a single fetch. The issuer
+    // answers that fetch slowly, so all twenty misses arrive while it is under way (over TCP,
+    // where tokio's clock cannot be paused, this is real time).
     let app = app_with(&issuer.settings("")).await;
     assert_eq!(issuer.hits("/jwks"), 1);
+    issuer.state.delay_ms.store(200, Ordering::Relaxed);
     let requests = (0..20).map(|i| {
         let app = app.clone();
         let token = bogus(i);
@@ -713,6 +719,7 @@ async fn concurrent_unknown_kid_misses_share_one_fetch_and_a_flood_of_them_is_ra
     let statuses = futures_util::future::join_all(requests).await;
     assert!(statuses.iter().all(|s| *s == StatusCode::UNAUTHORIZED));
     assert_eq!(issuer.hits("/jwks"), 2, "twenty concurrent misses, one fetch");
+    issuer.state.delay_ms.store(0, Ordering::Relaxed);
 
     // With the default-style interval, misses right after a fetch (here: start-up) fetch nothing.
     let limited = app_with(&issuer.settings("min_refresh_interval_secs = 60")).await;
@@ -795,12 +802,8 @@ async fn a_remote_issuer_that_comes_up_during_start_up_is_waited_for() {
     let issuer = Issuer::start().await;
     let k1 = tokens::rsa_signer("late");
     issuer.serve_keys(&[rsa_jwk(&k1)]);
-    issuer.set_down(true);
-    let state = issuer.state.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(600)).await;
-        state.down.store(false, Ordering::Relaxed);
-    });
+    // The keys fail on the first fetch and are there on the next: the start-up retry finds them.
+    issuer.state.jwks_down_for.store(1, Ordering::Relaxed);
     let app = app_with(&issuer.settings("startup_timeout_secs = 10")).await;
     assert!(issuer.hits("/jwks") >= 2);
     assert_eq!(discover_with_token(&app, &issuer.token().signed_with(&k1).build()).await.status, StatusCode::OK);
@@ -854,12 +857,19 @@ async fn es256_and_eddsa_keys_work_when_configured_and_are_refused_otherwise() {
 
 #[tokio::test]
 async fn a_cached_token_still_expires_on_time() {
-    let app = app_with(&test_settings_with("[jwt]\nleeway_secs = 0")).await;
-    let token = TokenBuilder::new().expires_at(tokens::now() + 1).build();
+    let jwt = Jwt::from_settings(&test_settings_with("[jwt]\nleeway_secs = 0")).await.unwrap();
+    let app = Router::new()
+        .route("/mcp", axum::routing::post(|| async { "ok" }))
+        .route_layer(jwt.layer(ChallengeParams::default()));
+    let now = tokens::now();
+    let token = TokenBuilder::new().expires_at(now + 1).build();
     assert_eq!(discover_with_token(&app, &token).await.status, StatusCode::OK);
     assert_eq!(discover_with_token(&app, &token).await.status, StatusCode::OK);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
-    assert_invalid_token(&discover_with_token(&app, &token).await, "token expired");
+    assert_eq!(jwt.verifier().cache().len(), 1, "the token is cached");
+    // 2 s later. `exp` is checked against the wall clock, which tokio cannot pause, so the
+    // verifier is asked for that moment instead of waiting for it (the 401 an expired token gets
+    // is `an_expired_token_is_refused`).
+    assert_eq!(jwt.verifier().verify_at(&token, now + 2).unwrap_err().description(), "token expired");
 }
 
 #[tokio::test]
@@ -921,12 +931,16 @@ async fn a_refusal_sent_before_the_body_is_read_says_connection_close() {
     server.shutdown.trigger();
 }
 
-async fn wait_until(condition: impl Fn() -> bool) {
+/// Polls the app's `/health` until its `jwt` section shows `what` happened. The refresh schedule
+/// runs on the real clock (its fetches go over TCP, where tokio's clock cannot be paused): this
+/// waits for the refresh to have finished, not for a guessed time.
+async fn wait_for_jwt_health(app: &Router, what: &str, condition: impl Fn(&Value) -> bool) {
     for _ in 0..100 {
-        if condition() {
+        let health = send_as_is(app, Request::get("/health").body(Body::empty()).unwrap()).await.json();
+        if condition(&health["jwt"]) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("condition not reached in 5 s");
+    panic!("{what}: not seen in 5 s");
 }
