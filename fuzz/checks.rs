@@ -200,17 +200,19 @@ pub fn issuer_http(data: &[u8]) {
 }
 
 /// Redirect-URI rules and HTML escaping: no scheme that runs code is ever accepted, a URI
-/// matches itself, and escaped text carries no markup.
+/// matches itself, and text shown on a page carries no markup.
 pub fn redirect_uri(data: &[u8]) {
     use mcp_auth_server::issuer::clients::{check_redirect_uri, redirect_matches};
-    use mcp_auth_server::issuer::pages::escape;
+    use mcp_auth_server::issuer::pages;
     let text = String::from_utf8_lossy(data);
     if check_redirect_uri(&text, &[]).is_ok() {
         let scheme = url::Url::parse(&text).unwrap().scheme().to_owned();
         assert!(matches!(scheme.as_str(), "http" | "https") || scheme.contains('.'), "{text:?}");
         assert!(redirect_matches(&text, &text));
     }
-    let escaped = escape(&text);
+    let page = pages::error("Title", &text);
+    let start = page.find("<p role=\"alert\">").expect("the message paragraph") + "<p role=\"alert\">".len();
+    let escaped = &page[start..start + page[start..].find("</p>").expect("the paragraph ends")];
     assert!(!escaped.contains(['<', '>', '"', '\'']), "{escaped:?}");
 }
 

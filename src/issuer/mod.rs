@@ -144,6 +144,8 @@ impl Issuer {
         if issuer_settings.allow_loopback_http_client_ids {
             tracing::warn!("issuer.allow_loopback_http_client_ids = true: development setting, never for production");
         }
+        // Parse the page templates now, not on the first sign-in.
+        pages::templates();
         let mut resources = vec![settings.mcp_url()];
         resources.extend(settings.jwt.extra_audiences.iter().map(|a| a.trim().to_owned()));
         let core = Core {

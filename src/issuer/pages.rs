@@ -1,54 +1,63 @@
-//! The pages a person sees (feature `issuer`): sign-in, consent, and errors. Hand-written HTML,
-//! no JavaScript, no template engine: every value from outside goes through [`escape`].
+//! The pages a person sees (feature `issuer`): sign-in, consent, and errors, rendered by
+//! minijinja from the templates in `templates/`. No JavaScript, and no hand-made HTML escaping:
+//! the templates are `.html`, so the engine escapes every `{{ value }}` for HTML, and none of
+//! them turns that off.
 //!
 //! Accessibility: one `<h1>` per page, every input has a `<label>`, errors are announced
 //! (`role="alert"`) and tied to the fields (`aria-describedby`), focus is always visible, and the
 //! forms work with the keyboard alone (Tab, Enter). Pages are never cached, never framed
 //! (clickjacking a consent button is an attack), and allow no script at all.
 
+use std::sync::OnceLock;
+
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use minijinja::syntax::SyntaxConfig;
+use minijinja::value::Serde;
+use minijinja::{Environment, UndefinedBehavior};
+use serde::Serialize;
 
-/// `text` made safe for HTML element content and quoted attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
+/// The templates, compiled into the binary: the server needs no files at run time.
+const TEMPLATES: [(&str, &str); 4] = [
+    ("layout.html", include_str!("templates/layout.html")),
+    ("login.html", include_str!("templates/login.html")),
+    ("consent.html", include_str!("templates/consent.html")),
+    ("error.html", include_str!("templates/error.html")),
+];
+
+/// What a person sees if a template fails to render (a bug that the tests of this module catch).
+const FALLBACK: &str = "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Error</title>\n</head>\n\
+    <body>\n<main>\n<h1>Error</h1>\n<p role=\"alert\">This page cannot be shown.</p>\n</main>\n</body>\n</html>\n";
+
+/// The template environment, parsed once (the issuer calls this at start-up).
+pub(super) fn templates() -> &'static Environment<'static> {
+    static ENVIRONMENT: OnceLock<Environment<'static>> = OnceLock::new();
+    ENVIRONMENT.get_or_init(|| {
+        // HTML autoescape is minijinja's default for `.html` names: nothing to switch on.
+        let mut env = Environment::new();
+        // A misspelt variable is an error (a test fails), not an empty string on a page.
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        // Block tags on lines of their own leave no blank lines behind; a page ends with a newline.
+        let syntax = SyntaxConfig::builder().trim_blocks(true).lstrip_blocks(true).keep_trailing_newline(true).build();
+        env.set_syntax(syntax.expect("the default delimiters are valid"));
+        for (name, source) in TEMPLATES {
+            env.add_template(name, source).expect("the page templates parse (the tests render each)");
         }
-    }
-    out
+        env
+    })
 }
 
-const STYLE: &str = "\
-body{font-family:system-ui,sans-serif;line-height:1.5;margin:0;background:#f4f4f6;color:#1a1a1a}\
-main{max-width:32rem;margin:2rem auto;padding:1.5rem 2rem;background:#fff;border:1px solid #ccc;border-radius:8px}\
-h1{font-size:1.5rem;margin-top:0}h2{font-size:1.1rem}\
-label{display:block;font-weight:600;margin-top:1rem}\
-input[type=text],input[type=password]{width:100%;box-sizing:border-box;padding:.5rem;font-size:1rem;border:1px solid #666;border-radius:4px}\
-button{margin-top:1.25rem;margin-right:.5rem;padding:.6rem 1.4rem;font-size:1rem;border-radius:4px;border:1px solid #1a4fa0;background:#1a4fa0;color:#fff;cursor:pointer}\
-button.secondary{background:#fff;color:#1a4fa0}\
-:focus-visible{outline:3px solid #e8a317;outline-offset:2px}\
-.alert{border-left:4px solid #b00020;background:#fdecee;padding:.5rem .75rem}\
-.note{border-left:4px solid #e8a317;background:#fff8e6;padding:.5rem .75rem}\
-dt{font-weight:600}dd{margin:0 0 .5rem 0;word-break:break-all}code{word-break:break-all}";
-
-fn layout(title: &str, body: &str) -> String {
-    format!(
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <meta name=\"referrer\" content=\"no-referrer\">\n<title>{title}</title>\n<style>{STYLE}</style>\n</head>\n\
-         <body>\n<main>\n{body}</main>\n</body>\n</html>\n",
-        title = escape(title),
-    )
+/// Renders template `name` with `page` as its context.
+fn render(name: &str, page: impl Serialize) -> String {
+    let rendered = templates().get_template(name).and_then(|template| template.render(Serde(page)));
+    rendered.unwrap_or_else(|error| {
+        tracing::error!(template = name, %error, "a page template failed to render");
+        FALLBACK.to_owned()
+    })
 }
 
 /// What the sign-in page shows.
+#[derive(Serialize)]
 pub struct LoginPage<'a> {
     pub action: &'a str,
     pub request: &'a str,
@@ -64,39 +73,11 @@ pub struct LoginPage<'a> {
 
 /// The sign-in page.
 pub fn login(page: &LoginPage<'_>) -> String {
-    let (alert, described) = match page.error {
-        Some(error) => (
-            format!("<p class=\"alert\" role=\"alert\" id=\"error\">{}</p>\n", escape(error)),
-            " aria-describedby=\"error\" aria-invalid=\"true\"",
-        ),
-        None => (String::new(), ""),
-    };
-    let body = format!(
-        "<h1>Sign in</h1>\n\
-         <p><strong>{client}</strong>{unverified} wants to use <strong>{resource}</strong> on your behalf. \
-         Sign in to continue.</p>\n{alert}\
-         <form method=\"post\" action=\"{action}\">\n\
-         <input type=\"hidden\" name=\"request\" value=\"{request}\">\n\
-         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\n\
-         <label for=\"username\">Username</label>\n\
-         <input type=\"text\" id=\"username\" name=\"username\" value=\"{username}\" autocomplete=\"username\" \
-         autocapitalize=\"none\" spellcheck=\"false\" required autofocus{described}>\n\
-         <label for=\"password\">Password</label>\n\
-         <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required{described}>\n\
-         <button type=\"submit\">Sign in</button>\n\
-         </form>\n",
-        client = escape(page.client_name),
-        unverified = if page.client_verified { "" } else { " (a name the application gives itself)" },
-        resource = escape(page.resource_name),
-        action = escape(page.action),
-        request = escape(page.request),
-        csrf = escape(page.csrf),
-        username = escape(page.username),
-    );
-    layout("Sign in", &body)
+    render("login.html", page)
 }
 
 /// What the consent page shows.
+#[derive(Serialize)]
 pub struct ConsentPage<'a> {
     pub action: &'a str,
     pub request: &'a str,
@@ -118,65 +99,18 @@ pub struct ConsentPage<'a> {
 
 /// The consent page: who asks, for what, where the answer goes, and Allow / Deny.
 pub fn consent(page: &ConsentPage<'_>) -> String {
-    let granted: String = page
-        .granted
-        .iter()
-        .map(|(scope, description)| format!("<li><code>{}</code>: {}</li>\n", escape(scope), escape(description)))
-        .collect();
-    let withheld = if page.withheld.is_empty() {
-        String::new()
-    } else {
-        let items: String = page.withheld.iter().map(|s| format!("<li><code>{}</code></li>\n", escape(s))).collect();
-        format!("<h2>Asked for, but not available to your account</h2>\n<ul>\n{items}</ul>\n")
-    };
-    let local = if page.redirect_is_local {
-        "<p class=\"note\">The answer goes to a program on this computer (a local address). Allow only if you \
-         started this application yourself just now.</p>\n"
-    } else {
-        ""
-    };
-    let unverified = if page.client_verified {
-        ""
-    } else {
-        "<p class=\"note\">This server has not verified this application: its name is what it says about itself. \
-         Check the client ID and where the answer goes.</p>\n"
-    };
-    let body = format!(
-        "<h1>Allow access?</h1>\n\
-         <p>Signed in as <strong>{user_name}</strong> ({username}).</p>\n\
-         <p><strong>{client}</strong> wants to use <strong>{resource}</strong> on your behalf.</p>\n\
-         <h2>It will be able to</h2>\n<ul>\n{granted}</ul>\n{withheld}\
-         <h2>About this application</h2>\n<dl>\n\
-         <dt>Client ID</dt><dd><code>{client_id}</code></dd>\n\
-         <dt>Your answer is sent to</dt><dd><code>{host}</code></dd>\n</dl>\n{unverified}{local}\
-         <form method=\"post\" action=\"{action}\">\n\
-         <input type=\"hidden\" name=\"request\" value=\"{request}\">\n\
-         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\n\
-         <button type=\"submit\" name=\"decision\" value=\"allow\">Allow</button>\n\
-         <button type=\"submit\" name=\"decision\" value=\"deny\" class=\"secondary\">Deny</button>\n\
-         </form>\n",
-        user_name = escape(page.user_name),
-        username = escape(page.username),
-        client = escape(page.client_name),
-        resource = escape(page.resource),
-        client_id = escape(page.client_id),
-        host = escape(page.redirect_host),
-        action = escape(page.action),
-        request = escape(page.request),
-        csrf = escape(page.csrf),
-    );
-    layout("Allow access?", &body)
+    render("consent.html", page)
 }
 
 /// A page for a request that cannot go back to the application (unknown client, bad redirect
 /// URI, expired or forged form): the person reads what happened, and nothing is redirected.
 pub fn error(title: &str, message: &str) -> String {
-    let body = format!(
-        "<h1>{}</h1>\n<p role=\"alert\">{}</p>\n<p>You can close this page and start again from the application.</p>\n",
-        escape(title),
-        escape(message)
-    );
-    layout(title, &body)
+    #[derive(Serialize)]
+    struct ErrorPage<'a> {
+        title: &'a str,
+        message: &'a str,
+    }
+    render("error.html", ErrorPage { title, message })
 }
 
 /// An HTML response with the headers every page gets. `form_action` is the CSP `form-action`
@@ -208,44 +142,105 @@ pub fn error_response(status: StatusCode, title: &str, message: &str) -> Respons
 mod tests {
     use super::*;
 
+    const EVIL: &str = "<script>alert(1)</script>\"'&";
+    /// `EVIL` as the engine writes it: markup, both quotes and `&` as entities (`/` too).
+    const EVIL_ESCAPED: &str = "&lt;script&gt;alert(1)&lt;&#x2f;script&gt;&quot;&#x27;&amp;";
+
+    fn login_page(error: Option<&str>) -> String {
+        login(&LoginPage {
+            action: "/authorize/login",
+            request: "r",
+            csrf: "c",
+            client_name: EVIL,
+            client_verified: false,
+            resource_name: EVIL,
+            username: EVIL,
+            error,
+        })
+    }
+
+    fn consent_page(withheld: &[String]) -> String {
+        consent(&ConsentPage {
+            action: EVIL,
+            request: EVIL,
+            csrf: EVIL,
+            client_name: EVIL,
+            client_id: EVIL,
+            client_verified: false,
+            redirect_host: EVIL,
+            redirect_is_local: true,
+            user_name: EVIL,
+            username: EVIL,
+            resource: EVIL,
+            granted: &[(EVIL.to_owned(), EVIL.to_owned())],
+            withheld,
+        })
+    }
+
+    /// No markup, no bare quote and no bare `&` from `EVIL` anywhere on `page`, and `EVIL` itself
+    /// shown escaped.
+    fn assert_escaped(page: &str) {
+        assert!(!page.contains("<script") && !page.contains("\"'"), "{page}");
+        assert!(page.contains(EVIL_ESCAPED), "{page}");
+        assert!(!page.contains(FALLBACK), "the template rendered: {page}");
+    }
+
     #[test]
-    fn escaping_covers_markup_and_both_quotes() {
-        assert_eq!(
-            escape(r#"<a href="x" onclick='y'>&</a>"#),
-            "&lt;a href=&quot;x&quot; onclick=&#39;y&#39;&gt;&amp;&lt;/a&gt;"
-        );
+    fn a_client_name_with_markup_and_quotes_is_escaped_on_both_pages() {
+        assert_escaped(&login_page(Some(EVIL)));
+        assert_escaped(&consent_page(&[EVIL.to_owned()]));
     }
 
     #[test]
     fn every_outside_value_on_the_consent_page_is_escaped() {
-        let evil = "<script>alert(1)</script>\"'";
-        let page = consent(&ConsentPage {
-            action: evil,
-            request: evil,
-            csrf: evil,
-            client_name: evil,
-            client_id: evil,
-            client_verified: false,
-            redirect_host: evil,
-            redirect_is_local: true,
-            user_name: evil,
-            username: evil,
-            resource: evil,
-            granted: &[(evil.to_owned(), evil.to_owned())],
-            withheld: &[evil.to_owned()],
-        });
-        assert!(!page.contains("<script"), "{page}");
-        assert!(!page.contains("\"'"), "{page}");
-        let page = login(&LoginPage {
-            action: evil,
-            request: evil,
-            csrf: evil,
-            client_name: evil,
-            client_verified: false,
-            resource_name: evil,
-            username: evil,
-            error: Some(evil),
-        });
-        assert!(!page.contains("<script"), "{page}");
+        let page = consent_page(&[EVIL.to_owned()]);
+        // Scope, description, withheld scope, client name and ID, user, username, resource, host;
+        // then action, request and csrf in attributes.
+        assert_eq!(page.matches(EVIL_ESCAPED).count(), 12, "{page}");
+        assert!(page.contains(&format!("action=\"{EVIL_ESCAPED}\"")), "{page}");
+    }
+
+    #[test]
+    fn every_outside_value_on_the_sign_in_page_is_escaped() {
+        let page = login_page(Some(EVIL));
+        // Client name, resource name, error, and the username in its attribute.
+        assert_eq!(page.matches(EVIL_ESCAPED).count(), 4, "{page}");
+        assert!(page.contains(&format!("name=\"username\" value=\"{EVIL_ESCAPED}\"")), "{page}");
+    }
+
+    #[test]
+    fn an_error_page_escapes_its_title_and_message() {
+        let page = error(EVIL, r#"<a href="x" onclick='y'>&</a>"#);
+        assert!(page.contains(&format!("<title>{EVIL_ESCAPED}</title>")), "{page}");
+        assert!(page.contains(&format!("<h1>{EVIL_ESCAPED}</h1>")), "{page}");
+        assert!(
+            page.contains(
+                "<p role=\"alert\">&lt;a href=&quot;x&quot; onclick=&#x27;y&#x27;&gt;&amp;&lt;&#x2f;a&gt;</p>"
+            ),
+            "{page}"
+        );
+    }
+
+    #[test]
+    fn a_sign_in_error_is_announced_and_tied_to_both_fields() {
+        let page = login_page(Some("Wrong username or password."));
+        assert!(page.contains("<p class=\"alert\" role=\"alert\" id=\"error\">Wrong username or password.</p>"));
+        assert_eq!(page.matches("aria-describedby=\"error\" aria-invalid=\"true\"").count(), 2, "{page}");
+        let page = login_page(None);
+        assert!(!page.contains("role=\"alert\"") && !page.contains("aria-describedby"), "{page}");
+    }
+
+    #[test]
+    fn every_page_has_one_heading_labelled_fields_and_no_script() {
+        let pages = [login_page(None), consent_page(&[]), error("Unknown application", "No.")];
+        for page in &pages {
+            assert!(page.starts_with("<!doctype html>\n<html lang=\"en\">") && page.ends_with("</html>\n"), "{page}");
+            assert_eq!(page.matches("<h1>").count(), 1, "{page}");
+            assert!(!page.contains("<script") && !page.contains("\n\n"), "{page}");
+        }
+        assert!(pages[0].contains("<label for=\"username\">Username</label>"));
+        assert!(pages[0].contains("<label for=\"password\">Password</label>"));
+        assert!(pages[0].contains("<title>Sign in</title>") && pages[1].contains("<title>Allow access?</title>"));
+        assert!(!pages[1].contains("not available to your account"), "nothing withheld: {}", pages[1]);
     }
 }
