@@ -865,12 +865,20 @@ async fn pages_are_plain_framing_proof_and_set_httponly_samesite_cookies() {
     let signed_in = browser.sign_in(&page, "bob", BOB_PASSWORD).await;
     let session = signed_in.header("set-cookie").unwrap();
     assert!(session.starts_with("mcp_as_session=") && session.contains("HttpOnly") && session.contains("SameSite=Lax"));
+    assert!(session.contains("Path=/authorize") && session.contains("Max-Age="), "{session}");
 
     let app = is::app("[server]\npublic_url = \"https://mcp.example.com\"").await;
     let page = Browser::new(&app)
         .get(&authorize_uri(CLIENT_ID, REDIRECT_URI, &Pkce::new(), &[("resource", "https://mcp.example.com/mcp")]))
         .await;
     assert!(page.header("set-cookie").unwrap().contains("; Secure"));
+
+    // Behind a path prefix, the cookies are scoped to the /authorize paths the browser sees.
+    let app = is::app("[server]\npublic_url = \"https://mcp.example.com/tenant\"").await;
+    let resource = ("resource", "https://mcp.example.com/tenant/mcp");
+    let page = Browser::new(&app).get(&authorize_uri(CLIENT_ID, REDIRECT_URI, &Pkce::new(), &[resource])).await;
+    let cookie = page.header("set-cookie").unwrap();
+    assert!(cookie.contains("Path=/tenant/authorize") && cookie.contains("; Secure"), "{cookie}");
 }
 
 #[tokio::test]

@@ -404,8 +404,11 @@ impl Params {
     }
 }
 
-/// The cookies of the sign-in flow.
+/// The cookies of the sign-in flow, read and written with the `cookie` crate.
 pub(crate) mod cookies {
+    use cookie::time::Duration;
+    use cookie::{Cookie, SameSite};
+
     use super::*;
 
     /// Binds forms to the browser that started the request (anti-CSRF). Ends with the browser session.
@@ -413,29 +416,30 @@ pub(crate) mod cookies {
     /// A sign-in.
     pub const SESSION: &str = "mcp_as_session";
 
-    /// The value of cookie `name`, if the request has it.
+    /// The value of cookie `name`, if the request has it (and it is not empty).
     pub fn read(headers: &HeaderMap, name: &str) -> Option<String> {
         headers
             .get_all(header::COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(n, v)| *n == name && !v.is_empty())
-            .map(|(_, v)| v.to_owned())
+            .flat_map(Cookie::split_parse)
+            .filter_map(Result::ok)
+            .find(|cookie| cookie.name() == name && !cookie.value().is_empty())
+            .map(|cookie| cookie.value().to_owned())
     }
 
     /// A `Set-Cookie` value: `HttpOnly; SameSite=Lax`, scoped to the `/authorize` paths, and
     /// `Secure` when the server is served over https.
     pub fn set(core: &Core, name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
-        let mut cookie = format!("{name}={value}; Path={}; HttpOnly; SameSite=Lax", core.path("/authorize"));
-        if core.secure_cookies {
-            cookie.push_str("; Secure");
-        }
+        let mut cookie = Cookie::build((name, value))
+            .path(core.path("/authorize"))
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(core.secure_cookies);
         if let Some(max_age) = max_age {
-            cookie.push_str(&format!("; Max-Age={max_age}"));
+            cookie = cookie.max_age(Duration::seconds(max_age));
         }
-        HeaderValue::from_str(&cookie).expect("cookie values are base64url")
+        HeaderValue::from_str(&cookie.to_string()).expect("cookie values are base64url")
     }
 }
 
@@ -486,6 +490,18 @@ mod tests {
         assert!(resources.resolve(Some("http://127.0.0.1:3000/other")).is_err());
         assert!(resources.resolve(Some("http://127.0.0.1:3000/mcp#x")).is_err());
         assert!(resources.resolve(Some("mcp")).is_err());
+    }
+
+    #[test]
+    fn a_cookie_is_found_among_others_in_any_cookie_header_and_empty_ones_are_absent() {
+        let mut headers = HeaderMap::new();
+        headers.append(header::COOKIE, HeaderValue::from_static("theme=dark; mcp_as_session=; junk"));
+        headers.append(header::COOKIE, HeaderValue::from_static("other=1;  mcp_as_session=abc-_1 ; mcp_as_browser=b"));
+        assert_eq!(cookies::read(&headers, cookies::SESSION).as_deref(), Some("abc-_1"));
+        assert_eq!(cookies::read(&headers, cookies::BROWSER).as_deref(), Some("b"));
+        assert_eq!(cookies::read(&headers, "theme").as_deref(), Some("dark"));
+        assert_eq!(cookies::read(&headers, "missing"), None);
+        assert_eq!(cookies::read(&HeaderMap::new(), cookies::SESSION), None);
     }
 
     #[test]
