@@ -17,12 +17,13 @@ use axum::extract::{ConnectInfo, Extension, Form, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use subtle::ConstantTimeEq;
 use url::Url;
 
 use super::clients::{Origin, is_loopback_host};
 use super::cookies;
 use super::store::{Account, AuthorizationCode, PendingRequest, Session};
-use super::{Core, Params, ct_eq, digest, now, pages, random_token};
+use super::{Core, Params, digest, now, pages, random_token};
 
 /// The validated redirect URI, and what every answer sent there carries.
 struct Reply<'a> {
@@ -296,7 +297,10 @@ fn pending_for(core: &Core, headers: &HeaderMap, id: &str, csrf: Option<&str>) -
         core.store.take_request(id);
         return Err(expired);
     }
-    let same_browser = cookies::read(headers, cookies::BROWSER).is_some_and(|b| ct_eq(&digest(&b), &pending.browser));
+    // Both comparisons take the same time wherever the values differ (subtle), so timing tells
+    // an attacker nothing about how much of a guess was right.
+    let same_browser = cookies::read(headers, cookies::BROWSER)
+        .is_some_and(|b| digest(&b).as_bytes().ct_eq(pending.browser.as_bytes()).into());
     if !same_browser {
         return Err(Refusal {
             status: StatusCode::FORBIDDEN,
@@ -305,7 +309,7 @@ fn pending_for(core: &Core, headers: &HeaderMap, id: &str, csrf: Option<&str>) -
         });
     }
     if let Some(csrf) = csrf
-        && (csrf.is_empty() || !ct_eq(csrf, &pending.csrf))
+        && (csrf.is_empty() || !bool::from(csrf.as_bytes().ct_eq(pending.csrf.as_bytes())))
     {
         return Err(Refusal {
             status: StatusCode::FORBIDDEN,

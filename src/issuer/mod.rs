@@ -370,11 +370,6 @@ pub fn digest(secret: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(secret.as_bytes()))
 }
 
-/// Compares two strings in time that depends only on their lengths.
-pub fn ct_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// Request parameters as sent (query or form), for the OAuth rule that none may be repeated
 /// and that an empty value counts as absent.
 pub struct Params(Vec<(String, String)>);

@@ -25,11 +25,12 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use super::clients::{Client, Secret};
 use super::error::OAuthError;
 use super::store::{Account, Redeemed, RefreshToken};
-use super::{Core, Params, ct_eq, digest, now, random_token};
+use super::{Core, Params, digest, now, random_token};
 
 /// `POST /token`.
 pub(super) async fn token(
@@ -106,7 +107,7 @@ async fn authenticate(core: &Core, headers: &HeaderMap, params: &Params) -> Resu
         }
         (_, None) => return Err(OAuthError::invalid_client("this client must authenticate with its secret")),
         (Secret::Argon2(hash), Some(secret)) => core.users.check_secret(hash, &secret).await,
-        (Secret::Digest(expected), Some(secret)) => ct_eq(&digest(&secret), expected),
+        (Secret::Digest(expected), Some(secret)) => digest(&secret).as_bytes().ct_eq(expected.as_bytes()).into(),
     };
     if !ok {
         tracing::warn!(client_id = %client.client_id, "client authentication failed");
@@ -165,11 +166,13 @@ fn percent_decode(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// Whether `verifier` is a valid PKCE verifier whose S256 challenge is `challenge`.
+/// Whether `verifier` is a valid PKCE verifier whose S256 challenge is `challenge` (compared in
+/// constant time, like the client secret digests above).
 pub fn pkce_matches(verifier: &str, challenge: &str) -> bool {
     let well_formed = (43..=128).contains(&verifier.len())
         && verifier.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
-    well_formed && ct_eq(&URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())), challenge)
+    let expected = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    well_formed && bool::from(expected.as_bytes().ct_eq(challenge.as_bytes()))
 }
 
 fn authorization_code(core: &Core, client: &Client, params: &Params) -> Result<Value, OAuthError> {
