@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use config::{Config, Environment, File, FileFormat};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
@@ -84,7 +85,8 @@ pub struct McpSettings {
     pub sse_keepalive_secs: u64,
     pub page_size: usize,
     pub list_ttl_ms: u64,
-    pub request_state_secret: String,
+    /// The key that seals `requestState` (empty = a random key per process).
+    pub request_state_secret: SecretString,
     pub request_state_ttl_secs: u64,
 }
 
@@ -190,8 +192,9 @@ pub struct IssuerSettings {
 pub struct IssuerUser {
     /// The sign-in name; also the token's `sub` and `preferred_username`.
     pub username: String,
-    /// An Argon2 PHC string (`$argon2id$v=19$...`); never the password itself.
-    pub password_hash: String,
+    /// An Argon2 PHC string (`$argon2id$v=19$...`); never the password itself, but a weak
+    /// password can be found from it offline, so it is kept out of `Debug` output and logs too.
+    pub password_hash: SecretString,
     /// Roles, from `scopes.roles`: they cap the scopes this user can grant.
     pub roles: Vec<String>,
     /// Display name (`name` claim); defaults to the username.
@@ -209,7 +212,7 @@ pub struct IssuerClient {
     pub name: String,
     /// Argon2 PHC string of the client secret; empty = a public client (PKCE, no secret).
     #[serde(default)]
-    pub secret_hash: String,
+    pub secret_hash: SecretString,
     /// Redirect URIs for the authorization code grant.
     #[serde(default)]
     pub redirect_uris: Vec<String>,
@@ -284,7 +287,9 @@ impl IssuerSettings {
                 ));
             }
             let grants = |name: &str| client.grant_types.iter().any(|g| g == name);
-            if grants("client_credentials") && (client.secret_hash.is_empty() || client.roles.is_empty()) {
+            if grants("client_credentials")
+                && (client.secret_hash.expose_secret().is_empty() || client.roles.is_empty())
+            {
                 return Err(StartupError::config(
                     key,
                     "client_credentials needs a secret_hash (a confidential client) and at least one role",
@@ -818,5 +823,26 @@ mod tests {
         assert!(err.contains("server.public_url") && err.contains("every interface"), "{err}");
         let set = Settings::from_toml("[server]\nbind = \"0.0.0.0:3001\"\npublic_url = \"https://mcp.example.com\"");
         assert_eq!(set.unwrap().server.public_url, "https://mcp.example.com");
+    }
+
+    #[test]
+    fn debug_output_of_the_settings_shows_no_secret_and_no_hash() {
+        let secret = "request-state-key-8b1f3c";
+        let user_hash = "$argon2id$v=19$m=19456,t=2,p=1$dXNlcnNhbHQ$dXNlcmhhc2g";
+        let client_hash = "$argon2id$v=19$m=19456,t=2,p=1$Y2xpZW50c2FsdA$Y2xpZW50aGFzaA";
+        let settings = Settings::from_toml(&format!(
+            "[mcp]\nrequest_state_secret = \"{secret}\"\n\
+             [[issuer.users]]\nusername = \"ada\"\npassword_hash = \"{user_hash}\"\nroles = [\"user\"]\n\
+             [[issuer.clients]]\nclient_id = \"batch\"\nsecret_hash = \"{client_hash}\"\n\
+             grant_types = [\"client_credentials\"]\nroles = [\"user\"]"
+        ))
+        .unwrap();
+        assert_eq!(settings.mcp.request_state_secret.expose_secret(), secret);
+        assert_eq!(settings.issuer.clients[0].secret_hash.expose_secret(), client_hash);
+        let debug = format!("{settings:?}");
+        for value in [secret, user_hash, client_hash, "argon2id"] {
+            assert!(!debug.contains(value), "{value} in {debug}");
+        }
+        assert!(debug.contains("ada") && debug.contains("batch"), "the rest is still shown: {debug}");
     }
 }

@@ -16,6 +16,7 @@ use common::{Reply, send_as_is};
 use mcp_auth_server::issuer::clients::Client;
 use mcp_auth_server::issuer::store::{AuthorizationCode, PendingRequest, Redeemed, RefreshToken, Session, StoreCounts};
 use mcp_auth_server::issuer::{MemoryStore, Store};
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 async fn get(app: &axum::Router, uri: &str) -> Reply {
@@ -927,13 +928,16 @@ fn the_dev_profile_passwords_are_the_documented_ones() {
     let dev = include_str!("../config/dev.toml");
     let settings = mcp_auth_server::Settings::from_toml(dev).unwrap();
     let users: Vec<(&str, &str)> =
-        settings.issuer.users.iter().map(|u| (u.username.as_str(), u.password_hash.as_str())).collect();
+        settings.issuer.users.iter().map(|u| (u.username.as_str(), u.password_hash.expose_secret())).collect();
     for (user, password) in [("alice", "wonderland"), ("bob", "builder"), ("guest", "guest")] {
         let hash = users.iter().find(|(u, _)| *u == user).unwrap().1;
         assert!(mcp_auth_server::issuer::password::verify_password(hash, password), "{user}");
     }
     let service = &settings.issuer.clients[0];
-    assert!(mcp_auth_server::issuer::password::verify_password(&service.secret_hash, "dev-service-secret"));
+    assert!(mcp_auth_server::issuer::password::verify_password(
+        service.secret_hash.expose_secret(),
+        "dev-service-secret"
+    ));
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
+use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Semaphore;
 
 use super::password::{DECOY, DEV_PASSWORDS, check_hash, verify_password};
@@ -19,7 +20,7 @@ use crate::error::StartupError;
 
 struct User {
     account: Account,
-    hash: String,
+    hash: SecretString,
 }
 
 /// The people who may sign in.
@@ -36,7 +37,8 @@ impl Users {
         let mut by_name = HashMap::new();
         for user in &issuer.users {
             let key = format!("issuer.users.{}", user.username);
-            check_hash(&user.password_hash).map_err(|p| StartupError::config(format!("{key}.password_hash"), p))?;
+            check_hash(user.password_hash.expose_secret())
+                .map_err(|p| StartupError::config(format!("{key}.password_hash"), p))?;
             if let Some(unknown) = user.roles.iter().find(|r| !settings.scopes.roles.contains_key(*r)) {
                 return Err(StartupError::config(
                     format!("{key}.roles"),
@@ -56,7 +58,7 @@ impl Users {
             let users = issuer.users.iter().map(|u| ("user", &u.username, &u.password_hash));
             let clients = issuer.clients.iter().map(|c| ("client", &c.client_id, &c.secret_hash));
             for (what, name, hash) in users.chain(clients) {
-                if DEV_PASSWORDS.iter().any(|password| verify_password(hash, password)) {
+                if DEV_PASSWORDS.iter().any(|password| verify_password(hash.expose_secret(), password)) {
                     return Err(StartupError::config(
                         "issuer",
                         format!(
@@ -83,7 +85,7 @@ impl Users {
     /// The account of `username` (any case) if `password` is right.
     pub async fn verify(&self, username: &str, password: &str) -> Option<Account> {
         let user = self.by_name.get(&username.trim().to_lowercase());
-        let ok = self.check_secret(user.map_or(DECOY, |u| &u.hash), password).await;
+        let ok = self.check_secret(user.map_or(DECOY, |u| u.hash.expose_secret()), password).await;
         match user {
             Some(user) if ok => Some(user.account.clone()),
             _ => None,

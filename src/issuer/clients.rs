@@ -10,6 +10,7 @@
 //! the same URI with any port, because a native app listens on whatever port is free when it
 //! starts, while its registration (a static metadata document, say) cannot know it.
 
+use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::config::IssuerClient;
@@ -32,7 +33,7 @@ pub enum Secret {
     /// A public client (`token_endpoint_auth_method` `none`): PKCE protects its codes.
     None,
     /// An Argon2 PHC hash from the configuration (people choose these secrets).
-    Argon2(String),
+    Argon2(SecretString),
     /// The SHA-256 digest of a secret this server generated (32 random bytes: no need for a
     /// slow hash).
     Digest(String),
@@ -77,10 +78,10 @@ impl Client {
             check_redirect_uri(uri, extra_schemes)
                 .map_err(|problem| StartupError::config(format!("{key}.redirect_uris"), problem))?;
         }
-        let secret = if config.secret_hash.is_empty() {
+        let secret = if config.secret_hash.expose_secret().is_empty() {
             Secret::None
         } else {
-            super::password::check_hash(&config.secret_hash)
+            super::password::check_hash(config.secret_hash.expose_secret())
                 .map_err(|problem| StartupError::config(format!("{key}.secret_hash"), problem))?;
             Secret::Argon2(config.secret_hash.clone())
         };

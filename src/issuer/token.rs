@@ -23,6 +23,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -106,7 +107,7 @@ async fn authenticate(core: &Core, headers: &HeaderMap, params: &Params) -> Resu
             return Err(OAuthError::invalid_client("a public client authenticates with PKCE, not a secret"));
         }
         (_, None) => return Err(OAuthError::invalid_client("this client must authenticate with its secret")),
-        (Secret::Argon2(hash), Some(secret)) => core.users.check_secret(hash, &secret).await,
+        (Secret::Argon2(hash), Some(secret)) => core.users.check_secret(hash.expose_secret(), &secret).await,
         (Secret::Digest(expected), Some(secret)) => digest(&secret).as_bytes().ct_eq(expected.as_bytes()).into(),
     };
     if !ok {

@@ -37,6 +37,7 @@ use axum::Router;
 use axum::extract::Request;
 use axum::response::IntoResponse;
 use axum::routing::{Route, post};
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 
 pub use context::{AccessControl, Item, RequestContext};
@@ -62,7 +63,7 @@ pub struct McpConfig {
     pub sse_replay_buffer: usize,
     pub sse_keepalive: Option<Duration>,
     pub list_ttl_ms: u64,
-    pub request_state_secret: String,
+    pub request_state_secret: SecretString,
     pub request_state_ttl: Duration,
     /// Extra entries for the `_meta` of `initialize` / `server/discover` results (for example
     /// where the OAuth protected-resource metadata lives).
@@ -136,7 +137,7 @@ impl Endpoint {
         let idle = Duration::from_secs(settings.mcp.session_idle_timeout_secs);
         let mcp = Arc::new(Mcp {
             sessions: SessionStore::new(settings.mcp.max_sessions, idle),
-            sealer: state::StateSealer::new(&config.request_state_secret, config.request_state_ttl),
+            sealer: state::StateSealer::new(config.request_state_secret.expose_secret(), config.request_state_ttl),
             open_streams: Arc::default(),
             discover: modern::discover(&config, &capabilities),
             server_info_json: serde_json::value::to_raw_value(&config.server_info).expect("serverInfo serialises"),
