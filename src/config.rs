@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use config::{Config, Environment, File, FileFormat};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 use url::Url;
 
 use crate::error::StartupError;
@@ -19,7 +19,7 @@ use crate::error::StartupError;
 const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
 /// Every setting of the server.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub server: ServerSettings,
@@ -33,7 +33,7 @@ pub struct Settings {
 }
 
 /// `[server]`: listening, public URL, transport hygiene.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSettings {
     /// An IP address and port; `localhost:PORT` is read as `127.0.0.1:PORT`.
@@ -55,7 +55,7 @@ pub struct ServerSettings {
 }
 
 /// `[log]`: tracing output.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogSettings {
     pub filter: String,
@@ -64,7 +64,7 @@ pub struct LogSettings {
 }
 
 /// Log line format.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Text,
@@ -72,7 +72,7 @@ pub enum LogFormat {
 }
 
 /// `[mcp]`: protocol-layer settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct McpSettings {
     pub server_name: String,
@@ -86,12 +86,13 @@ pub struct McpSettings {
     pub page_size: usize,
     pub list_ttl_ms: u64,
     /// The key that seals `requestState` (empty = a random key per process).
+    #[serde(serialize_with = "redacted")]
     pub request_state_secret: SecretString,
     pub request_state_ttl_secs: u64,
 }
 
 /// `[limits]`: rate limits and caps on `/mcp`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitSettings {
     pub per_address_per_sec: u32,
@@ -104,7 +105,7 @@ pub struct LimitSettings {
 }
 
 /// `[oauth]`: the OAuth metadata this server publishes (feature `oauth-meta`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OAuthSettings {
     pub resource_name: String,
@@ -114,7 +115,7 @@ pub struct OAuthSettings {
 }
 
 /// `[scopes]`: the authorization policy (feature `scopes`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScopeSettings {
     pub supported: Vec<String>,
@@ -129,7 +130,7 @@ pub struct ScopeSettings {
 }
 
 /// What the 401 challenge's `scope` hint lists.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum ChallengeScopes {
     All,
@@ -137,7 +138,7 @@ pub enum ChallengeScopes {
 }
 
 /// A per-item authorization rule.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ItemRule {
     /// Replaces the operation's scopes for this item when set.
@@ -150,7 +151,7 @@ pub struct ItemRule {
 
 /// `[issuer]`: the embedded authorization server (feature `issuer`), used when `jwt.issuer` is
 /// empty: who may sign in, which clients are known in advance, and how long things live.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct IssuerSettings {
     /// Serve the authorization server when this server issues its own tokens.
@@ -187,13 +188,14 @@ pub struct IssuerSettings {
 }
 
 /// A person who may sign in to the embedded authorization server.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct IssuerUser {
     /// The sign-in name; also the token's `sub` and `preferred_username`.
     pub username: String,
     /// An Argon2 PHC string (`$argon2id$v=19$...`); never the password itself, but a weak
     /// password can be found from it offline, so it is kept out of `Debug` output and logs too.
+    #[serde(serialize_with = "redacted")]
     pub password_hash: SecretString,
     /// Roles, from `scopes.roles`: they cap the scopes this user can grant.
     pub roles: Vec<String>,
@@ -203,7 +205,7 @@ pub struct IssuerUser {
 }
 
 /// A client registered in the configuration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct IssuerClient {
     pub client_id: String,
@@ -212,6 +214,7 @@ pub struct IssuerClient {
     pub name: String,
     /// Argon2 PHC string of the client secret; empty = a public client (PKCE, no secret).
     #[serde(default)]
+    #[serde(serialize_with = "redacted")]
     pub secret_hash: SecretString,
     /// Redirect URIs for the authorization code grant.
     #[serde(default)]
@@ -307,7 +310,7 @@ impl IssuerSettings {
 }
 
 /// `[jwt]`: access tokens, and the keys that sign and verify them (used by feature `jwt`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct JwtSettings {
     /// Expected `iss`. Empty = this server issues its own tokens (`iss` = `server.public_url`).
@@ -442,6 +445,12 @@ impl TryFrom<String> for JwtAlgorithm {
         } else {
             Err(format!("unknown algorithm `{name}` (known: {known})"))
         }
+    }
+}
+
+impl Serialize for JwtAlgorithm {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
@@ -678,6 +687,19 @@ fn normalise_public_url(raw: &str, bind: SocketAddr) -> Result<String, StartupEr
     }
     // `Url` lowercases scheme and host; keep the path as given, without a trailing slash.
     Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// How a secret is shown when the settings are printed (`check-config`): whether it is set, never
+/// what it is.
+fn redacted<S: Serializer>(secret: &SecretString, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(if secret.expose_secret().is_empty() { "" } else { "[redacted]" })
+}
+
+impl Settings {
+    /// The effective settings as TOML, secrets redacted: what `check-config` prints.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|err| format!("# the settings cannot be shown as TOML: {err}\n"))
+    }
 }
 
 /// The prefix of the environment variables that set settings: `MCP_AUTH__SECTION__KEY`.

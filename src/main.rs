@@ -1,20 +1,53 @@
-//! The binary: load settings, set up logging, build the app, serve until SIGINT/SIGTERM.
+//! The binary: the command line, then load settings, set up logging, build the app, serve until
+//! SIGINT/SIGTERM.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
 use mcp_auth_server::{AppBuilder, Settings, serve, telemetry};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// An MCP server over HTTP, secured as an OAuth 2.1 protected resource.
+///
+/// Settings come from config/default.toml, config/<profile>.toml (MCP_AUTH_PROFILE, default
+/// dev; the directory is MCP_AUTH_CONFIG_DIR, default ./config), the --config file, and
+/// MCP_AUTH__<SECTION>__<KEY> environment variables, later ones winning.
+#[derive(Parser)]
+#[command(version, about, long_about)]
+struct Cli {
+    /// A TOML settings file, layered over config/<profile>.toml (the environment still wins).
+    #[arg(short, long, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve (the default).
+    Serve,
+    /// Check the settings, print them as TOML with secrets redacted, and exit: 0 when they are
+    /// valid, 1 with the problem otherwise.
+    CheckConfig,
+}
+
 fn main() -> ExitCode {
-    let settings = match Settings::load() {
+    let cli = Cli::parse();
+    let settings = match Settings::load_with(cli.config.as_deref()) {
         Ok(settings) => settings,
         Err(err) => {
             eprintln!("mcp-auth-server: {err}");
             return ExitCode::FAILURE;
         }
     };
+    if let Some(Command::CheckConfig) = cli.command {
+        print!("{}", settings.to_toml());
+        eprintln!("mcp-auth-server: the settings are valid");
+        return ExitCode::SUCCESS;
+    }
     telemetry::init(&settings.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -41,10 +74,10 @@ async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     })?;
     tracing::info!(
         addr = %listener.local_addr()?,
-        public_url = %settings.server.public_url,
         features = ?mcp_auth_server::router::enabled_features(),
         "listening"
     );
+    tracing::info!("ready: {}", mcp_auth_server::router::where_to_connect(&settings));
     let options = serve::ServeOptions::from_settings(&settings.server);
     serve::serve(listener, app, serve::shutdown_signal(), shutdown, options).await?;
     Ok(())

@@ -27,6 +27,22 @@ pub fn enabled_features() -> Vec<&'static str> {
     .collect()
 }
 
+/// The start-up line that tells a person where to connect (and, with the published development
+/// users, how to sign in).
+pub fn where_to_connect(settings: &Settings) -> String {
+    let url = &settings.server.public_url;
+    if !cfg!(feature = "mcp") {
+        return format!("health at {url}/health");
+    }
+    #[cfg_attr(not(feature = "issuer"), allow(unused_mut))]
+    let mut line = format!("connect MCP clients to {url}/mcp");
+    #[cfg(feature = "issuer")]
+    if settings.jwt.issuer.is_empty() && settings.issuer.enabled && crate::issuer::has_development_users(settings) {
+        line.push_str(" and sign in as alice / wonderland (the development users of config/dev.toml)");
+    }
+    line
+}
+
 /// Builds the application from settings, with optional parts supplied by the caller.
 pub struct AppBuilder {
     settings: Settings,

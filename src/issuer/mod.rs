@@ -56,6 +56,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tower_http::cors::{Any, CorsLayer};
@@ -254,6 +255,18 @@ impl Core {
              the server, remove the application's saved registration and connect again"
             .into())
     }
+}
+
+/// Whether the configured users include the development users of `config/dev.toml`, with their
+/// published passwords (their hashes are compared, nothing is re-hashed).
+pub fn has_development_users(settings: &Settings) -> bool {
+    let Ok(dev) = Settings::from_toml(include_str!("../../config/dev.toml")) else { return false };
+    dev.issuer.users.iter().any(|published| {
+        settings.issuer.users.iter().any(|user| {
+            user.username == published.username
+                && user.password_hash.expose_secret() == published.password_hash.expose_secret()
+        })
+    })
 }
 
 /// What the roles permit (`[scopes.roles]`, `[scopes.implies]`): the issuer grants the requested
