@@ -30,6 +30,7 @@ pub struct Settings {
     pub oauth: OAuthSettings,
     pub scopes: ScopeSettings,
     pub issuer: IssuerSettings,
+    pub storage: StorageSettings,
 }
 
 /// `[server]`: listening, public URL, transport hygiene.
@@ -309,6 +310,116 @@ impl IssuerSettings {
     }
 }
 
+/// `[storage]`: where state that must survive a restart, or be shared by instances, is kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSettings {
+    /// Empty = automatic (decided where the store is opened); otherwise a [`StorageUrl`] form.
+    pub url: String,
+}
+
+impl StorageSettings {
+    /// The configured store, or `None` when `url` is empty (automatic).
+    pub fn parsed(&self) -> Result<Option<StorageUrl>, StartupError> {
+        let raw = self.url.trim();
+        if raw.is_empty() { Ok(None) } else { StorageUrl::parse(raw).map(Some) }
+    }
+}
+
+/// A parsed `storage.url`. Lives here rather than in the `store` module because settings are
+/// validated in every build, with or without the store backends.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StorageUrl {
+    /// `memory:` — this process only, lost on restart.
+    Memory,
+    /// `sqlite://PATH` — a database file (relative paths from the working directory).
+    Sqlite(PathBuf),
+    /// `redis://...` or `rediss://...` (TLS) — the URL as given, for the Redis client.
+    Redis(String),
+}
+
+impl StorageUrl {
+    const FORMS: &str = "expected `memory:`, `sqlite://PATH`, `redis://HOST:PORT/DB` or `rediss://HOST:PORT/DB`";
+
+    /// Parses one of the forms `memory:`, `sqlite://PATH`, `redis://...`, `rediss://...`. Errors
+    /// name `storage.url` and never repeat a password.
+    pub fn parse(raw: &str) -> Result<StorageUrl, StartupError> {
+        let key = "storage.url";
+        let raw = raw.trim();
+        if raw == "memory:" {
+            return Ok(StorageUrl::Memory);
+        }
+        if let Some(path) = raw.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(StartupError::config(
+                    key,
+                    "`sqlite://` needs a file path, e.g. `sqlite://data/mcp-auth.db`",
+                ));
+            }
+            return Ok(StorageUrl::Sqlite(PathBuf::from(path)));
+        }
+        if raw.starts_with("redis://") || raw.starts_with("rediss://") {
+            let url = Url::parse(raw)
+                .map_err(|e| StartupError::config(key, format!("`{}` is not a URL: {e}", redact_before_parse(raw))))?;
+            let shown = redact(&url);
+            if url.host_str().is_none_or(str::is_empty) {
+                return Err(StartupError::config(key, format!("`{shown}` has no host")));
+            }
+            if url.fragment().is_some() {
+                return Err(StartupError::config(key, format!("`{shown}` must not have a fragment")));
+            }
+            let db = url.path().trim_start_matches('/');
+            if !db.is_empty() && db.parse::<u16>().is_err() {
+                return Err(StartupError::config(key, format!("`{shown}`: the path is a database number, e.g. `/0`")));
+            }
+            return Ok(StorageUrl::Redis(raw.to_owned()));
+        }
+        // Only the scheme is repeated: the rest may hold a password.
+        let scheme = raw.split_once(':').map_or(raw, |(scheme, _)| scheme);
+        Err(StartupError::config(key, format!("has an unknown form (scheme `{scheme}`): {}", Self::FORMS)))
+    }
+
+    /// The URL for logs and errors: a Redis password is replaced by `***`.
+    pub fn redacted(&self) -> String {
+        match self {
+            StorageUrl::Memory => "memory:".to_owned(),
+            StorageUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
+            StorageUrl::Redis(raw) => Url::parse(raw).map_or_else(|_| redact_before_parse(raw), |url| redact(&url)),
+        }
+    }
+}
+
+/// Debug output is the redacted URL, so a Redis password never reaches a log through `{:?}`.
+impl std::fmt::Debug for StorageUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StorageUrl({})", self.redacted())
+    }
+}
+
+impl std::fmt::Display for StorageUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// A URL with its password (if any) replaced by `***`.
+fn redact(url: &Url) -> String {
+    let mut url = url.clone();
+    if url.password().is_some() {
+        // Only fails for URLs that cannot have credentials, which then have no password.
+        let _ = url.set_password(Some("***"));
+    }
+    url.to_string()
+}
+
+/// An unparsable URL, shown without anything between `://` and the last `@` (the credentials).
+fn redact_before_parse(raw: &str) -> String {
+    match (raw.split_once("://"), raw.rfind('@')) {
+        (Some((scheme, _)), Some(at)) => format!("{scheme}://***{}", &raw[at..]),
+        _ => raw.to_owned(),
+    }
+}
+
 /// `[jwt]`: access tokens, and the keys that sign and verify them (used by feature `jwt`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -567,6 +678,7 @@ impl Settings {
             return Err(StartupError::config("mcp.page_size", "must be greater than 0"));
         }
         self.jwt.validate()?;
+        self.storage.parsed()?;
         self.issuer.validate()
     }
 

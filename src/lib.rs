@@ -13,6 +13,7 @@
 //! | `oauth-meta` | `oauth_meta` | step 7: protected-resource and authorization-server metadata |
 //! | `scopes` | `scopes` | step 8: scope and role authorization per MCP operation |
 //! | `issuer` | `issuer` | step 10: an embedded OAuth 2.1 authorization server (sign-in, consent, tokens) |
+//! | `mcp` | `store` | the storage contract for state that outlives a request, and its `memory:` backend |
 //!
 //! # Layout
 //! - [`config`] — typed settings, layered from files and environment.
@@ -43,6 +44,8 @@ pub mod mcp;
 pub mod oauth_meta;
 #[cfg(feature = "scopes")]
 pub mod scopes;
+#[cfg(feature = "mcp")]
+pub mod store;
 #[cfg(feature = "tools")]
 pub mod tools;
 
