@@ -14,6 +14,7 @@
 //! | `scopes` | `scopes` | step 8: scope and role authorization per MCP operation |
 //! | `issuer` | `issuer` | step 10: an embedded OAuth 2.1 authorization server (sign-in, consent, tokens) |
 //! | `mcp` | `store` | the storage contract for state that outlives a request, and its `memory:` backend |
+//! | `store-sqlite` | `store_sqlite` | that contract on an SQLite file: state survives a restart (one instance) |
 //!
 //! # Layout
 //! - [`config`] — typed settings, layered from files and environment.
@@ -46,6 +47,8 @@ pub mod oauth_meta;
 pub mod scopes;
 #[cfg(feature = "mcp")]
 pub mod store;
+#[cfg(feature = "store-sqlite")]
+pub mod store_sqlite;
 #[cfg(feature = "tools")]
 pub mod tools;
 
