@@ -311,11 +311,34 @@ impl IssuerSettings {
 }
 
 /// `[storage]`: where state that must survive a restart, or be shared by instances, is kept.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageSettings {
     /// Empty = automatic (decided where the store is opened); otherwise a [`StorageUrl`] form.
+    /// A Redis URL may hold a password: it is never printed (`Debug`, `check-config`).
+    #[serde(serialize_with = "url_without_password")]
     pub url: String,
+}
+
+impl std::fmt::Debug for StorageSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageSettings").field("url", &without_password(&self.url)).finish()
+    }
+}
+
+/// `url` with its password, if it has one, replaced by `[redacted]`.
+fn without_password(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("[redacted]"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn url_without_password<S: Serializer>(url: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&without_password(url))
 }
 
 impl StorageSettings {
@@ -957,6 +980,14 @@ mod tests {
         assert!(err.contains("server.public_url") && err.contains("every interface"), "{err}");
         let set = Settings::from_toml("[server]\nbind = \"0.0.0.0:3001\"\npublic_url = \"https://mcp.example.com\"");
         assert_eq!(set.unwrap().server.public_url, "https://mcp.example.com");
+    }
+
+    #[test]
+    fn a_redis_password_in_the_storage_url_is_never_printed() {
+        let settings = Settings::from_toml("[storage]\nurl = \"redis://:hunter2@127.0.0.1:6379/0\"").unwrap();
+        assert!(!format!("{settings:?}").contains("hunter2"));
+        assert!(!settings.to_toml().contains("hunter2"));
+        assert!(settings.to_toml().contains("redis://:[redacted]@127.0.0.1:6379/0"), "{}", settings.to_toml());
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! | `issuer` | `issuer` | step 10: an embedded OAuth 2.1 authorization server (sign-in, consent, tokens) |
 //! | `mcp` | `store` | the storage contract for state that outlives a request, and its `memory:` backend |
 //! | `store-sqlite` | `store_sqlite` | that contract on an SQLite file: state survives a restart (one instance) |
+//! | `store-redis` | `store_redis` | that contract on Redis: state shared by several instances |
 //!
 //! # Layout
 //! - [`config`] — typed settings, layered from files and environment.
@@ -47,6 +48,8 @@ pub mod oauth_meta;
 pub mod scopes;
 #[cfg(feature = "mcp")]
 pub mod store;
+#[cfg(feature = "store-redis")]
+pub mod store_redis;
 #[cfg(feature = "store-sqlite")]
 pub mod store_sqlite;
 #[cfg(feature = "tools")]
