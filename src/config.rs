@@ -326,15 +326,9 @@ impl std::fmt::Debug for StorageSettings {
     }
 }
 
-/// `url` with its password, if it has one, replaced by `[redacted]`.
+/// `url` with its password, if it has one, replaced by `***` (as [`StorageUrl::redacted`]).
 fn without_password(url: &str) -> String {
-    match Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("[redacted]"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
-    }
+    StorageUrl::parse(url).map_or_else(|_| redact_before_parse(url), |parsed| parsed.redacted())
 }
 
 fn url_without_password<S: Serializer>(url: &str, serializer: S) -> Result<S::Ok, S::Error> {
@@ -987,7 +981,7 @@ mod tests {
         let settings = Settings::from_toml("[storage]\nurl = \"redis://:hunter2@127.0.0.1:6379/0\"").unwrap();
         assert!(!format!("{settings:?}").contains("hunter2"));
         assert!(!settings.to_toml().contains("hunter2"));
-        assert!(settings.to_toml().contains("redis://:[redacted]@127.0.0.1:6379/0"), "{}", settings.to_toml());
+        assert!(settings.to_toml().contains("redis://:***@127.0.0.1:6379/0"), "{}", settings.to_toml());
     }
 
     #[test]
