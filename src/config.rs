@@ -167,14 +167,35 @@ pub struct IssuerSettings {
     pub request_ttl_secs: u64,
     /// How long a sign-in is remembered by the browser that made it, in seconds.
     pub session_ttl_secs: u64,
-    /// Failed sign-ins allowed per client address and username within `login_window_secs`.
+    /// Sign-in attempts per account (and per account from one known browser) per window.
     pub login_max_attempts: u32,
-    /// The window of the sign-in rate limit, in seconds.
+    /// The window of the sign-in limits, in seconds.
     pub login_window_secs: u64,
+    /// The longest an account stays locked for unknown browsers, in seconds (the lock doubles
+    /// each time the account is locked again within a day).
+    pub login_max_lockout_secs: u64,
+    /// Sign-in attempts per client address per window, whatever the account.
+    pub login_max_attempts_per_address: u32,
+    /// Authorization requests (`GET /authorize`) per client address per minute.
+    pub authorize_per_address_per_minute: u32,
+    /// Pending authorization requests kept per client address; the address's oldest make room.
+    pub max_pending_per_address: usize,
+    /// Client-secret attempts per client, and per client address, per `login_window_secs`.
+    pub client_secret_max_attempts: u32,
+    /// Password and secret checks waiting for a hashing thread at once; beyond that, 503.
+    pub max_hash_queue: usize,
     /// Accept RFC 7591 dynamic client registration at `/register`.
     pub dynamic_registration: bool,
-    /// The most dynamically registered clients kept at once.
+    /// Registrations per client address per hour.
+    pub registrations_per_address_per_hour: u32,
+    /// The most registrations kept that have not been used yet (the oldest make room).
     pub max_registered_clients: usize,
+    /// A registration never used is forgotten after this many seconds.
+    pub unused_registration_ttl_secs: u64,
+    /// A used registration is forgotten after this many seconds without use.
+    pub idle_registration_ttl_secs: u64,
+    /// The most used registrations kept (the least recently used make room).
+    pub max_used_clients: usize,
     /// Development only: accept `http://` client ID metadata documents on loopback addresses.
     pub allow_loopback_http_client_ids: bool,
     /// Private-use redirect URI schemes accepted besides reverse-domain ones (`cursor`, say).
@@ -250,6 +271,17 @@ impl IssuerSettings {
             ("issuer.session_ttl_secs", self.session_ttl_secs),
             ("issuer.login_window_secs", self.login_window_secs),
             ("issuer.login_max_attempts", u64::from(self.login_max_attempts)),
+            ("issuer.login_max_lockout_secs", self.login_max_lockout_secs),
+            ("issuer.login_max_attempts_per_address", u64::from(self.login_max_attempts_per_address)),
+            ("issuer.authorize_per_address_per_minute", u64::from(self.authorize_per_address_per_minute)),
+            ("issuer.max_pending_per_address", self.max_pending_per_address as u64),
+            ("issuer.client_secret_max_attempts", u64::from(self.client_secret_max_attempts)),
+            ("issuer.max_hash_queue", self.max_hash_queue as u64),
+            ("issuer.registrations_per_address_per_hour", u64::from(self.registrations_per_address_per_hour)),
+            ("issuer.max_registered_clients", self.max_registered_clients as u64),
+            ("issuer.unused_registration_ttl_secs", self.unused_registration_ttl_secs),
+            ("issuer.idle_registration_ttl_secs", self.idle_registration_ttl_secs),
+            ("issuer.max_used_clients", self.max_used_clients as u64),
         ] {
             if value == 0 {
                 return Err(StartupError::config(key, "must be greater than 0"));

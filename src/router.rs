@@ -21,6 +21,8 @@ pub fn enabled_features() -> Vec<&'static str> {
         ("oauth-meta", cfg!(feature = "oauth-meta")),
         ("scopes", cfg!(feature = "scopes")),
         ("issuer", cfg!(feature = "issuer")),
+        ("store-sqlite", cfg!(feature = "store-sqlite")),
+        ("store-redis", cfg!(feature = "store-redis")),
     ]
     .into_iter()
     .filter_map(|(name, on)| on.then_some(name))
@@ -49,8 +51,8 @@ pub struct AppBuilder {
     shutdown: Shutdown,
     #[cfg(feature = "tools")]
     registry: Option<crate::tools::Registry>,
-    #[cfg(feature = "issuer")]
-    issuer_store: Option<std::sync::Arc<dyn crate::issuer::Store>>,
+    #[cfg(feature = "mcp")]
+    store: Option<std::sync::Arc<dyn crate::store::Store>>,
 }
 
 impl AppBuilder {
@@ -60,8 +62,8 @@ impl AppBuilder {
             shutdown: Shutdown::default(),
             #[cfg(feature = "tools")]
             registry: None,
-            #[cfg(feature = "issuer")]
-            issuer_store: None,
+            #[cfg(feature = "mcp")]
+            store: None,
         }
     }
 
@@ -78,10 +80,11 @@ impl AppBuilder {
         self
     }
 
-    /// Keeps the embedded authorization server's state in `store` instead of in memory.
-    #[cfg(feature = "issuer")]
-    pub fn issuer_store(mut self, store: std::sync::Arc<dyn crate::issuer::Store>) -> Self {
-        self.issuer_store = Some(store);
+    /// Keeps the server's state (legacy sessions, the embedded authorization server's) in
+    /// `store` instead of the one `storage.url` names.
+    #[cfg(feature = "mcp")]
+    pub fn store(mut self, store: std::sync::Arc<dyn crate::store::Store>) -> Self {
+        self.store = Some(store);
         self
     }
 
@@ -95,6 +98,21 @@ impl AppBuilder {
             .section("public_url", move || public_url.clone().into());
         #[allow(unused_mut)]
         let mut app = Router::new();
+
+        // Where state that must survive a restart, or be shared by instances, is kept.
+        #[cfg(feature = "mcp")]
+        let store = match self.store.clone() {
+            Some(store) => store,
+            None => open_store(settings).await?,
+        };
+        #[cfg(feature = "mcp")]
+        {
+            let (kind, ping) = (store.kind(), store.clone());
+            health = health.section("store", move || kind.into()).check("store", move || {
+                let store = ping.clone();
+                async move { store.ping().await.map_err(|err| err.to_string()) }
+            });
+        }
 
         // Step 7: where a client learns how to get a token for this server.
         #[cfg(feature = "oauth-meta")]
@@ -130,7 +148,7 @@ impl AppBuilder {
             // Step 10: the embedded authorization server, signing with the same local key.
             #[cfg(feature = "issuer")]
             if self.embedded_issuer() {
-                let issuer = self.issuer(&jwt)?;
+                let issuer = self.issuer(&jwt, store.clone())?;
                 app = app.merge(issuer.router());
                 health = health.section("issuer", issuer.health());
             }
@@ -265,19 +283,75 @@ impl AppBuilder {
 
     /// The embedded authorization server, signing with the `jwt` layer's local key.
     #[cfg(feature = "issuer")]
-    fn issuer(&self, jwt: &crate::jwt::Jwt) -> Result<crate::issuer::Issuer, StartupError> {
+    fn issuer(
+        &self,
+        jwt: &crate::jwt::Jwt,
+        store: std::sync::Arc<dyn crate::store::Store>,
+    ) -> Result<crate::issuer::Issuer, StartupError> {
         let keys = jwt.local_keys().cloned().ok_or_else(|| {
             StartupError::config(
                 "issuer.enabled",
                 "the embedded authorization server needs local keys (jwt.issuer empty)",
             )
         })?;
-        match &self.issuer_store {
-            Some(store) => crate::issuer::Issuer::with_store(&self.settings, keys, store.clone()),
-            None => crate::issuer::Issuer::new(&self.settings, keys),
-        }
+        crate::issuer::Issuer::new(&self.settings, keys, store)
     }
 }
+
+/// The store `storage.url` names; when it is empty, an SQLite file at `data/mcp-auth.db` in a
+/// build with the embedded authorization server and the SQLite backend (the deployable
+/// service), memory otherwise (the tutorial's steps). A store that cannot be opened or reached
+/// stops start-up, naming the setting.
+#[cfg(feature = "mcp")]
+async fn open_store(settings: &Settings) -> Result<std::sync::Arc<dyn crate::store::Store>, StartupError> {
+    use crate::store::StorageUrl;
+    let url = match settings.storage.parsed()? {
+        Some(url) => url,
+        None if cfg!(all(feature = "issuer", feature = "store-sqlite")) => {
+            StorageUrl::Sqlite(std::path::PathBuf::from(DEFAULT_SQLITE_PATH))
+        }
+        None => StorageUrl::Memory,
+    };
+    let store: std::sync::Arc<dyn crate::store::Store> = match &url {
+        StorageUrl::Memory => {
+            tracing::info!(
+                "state is kept in memory: sessions, sign-ins, registrations and refresh tokens are lost on restart"
+            );
+            std::sync::Arc::new(crate::store::MemoryStore::new())
+        }
+        #[cfg(feature = "store-sqlite")]
+        StorageUrl::Sqlite(path) => {
+            let store = crate::store_sqlite::SqliteStore::open(path).await.map_err(store_unavailable)?;
+            tracing::info!(%url, "state is kept in an SQLite file: it survives restarts (one instance)");
+            std::sync::Arc::new(store)
+        }
+        #[cfg(feature = "store-redis")]
+        StorageUrl::Redis(raw) => {
+            let store = crate::store_redis::RedisStore::connect(raw).await.map_err(store_unavailable)?;
+            tracing::info!(%url, "state is kept in Redis: shared by every instance that uses it");
+            std::sync::Arc::new(store)
+        }
+        #[allow(unreachable_patterns)]
+        other => {
+            let feature = if matches!(other, StorageUrl::Redis(_)) { "store-redis" } else { "store-sqlite" };
+            return Err(StartupError::config(
+                "storage.url",
+                format!("names {other}, but this build has no `{feature}` feature (build with --features {feature})"),
+            ));
+        }
+    };
+    Ok(store)
+}
+
+/// A store that cannot be opened or reached at start-up: a settings problem, naming the setting.
+#[cfg(any(feature = "store-sqlite", feature = "store-redis"))]
+fn store_unavailable(err: crate::store::StoreError) -> StartupError {
+    StartupError::config("storage.url", err.to_string())
+}
+
+/// Where the deployable service keeps its state when `storage.url` is empty.
+#[cfg(feature = "mcp")]
+const DEFAULT_SQLITE_PATH: &str = "data/mcp-auth.db";
 
 /// What an operation needs, by its `Mcp-Method` / `Mcp-Name`, for 401 scope hints.
 #[cfg(all(feature = "oauth-meta", feature = "scopes"))]

@@ -283,6 +283,27 @@ impl http_body::Body for ReadToEnd {
     }
 }
 
+/// The address of the client a request comes from: the TCP peer (which [`serve`] records in the
+/// request's extensions as `ConnectInfo`), or, when the proxy in front is trusted to set it
+/// (`limits.trust_forwarded_for`), the first `X-Forwarded-For` hop. `None` in-process (tests).
+pub fn client_address(
+    headers: &axum::http::HeaderMap,
+    peer: Option<SocketAddr>,
+    trust_forwarded_for: bool,
+) -> Option<IpAddr> {
+    if trust_forwarded_for {
+        let forwarded = headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .and_then(|first| first.trim().parse().ok());
+        if forwarded.is_some() {
+            return forwarded;
+        }
+    }
+    peer.map(|peer| peer.ip())
+}
+
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {

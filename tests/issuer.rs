@@ -13,9 +13,6 @@ use common::issuer::{
     SERVICE_SECRET, authorize_uri, claims, query_of, redeem, text, token_request,
 };
 use common::{Reply, send_as_is};
-use mcp_auth_server::issuer::clients::Client;
-use mcp_auth_server::issuer::store::{AuthorizationCode, PendingRequest, Redeemed, RefreshToken, Session, StoreCounts};
-use mcp_auth_server::issuer::{MemoryStore, Store};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
@@ -313,74 +310,28 @@ async fn an_unregistered_redirect_uri_gets_an_error_page_and_never_a_redirect() 
     assert_eq!(get(&app, &uri).await.header("location"), None);
 }
 
-/// The default store, except that every code it files was issued `seconds` earlier: redeeming a
-/// code is redeeming it that much later, with no waiting (the issuer checks expiry against the
-/// wall clock, which no test can pause).
-struct CodesIssuedEarlier {
-    store: MemoryStore,
-    seconds: i64,
-}
-
-impl Store for CodesIssuedEarlier {
-    fn save_code(&self, key: &str, mut code: AuthorizationCode) {
-        code.expires_at -= self.seconds;
-        self.store.save_code(key, code);
-    }
-    fn redeem_code(&self, key: &str) -> Redeemed<AuthorizationCode> {
-        self.store.redeem_code(key)
-    }
-    fn save_request(&self, id: &str, request: PendingRequest) -> bool {
-        self.store.save_request(id, request)
-    }
-    fn request(&self, id: &str) -> Option<PendingRequest> {
-        self.store.request(id)
-    }
-    fn take_request(&self, id: &str) -> Option<PendingRequest> {
-        self.store.take_request(id)
-    }
-    fn save_session(&self, key: &str, session: Session) -> bool {
-        self.store.save_session(key, session)
-    }
-    fn session(&self, key: &str) -> Option<Session> {
-        self.store.session(key)
-    }
-    fn save_refresh(&self, key: &str, token: RefreshToken) -> bool {
-        self.store.save_refresh(key, token)
-    }
-    fn redeem_refresh(&self, key: &str) -> Redeemed<RefreshToken> {
-        self.store.redeem_refresh(key)
-    }
-    fn revoke_family(&self, family: &str) -> usize {
-        self.store.revoke_family(family)
-    }
-    fn save_client(&self, client: Client, max: usize) -> bool {
-        self.store.save_client(client, max)
-    }
-    fn client(&self, client_id: &str) -> Option<Client> {
-        self.store.client(client_id)
-    }
-    fn sweep(&self, now: i64) {
-        self.store.sweep(now)
-    }
-    fn counts(&self) -> StoreCounts {
-        self.store.counts()
-    }
-}
-
 #[tokio::test]
 async fn an_expired_code_is_refused() {
-    // A code good for 1 s, redeemed 2 s after it was issued.
-    let store = CodesIssuedEarlier { store: MemoryStore::new(), seconds: 2 };
+    // A code good for 1 s, redeemed 2 s after it was issued: the store's clock moves on (the
+    // store enforces expiry), no test waits.
+    let offset = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let system = mcp_auth_server::store::system_clock();
+    let clock: mcp_auth_server::store::Clock = {
+        let offset = offset.clone();
+        Arc::new(move || system() + offset.load(std::sync::atomic::Ordering::SeqCst))
+    };
     let app = mcp_auth_server::AppBuilder::new(is::settings("[issuer]\ncode_ttl_secs = 1"))
-        .issuer_store(Arc::new(store))
+        .store(Arc::new(mcp_auth_server::store::MemoryStore::with_clock(clock)))
         .build()
         .await
         .unwrap();
     let pkce = Pkce::new();
     let callback =
         Browser::new(&app).authorize(&authorize_uri(CLIENT_ID, REDIRECT_URI, &pkce, &[]), "bob", BOB_PASSWORD).await;
+    offset.store(2_000, std::sync::atomic::Ordering::SeqCst);
     let reply = redeem(&app, CLIENT_ID, &callback, REDIRECT_URI, &pkce).await;
     assert_eq!(reply.json()["error"], "invalid_grant");
+    assert_eq!(reply.json()["error_description"], "unknown or expired authorization code");
 }
 
 // --- attacks: resources and scopes -----------------------------------------------------------------
@@ -674,11 +625,18 @@ async fn dynamic_registration_follows_rfc_7591_and_our_redirect_rules() {
 }
 
 #[tokio::test]
-async fn registrations_stop_at_the_configured_limit_and_can_be_switched_off() {
+async fn beyond_the_limit_the_oldest_unused_registration_makes_room_and_registration_can_be_switched_off() {
     let app = is::app("[issuer]\nmax_registered_clients = 1").await;
     let metadata = json!({"redirect_uris": ["https://a.example/cb"], "token_endpoint_auth_method": "none"});
-    assert_eq!(register(&app, metadata.clone()).await.status, StatusCode::CREATED);
-    assert_eq!(register(&app, metadata.clone()).await.status, StatusCode::SERVICE_UNAVAILABLE);
+    let first = register(&app, metadata.clone()).await.json()["client_id"].as_str().unwrap().to_owned();
+    let second = register(&app, metadata.clone()).await;
+    assert_eq!(second.status, StatusCode::CREATED, "registration stays open to everyone");
+    let pkce = Pkce::new();
+    let gone = get(&app, &authorize_uri(&first, "https://a.example/cb", &pkce, &[])).await;
+    assert_eq!(gone.status, StatusCode::BAD_REQUEST, "the oldest unused registration made room");
+    let second = second.json()["client_id"].as_str().unwrap().to_owned();
+    let kept = get(&app, &authorize_uri(&second, "https://a.example/cb", &pkce, &[])).await;
+    assert_eq!(kept.status, StatusCode::OK);
     let app = is::app("[issuer]\ndynamic_registration = false").await;
     assert_eq!(register(&app, metadata).await.status, StatusCode::NOT_FOUND);
     let metadata = get(&app, "/.well-known/oauth-authorization-server").await.json();

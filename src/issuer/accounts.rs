@@ -1,21 +1,22 @@
 //! People who may sign in (feature `issuer`): users from `[[issuer.users]]` with Argon2 password
 //! hashes ([`super::password`]), the guard that keeps the published development users off the
-//! network, and the sign-in rate limit.
+//! network, and the sign-in limits ([`SignInLimits`]).
 //!
 //! Argon2 is slow on purpose (tens of milliseconds and 19 MiB per check with the recommended
-//! parameters), so checks run on the blocking thread pool, at most one per core at a time: a
-//! flood of sign-in attempts queues instead of starving the rest of the server.
+//! parameters), so checks run on the blocking thread pool, at most one per core at a time, and a
+//! bounded number wait: a flood of attempts is refused instead of starving the rest of the
+//! server or delaying everyone's sign-in.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Semaphore;
 
 use super::password::{DECOY, DEV_PASSWORDS, check_hash, verify_password};
-use super::store::Account;
-use crate::config::Settings;
+use super::store::{Account, IssuerStore, StoreResult};
+use crate::config::{IssuerSettings, Settings};
 use crate::error::StartupError;
 
 struct User {
@@ -26,7 +27,10 @@ struct User {
 /// The people who may sign in.
 pub struct Users {
     by_name: HashMap<String, User>,
+    /// One per core: checks running at once.
     checks: Arc<Semaphore>,
+    /// `issuer.max_hash_queue`: checks waiting for one of those at once.
+    waiting: Arc<Semaphore>,
 }
 
 impl Users {
@@ -71,7 +75,8 @@ impl Users {
             }
         }
         let permits = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Ok(Users { by_name, checks: Arc::new(Semaphore::new(permits)) })
+        let waiting = Arc::new(Semaphore::new(issuer.max_hash_queue));
+        Ok(Users { by_name, checks: Arc::new(Semaphore::new(permits)), waiting })
     }
 
     pub fn len(&self) -> usize {
@@ -82,99 +87,127 @@ impl Users {
         self.by_name.is_empty()
     }
 
-    /// The account of `username` (any case) if `password` is right.
-    pub async fn verify(&self, username: &str, password: &str) -> Option<Account> {
+    /// The account of `username` (any case) if `password` is right; [`Busy`] when too many
+    /// checks are waiting already.
+    pub async fn verify(&self, username: &str, password: &str) -> Result<Option<Account>, Busy> {
         let user = self.by_name.get(&username.trim().to_lowercase());
-        let ok = self.check_secret(user.map_or(DECOY, |u| u.hash.expose_secret()), password).await;
-        match user {
+        let ok = self.check_secret(user.map_or(DECOY, |u| u.hash.expose_secret()), password).await?;
+        Ok(match user {
             Some(user) if ok => Some(user.account.clone()),
             _ => None,
-        }
+        })
     }
-}
 
-impl Users {
     /// Whether `secret` matches the Argon2 `hash`, checked on the blocking pool, at most one check
-    /// per core at a time. Client secrets of the configuration are checked here too.
-    pub async fn check_secret(&self, hash: &str, secret: &str) -> bool {
+    /// per core at a time, with at most `issuer.max_hash_queue` waiting: beyond that, [`Busy`] at
+    /// once, so a flood of guesses cannot make every sign-in wait. Client secrets of the
+    /// configuration are checked here too.
+    pub async fn check_secret(&self, hash: &str, secret: &str) -> Result<bool, Busy> {
+        let Ok(_waiting) = self.waiting.clone().try_acquire_owned() else { return Err(Busy) };
         let (hash, secret) = (hash.to_owned(), secret.to_owned());
-        let Ok(_permit) = self.checks.acquire().await else { return false };
-        tokio::task::spawn_blocking(move || verify_password(&hash, &secret)).await.unwrap_or(false)
+        let Ok(_permit) = self.checks.acquire().await else { return Ok(false) };
+        Ok(tokio::task::spawn_blocking(move || verify_password(&hash, &secret)).await.unwrap_or(false))
     }
 }
 
-/// Most (address, username) pairs tracked at once; past that the table is cleared (logged).
-const MAX_TRACKED: usize = 100_000;
+/// Too many password or secret checks are waiting: try again shortly (503).
+#[derive(Debug, Clone, Copy)]
+pub struct Busy;
 
-/// (client address, lowercased username) -> (failures, start of their window).
-type Failures = HashMap<(Option<IpAddr>, String), (u32, i64)>;
-
-/// Failed sign-ins per client address and username within a window.
-pub struct LoginLimiter {
-    max_failures: u32,
-    window: i64,
-    failures: Mutex<Failures>,
+/// The sign-in limits (`issuer.login_*`): every attempt counted in the store before the
+/// password is checked, so no number of concurrent guesses exceeds them, and shared by every
+/// instance of a shared store.
+///
+/// Per account, `max` attempts per window from browsers that never signed in to it; the first
+/// attempt beyond locks the account for such browsers, for a window the first time and twice as
+/// long each time it is locked again within a day, at most `max_lockout`. A browser that signed in
+/// to the account before (its device cookie is remembered with the account) is not locked out: it
+/// has `max` attempts per window of its own. Per client address, `per_address` attempts per
+/// window, whatever the account. A success clears the account's and the browser's counts.
+pub struct SignInLimits {
+    max: u32,
+    window: Duration,
+    max_lockout: Duration,
+    per_address: u32,
 }
 
-impl LoginLimiter {
-    pub fn new(max_failures: u32, window_secs: u64) -> Self {
-        LoginLimiter { max_failures, window: window_secs as i64, failures: Mutex::new(HashMap::new()) }
+/// Why an attempt is not checked: 429, with the seconds to wait.
+pub struct Refused {
+    pub retry_after: u64,
+    pub why: &'static str,
+}
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+impl SignInLimits {
+    pub fn from_settings(issuer: &IssuerSettings) -> Self {
+        SignInLimits {
+            max: issuer.login_max_attempts,
+            window: Duration::from_secs(issuer.login_window_secs),
+            max_lockout: Duration::from_secs(issuer.login_max_lockout_secs),
+            per_address: issuer.login_max_attempts_per_address,
+        }
     }
 
-    fn key(ip: Option<IpAddr>, username: &str) -> (Option<IpAddr>, String) {
-        (ip, username.trim().to_lowercase())
-    }
-
-    /// `Err(seconds to wait)` when this pair has used up its attempts.
-    pub fn check(&self, ip: Option<IpAddr>, username: &str, now: i64) -> Result<(), i64> {
-        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        match failures.get(&Self::key(ip, username)) {
-            Some((count, started)) if *count >= self.max_failures && now < started + self.window => {
-                Err(started + self.window - now)
+    /// Counts an attempt to sign in as `username` from `address`, with the browser's device
+    /// cookie digest if it has one, and says whether its password may be checked.
+    pub async fn admit(
+        &self,
+        store: &IssuerStore,
+        address: &str,
+        username: &str,
+        device: Option<&str>,
+    ) -> StoreResult<Result<(), Refused>> {
+        let account = username.trim().to_lowercase();
+        let by_address = store.count(&format!("signin-address/{address}"), self.window).await?;
+        if by_address.count > u64::from(self.per_address) {
+            return Ok(Err(Refused { retry_after: secs(by_address.resets_in), why: "from this address" }));
+        }
+        if let Some(device) = device
+            && store.known_device(device, &account).await?
+        {
+            let by_device = store.count(&format!("signin-device/{device}/{account}"), self.window).await?;
+            if by_device.count > u64::from(self.max) {
+                return Ok(Err(Refused { retry_after: secs(by_device.resets_in), why: "for this account" }));
             }
-            _ => Ok(()),
+            return Ok(Ok(()));
         }
+        let now = super::now();
+        if let Some(until) = store.locked_until(&account).await? {
+            return Ok(Err(Refused { retry_after: (until - now).max(1) as u64, why: "for this account" }));
+        }
+        let by_account = store.count(&format!("signin-account/{account}"), self.window).await?;
+        if by_account.count <= u64::from(self.max) {
+            return Ok(Ok(()));
+        }
+        // The first refused attempt of the window locks the account, longer each time.
+        let lock = if by_account.count == u64::from(self.max) + 1 {
+            let lockouts = store.count(&format!("signin-lockouts/{account}"), DAY).await?.count;
+            let doubled = self.window.saturating_mul(1 << lockouts.saturating_sub(1).min(20));
+            let lock = doubled.min(self.max_lockout).max(by_account.resets_in);
+            store.lock(&account, now + lock.as_secs() as i64).await?;
+            tracing::warn!(%account, lock_secs = lock.as_secs(), lockouts, "sign-in locked for unknown browsers");
+            lock
+        } else {
+            by_account.resets_in
+        };
+        Ok(Err(Refused { retry_after: secs(lock), why: "for this account" }))
     }
 
-    /// Counts a failed attempt.
-    pub fn failed(&self, ip: Option<IpAddr>, username: &str, now: i64) {
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if failures.len() >= MAX_TRACKED {
-            failures.retain(|_, (_, started)| now < *started + self.window);
-            if failures.len() >= MAX_TRACKED {
-                tracing::warn!("sign-in rate limit table full; starting afresh");
-                failures.clear();
-            }
-        }
-        let entry = failures.entry(Self::key(ip, username)).or_insert((0, now));
-        if now >= entry.1 + self.window {
-            *entry = (0, now);
-        }
-        entry.0 += 1;
-    }
-
-    /// Forgets the failures of a pair that signed in.
-    pub fn succeeded(&self, ip: Option<IpAddr>, username: &str) {
-        self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(&Self::key(ip, username));
+    /// A successful sign-in: the account's and this browser's counts start again, the account is
+    /// unlocked, and the browser is remembered as one that signed in to it.
+    pub async fn succeeded(&self, store: &IssuerStore, username: &str, device: &str) -> StoreResult<()> {
+        let account = username.trim().to_lowercase();
+        store.reset(&format!("signin-account/{account}")).await?;
+        store.reset(&format!("signin-device/{device}/{account}")).await?;
+        store.unlock(&account).await?;
+        store.remember_device(device, &account, DEVICE_TTL).await
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// How long a browser is remembered as one that signed in to an account.
+pub const DEVICE_TTL: Duration = Duration::from_secs(90 * 86_400);
 
-    #[test]
-    fn the_limit_counts_failures_per_address_and_username_within_the_window() {
-        let limiter = LoginLimiter::new(2, 60);
-        let ip = Some(IpAddr::from([127, 0, 0, 1]));
-        limiter.failed(ip, "Alice", 0);
-        assert!(limiter.check(ip, "alice", 1).is_ok());
-        limiter.failed(ip, "alice", 1);
-        assert_eq!(limiter.check(ip, "ALICE", 10), Err(50));
-        assert!(limiter.check(ip, "bob", 10).is_ok());
-        assert!(limiter.check(Some(IpAddr::from([127, 0, 0, 2])), "alice", 10).is_ok());
-        assert!(limiter.check(ip, "alice", 60).is_ok(), "the window has passed");
-        limiter.succeeded(ip, "alice");
-        assert!(limiter.check(ip, "alice", 11).is_ok());
-    }
+fn secs(duration: Duration) -> u64 {
+    duration.as_secs_f64().ceil().max(1.0) as u64
 }

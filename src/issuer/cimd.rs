@@ -13,8 +13,9 @@
 //!   redirects, and the address the connection reached is checked again;
 //! - the response must be 200, at most 5 KiB, arrive within 5 seconds, and be a JSON object
 //!   whose `client_id` is the URL exactly, with a `client_name` and valid `redirect_uris`;
-//! - documents are cached as their `Cache-Control: max-age` says (1 minute to 1 day; 5 minutes
-//!   when it says nothing), and failures for a short while, so that requests naming a URL cannot
+//! - documents are cached (in the server's store: instances share it) as their `Cache-Control:
+//!   max-age` says (1 minute to 1 day; 5 minutes when it says nothing), and failures for a short
+//!   while, so that requests naming a URL cannot
 //!   make this server fetch it again and again; concurrent requests for one URL share one fetch,
 //!   and at most a few fetches run at once (the rest are told to try again shortly): anyone can
 //!   trigger a fetch, without signing in.
@@ -29,7 +30,11 @@ use tokio::sync::Semaphore;
 use serde_json::Value;
 use url::{Host, Url};
 
+use serde::{Deserialize, Serialize};
+
+use super::ClientError;
 use super::clients::{Client, Origin, Secret, check_redirect_uri, is_loopback_host};
+use super::store::IssuerStore;
 
 /// Largest document accepted, in bytes (the draft suggests 5 kilobytes).
 const MAX_DOCUMENT_BYTES: usize = 5 * 1024;
@@ -39,23 +44,43 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_CACHE_SECS: i64 = 300;
 const MIN_CACHE_SECS: i64 = 60;
 const MAX_CACHE_SECS: i64 = 86_400;
-/// Most documents (and failures) cached at once.
-const MAX_CACHED: usize = 1000;
 /// How long a failed fetch is remembered, in seconds.
 const FAILURE_CACHE_SECS: i64 = 30;
 /// Fetches running at once, whatever the URLs.
 const MAX_FETCHES_IN_FLIGHT: usize = 8;
 
-/// The client a document describes, or why there is none.
-type Answer = Result<Client, String>;
+/// What the store keeps for a document URL: the client it describes, or why there is none.
+#[derive(Serialize, Deserialize)]
+enum Cached {
+    Client { name: String, redirect_uris: Vec<String>, grant_types: Vec<String> },
+    Refused(String),
+}
 
-/// Fetches, checks and caches client ID metadata documents.
+impl Cached {
+    fn answer(self, client_id: &str) -> Result<Client, ClientError> {
+        match self {
+            Cached::Client { name, redirect_uris, grant_types } => Ok(Client {
+                client_id: client_id.to_owned(),
+                name,
+                origin: Origin::MetadataDocument,
+                redirect_uris,
+                grant_types,
+                secret: Secret::None,
+                roles: Vec::new(),
+                scopes: Vec::new(),
+            }),
+            Cached::Refused(problem) => Err(ClientError::Unknown(problem)),
+        }
+    }
+}
+
+/// Fetches, checks and caches client ID metadata documents. The cache is the server's store, so
+/// instances share it and it survives a restart; the one-fetch-per-URL lock is per instance.
 pub struct MetadataDocuments {
     allow_loopback_http: bool,
     /// `issuer.redirect_schemes`.
     redirect_schemes: Vec<String>,
-    /// URL -> the answer for it, and until when (seconds since the epoch).
-    cache: Mutex<HashMap<String, (Answer, i64)>>,
+    store: IssuerStore,
     /// URL -> the lock its one fetch at a time holds.
     fetching: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Fetches running at once.
@@ -68,46 +93,23 @@ pub fn is_document_url(client_id: &str) -> bool {
 }
 
 impl MetadataDocuments {
-    pub fn new(allow_loopback_http: bool, redirect_schemes: Vec<String>) -> Self {
+    pub fn new(allow_loopback_http: bool, redirect_schemes: Vec<String>, store: IssuerStore) -> Self {
         MetadataDocuments {
             allow_loopback_http,
             redirect_schemes,
-            cache: Mutex::new(HashMap::new()),
+            store,
             fetching: Mutex::new(HashMap::new()),
             in_flight: Arc::new(Semaphore::new(MAX_FETCHES_IN_FLIGHT)),
         }
     }
 
-    pub fn cached(&self) -> usize {
-        self.cache.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
-    fn lookup(&self, client_id: &str, now: i64) -> Option<Answer> {
-        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache.get(client_id).filter(|(_, until)| *until > now).map(|(answer, _)| answer.clone())
-    }
-
-    fn remember(&self, client_id: &str, answer: Answer, until: i64, now: i64) {
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= MAX_CACHED {
-            cache.retain(|_, (_, until)| *until > now);
-            if cache.len() >= MAX_CACHED {
-                // Full of live entries: the one that expires first makes room.
-                if let Some(first) = cache.iter().min_by_key(|(_, (_, until))| *until).map(|(k, _)| k.clone()) {
-                    cache.remove(&first);
-                }
-            }
-        }
-        cache.insert(client_id.to_owned(), (answer, until));
-    }
-
     /// The client the document at `client_id` describes, from the cache or fetched now. The error
     /// says what is wrong, for the person or the client to read.
-    pub async fn client(&self, client_id: &str) -> Result<Client, String> {
-        if let Some(answer) = self.lookup(client_id, super::now()) {
-            return answer;
+    pub async fn client(&self, client_id: &str) -> Result<Client, ClientError> {
+        if let Some(cached) = self.store.document::<Cached>(client_id).await? {
+            return cached.answer(client_id);
         }
-        let url = self.check_url(client_id)?;
+        let url = self.check_url(client_id).map_err(ClientError::Unknown)?;
         // One fetch per URL at a time: the others wait for it and take its answer from the cache.
         let lock = {
             let mut fetching = self.fetching.lock().unwrap_or_else(|p| p.into_inner());
@@ -115,9 +117,10 @@ impl MetadataDocuments {
         };
         let answer = {
             let _turn = lock.lock().await;
-            match self.lookup(client_id, super::now()) {
-                Some(answer) => answer,
-                None => self.fetch_and_remember(client_id, &url).await,
+            match self.store.document::<Cached>(client_id).await {
+                Ok(Some(cached)) => cached.answer(client_id),
+                Ok(None) => self.fetch_and_remember(client_id, &url).await,
+                Err(err) => Err(err.into()),
             }
         };
         let mut fetching = self.fetching.lock().unwrap_or_else(|p| p.into_inner());
@@ -127,9 +130,11 @@ impl MetadataDocuments {
         answer
     }
 
-    async fn fetch_and_remember(&self, client_id: &str, url: &Url) -> Result<Client, String> {
+    async fn fetch_and_remember(&self, client_id: &str, url: &Url) -> Result<Client, ClientError> {
         let Ok(_slot) = self.in_flight.clone().try_acquire_owned() else {
-            return Err("this server is fetching too many client metadata documents; try again shortly".into());
+            return Err(ClientError::Unknown(
+                "this server is fetching too many client metadata documents; try again shortly".into(),
+            ));
         };
         let answer = match self.fetch(url).await {
             Ok((document, max_age)) => {
@@ -137,17 +142,23 @@ impl MetadataDocuments {
             }
             Err(problem) => Err(problem),
         };
-        let now = super::now();
         match answer {
             Ok((client, max_age)) => {
                 if max_age > 0 {
-                    self.remember(client_id, Ok(client.clone()), now + max_age, now);
+                    let cached = Cached::Client {
+                        name: client.name.clone(),
+                        redirect_uris: client.redirect_uris.clone(),
+                        grant_types: client.grant_types.clone(),
+                    };
+                    self.store.save_document(client_id, &cached, Duration::from_secs(max_age as u64)).await?;
                 }
                 Ok(client)
             }
             Err(problem) => {
-                self.remember(client_id, Err(problem.clone()), now + FAILURE_CACHE_SECS, now);
-                Err(problem)
+                let cached = Cached::Refused(problem.clone());
+                let ttl = Duration::from_secs(FAILURE_CACHE_SECS as u64);
+                self.store.save_document(client_id, &cached, ttl).await?;
+                Err(ClientError::Unknown(problem))
             }
         }
     }
@@ -471,7 +482,8 @@ mod tests {
 
     #[test]
     fn client_id_urls_follow_the_draft() {
-        let strict = MetadataDocuments::new(false, Vec::new());
+        let store = || IssuerStore::new(Arc::new(crate::store::MemoryStore::new()));
+        let strict = MetadataDocuments::new(false, Vec::new(), store());
         assert!(strict.check_url("https://app.example/client.json").is_ok());
         for bad in [
             "https://app.example",
@@ -486,7 +498,7 @@ mod tests {
         ] {
             assert!(strict.check_url(bad).is_err(), "{bad}");
         }
-        let dev = MetadataDocuments::new(true, Vec::new());
+        let dev = MetadataDocuments::new(true, Vec::new(), store());
         assert!(dev.check_url("http://127.0.0.1:9000/c.json").is_ok());
         assert!(dev.check_url("http://app.example/c.json").is_err());
     }

@@ -13,6 +13,7 @@
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
+use super::store::RegisteredClient;
 use crate::config::IssuerClient;
 use crate::error::StartupError;
 
@@ -66,6 +67,20 @@ impl Client {
             redirect_uris,
             grant_types: vec!["authorization_code".into(), "refresh_token".into()],
             secret: Secret::None,
+            roles: Vec::new(),
+            scopes: Vec::new(),
+        }
+    }
+
+    /// A client registered at `/register`, as the store keeps it.
+    pub fn registered(stored: RegisteredClient) -> Self {
+        Client {
+            client_id: stored.client_id,
+            name: stored.name,
+            origin: Origin::Registered,
+            redirect_uris: stored.redirect_uris,
+            grant_types: stored.grant_types,
+            secret: stored.secret_digest.map_or(Secret::None, Secret::Digest),
             roles: Vec::new(),
             scopes: Vec::new(),
         }
@@ -169,8 +184,8 @@ fn is_private_use_scheme(scheme: &str) -> bool {
 pub enum Destination {
     /// A website: its host.
     Website(String),
-    /// A program on this computer, listening on loopback.
-    ThisComputer,
+    /// A program on this computer, listening on loopback: its address and port.
+    ThisComputer(String),
     /// The application that handles this scheme on the person's device.
     App(String),
 }
@@ -178,7 +193,11 @@ pub enum Destination {
 impl Destination {
     pub fn of(redirect: &Url) -> Destination {
         match redirect.scheme() {
-            "http" | "https" if is_loopback_host(redirect) => Destination::ThisComputer,
+            "http" | "https" if is_loopback_host(redirect) => {
+                let host = redirect.host_str().unwrap_or_default();
+                let port = redirect.port_or_known_default().map(|port| format!(":{port}")).unwrap_or_default();
+                Destination::ThisComputer(format!("{host}{port}"))
+            }
             "http" | "https" => Destination::Website(redirect.host_str().unwrap_or_default().to_owned()),
             scheme => Destination::App(scheme.to_owned()),
         }
@@ -276,11 +295,11 @@ mod tests {
     fn the_destination_of_a_redirect_is_named_for_what_it_is() {
         let of = |uri: &str| match Destination::of(&Url::parse(uri).unwrap()) {
             Destination::Website(host) => format!("website {host}"),
-            Destination::ThisComputer => "this computer".to_owned(),
+            Destination::ThisComputer(address) => format!("this computer {address}"),
             Destination::App(scheme) => format!("app {scheme}"),
         };
         assert_eq!(of("https://app.example/cb"), "website app.example");
-        assert_eq!(of("http://127.0.0.1:5000/cb"), "this computer");
+        assert_eq!(of("http://127.0.0.1:5000/cb"), "this computer 127.0.0.1:5000");
         assert_eq!(of("com.example.app:/cb"), "app com.example.app");
     }
 

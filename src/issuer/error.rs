@@ -18,11 +18,13 @@ pub struct OAuthError {
     pub status: StatusCode,
     pub error: &'static str,
     pub description: Cow<'static, str>,
+    /// Seconds to wait before trying again (429, 503).
+    pub retry_after: Option<u64>,
 }
 
 impl OAuthError {
     fn new(status: StatusCode, error: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
-        OAuthError { status, error, description: description.into() }
+        OAuthError { status, error, description: description.into(), retry_after: None }
     }
 
     pub fn invalid_request(description: impl Into<Cow<'static, str>>) -> Self {
@@ -63,8 +65,27 @@ impl OAuthError {
         Self::new(StatusCode::BAD_REQUEST, "invalid_client_metadata", description)
     }
 
+    /// 503 with `Retry-After`: try again shortly (the store failed, too many checks waiting).
     pub fn temporarily_unavailable(description: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", description)
+        OAuthError {
+            retry_after: Some(1),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", description)
+        }
+    }
+
+    /// The store failed: 503 with `Retry-After`, the cause logged, and nothing changed.
+    pub fn store(err: crate::store::StoreError) -> Self {
+        tracing::error!(%err, "the authorization server's store failed");
+        Self::temporarily_unavailable("this server cannot complete the request right now; try again shortly")
+    }
+
+    /// 429 with `Retry-After`: a limit of this server was reached (`error` as RFC 6749 names the
+    /// problem, the description saying it is a limit).
+    pub fn too_many(error: &'static str, description: impl Into<Cow<'static, str>>, retry_after: u64) -> Self {
+        OAuthError {
+            retry_after: Some(retry_after.max(1)),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, error, description)
+        }
     }
 
     /// A failure on our side; the cause is logged, never sent.
@@ -87,6 +108,15 @@ impl IntoResponse for OAuthError {
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"token\""));
         }
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response
+    }
+}
+
+impl From<crate::store::StoreError> for OAuthError {
+    fn from(err: crate::store::StoreError) -> Self {
+        OAuthError::store(err)
     }
 }

@@ -24,7 +24,8 @@
 //!   [`accounts`]), with anti-CSRF tokens, `HttpOnly; SameSite=Lax` cookies and a rate limit.
 //!
 //! Tokens are the JWTs the `jwt` layer validates: signed with its local key, `iss` =
-//! `server.public_url`. State lives behind [`store::Store`] (in memory by default).
+//! `server.public_url`. State lives on the server's store ([`store`]): in memory, in an SQLite
+//! file, or in Redis shared by several instances.
 //!
 //! # Parts
 //! - [`authorize`] — `GET /authorize`, the sign-in and consent forms.
@@ -32,7 +33,7 @@
 //! - [`register`] — `POST /register` (RFC 7591).
 //! - [`clients`] — clients, secrets, redirect URI rules; [`cimd`] — metadata documents.
 //! - [`accounts`] — users and the sign-in rate limit; [`password`] — Argon2 hashes.
-//! - [`store`] — the storage trait and the in-memory store.
+//! - [`store`] — what it keeps, on the server's store (`storage.url`).
 //! - [`pages`] — HTML; [`error`] — OAuth error responses; [`metadata`] — discovery documents.
 
 pub mod accounts;
@@ -63,12 +64,13 @@ use tower_http::cors::{Any, CorsLayer};
 use url::Url;
 
 pub use password::hash_password;
-pub use store::{MemoryStore, Store};
 
 use crate::config::{ScopeSettings, Settings};
 use crate::error::StartupError;
 use crate::jwt::LocalKeys;
+use crate::store::{Store, StoreError};
 use clients::Client;
+use store::IssuerStore;
 
 /// Largest form or JSON body the authorization server reads.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -87,29 +89,23 @@ pub struct Core {
     base_path: String,
     resource_name: String,
     keys: Arc<LocalKeys>,
-    store: Arc<dyn Store>,
+    store: IssuerStore,
     users: accounts::Users,
     configured: HashMap<String, Client>,
     documents: cimd::MetadataDocuments,
     grants: Grants,
     resources: Resources,
-    limiter: accounts::LoginLimiter,
+    sign_in_limits: accounts::SignInLimits,
     settings: crate::config::IssuerSettings,
+    /// `limits.trust_forwarded_for`: the client address is the first `X-Forwarded-For` hop.
+    trust_forwarded_for: bool,
     secure_cookies: bool,
 }
 
 impl Issuer {
-    /// The authorization server for `settings`, signing with `keys`, keeping state in memory.
-    pub fn new(settings: &Settings, keys: Arc<LocalKeys>) -> Result<Issuer, StartupError> {
-        Self::with_store(settings, keys, Arc::new(MemoryStore::new()))
-    }
-
-    /// The same, keeping state in `store`.
-    pub fn with_store(
-        settings: &Settings,
-        keys: Arc<LocalKeys>,
-        store: Arc<dyn Store>,
-    ) -> Result<Issuer, StartupError> {
+    /// The authorization server for `settings`, signing with `keys`, keeping its state in
+    /// `store` (the server's: `storage.url`).
+    pub fn new(settings: &Settings, keys: Arc<LocalKeys>, store: Arc<dyn Store>) -> Result<Issuer, StartupError> {
         if keys.kid().is_none() {
             return Err(StartupError::config(
                 "jwt.private_key",
@@ -154,17 +150,19 @@ impl Issuer {
             base_path,
             resource_name: settings.oauth.resource_name.clone(),
             keys,
-            store,
-            users,
-            configured,
             documents: cimd::MetadataDocuments::new(
                 issuer_settings.allow_loopback_http_client_ids,
                 issuer_settings.redirect_schemes.clone(),
+                IssuerStore::new(store.clone()),
             ),
+            store: IssuerStore::new(store),
+            users,
+            configured,
             grants: Grants::from_settings(&settings.scopes),
             resources: Resources(resources),
-            limiter: accounts::LoginLimiter::new(issuer_settings.login_max_attempts, issuer_settings.login_window_secs),
+            sign_in_limits: accounts::SignInLimits::from_settings(issuer_settings),
             settings: issuer_settings.clone(),
+            trust_forwarded_for: settings.limits.trust_forwarded_for,
             secure_cookies: url.scheme() == "https",
         };
         tracing::info!(issuer = %core.issuer, users = core.users.len(), "embedded authorization server enabled");
@@ -214,7 +212,7 @@ impl Issuer {
             .with_state(self.core.clone())
     }
 
-    /// The `/health` section: issuer, users, clients, and what the store holds.
+    /// The `/health` section: issuer, users, clients, and where the state is kept.
     pub fn health(&self) -> impl Fn() -> Value + Send + Sync + 'static {
         let core = self.core.clone();
         move || {
@@ -222,8 +220,7 @@ impl Issuer {
                 "issuer": core.issuer,
                 "users": core.users.len(),
                 "configured_clients": core.configured.len(),
-                "cached_client_metadata_documents": core.documents.cached(),
-                "store": core.store.counts(),
+                "store": core.store.store().kind(),
             })
         }
     }
@@ -241,19 +238,40 @@ impl Core {
     }
 
     /// Finds a client: configuration, then registrations, then a metadata document.
-    async fn client(&self, client_id: &str) -> Result<Client, String> {
+    async fn client(&self, client_id: &str) -> Result<Client, ClientError> {
         if let Some(client) = self.configured.get(client_id) {
             return Ok(client.clone());
         }
-        if let Some(client) = self.store.client(client_id) {
-            return Ok(client);
+        if let Some(client) = self.store.registered(client_id).await? {
+            return Ok(Client::registered(client));
         }
         if cimd::is_document_url(client_id) {
             return self.documents.client(client_id).await;
         }
-        Err("this server does not know this client_id. Registrations are kept in memory: after a restart of \
-             the server, remove the application's saved registration and connect again"
-            .into())
+        Err(ClientError::Unknown(
+            "this server does not know this client_id: the application must register again".into(),
+        ))
+    }
+
+    /// The address of the client a request comes from (see [`crate::serve::client_address`]).
+    fn address(&self, headers: &HeaderMap, peer: Option<std::net::SocketAddr>) -> String {
+        crate::serve::client_address(headers, peer, self.trust_forwarded_for)
+            .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+    }
+}
+
+/// Why no client was found.
+pub enum ClientError {
+    /// Nothing is known by that client ID, or its metadata document is not acceptable: what to
+    /// tell the person or the client.
+    Unknown(String),
+    /// The store failed (503).
+    Store(StoreError),
+}
+
+impl From<StoreError> for ClientError {
+    fn from(err: StoreError) -> Self {
+        ClientError::Store(err)
     }
 }
 
@@ -423,6 +441,9 @@ pub(crate) mod cookies {
     pub const BROWSER: &str = "mcp_as_browser";
     /// A sign-in.
     pub const SESSION: &str = "mcp_as_session";
+    /// A browser that signed in before: its sign-ins are not locked out with unknown browsers'
+    /// (see `accounts::SignInLimits`). Lives for `accounts::DEVICE_TTL`.
+    pub const DEVICE: &str = "mcp_as_device";
 
     /// The value of cookie `name`, if the request has it (and it is not empty).
     pub fn read(headers: &HeaderMap, name: &str) -> Option<String> {

@@ -86,8 +86,10 @@ pub struct ConsentPage<'a> {
     pub client_id: &'a str,
     pub client_verified: bool,
     /// The host the answer is sent to (the spec requires showing it).
-    pub redirect_host: &'a str,
-    pub redirect_is_local: bool,
+    /// Where the answer goes: `website` (a host), `this_computer` (a loopback address and port)
+    /// or `app` (a private-use scheme), said as what it is.
+    pub destination_kind: &'a str,
+    pub destination: &'a str,
     pub user_name: &'a str,
     pub username: &'a str,
     pub resource: &'a str,
@@ -167,8 +169,8 @@ mod tests {
             client_name: EVIL,
             client_id: EVIL,
             client_verified: false,
-            redirect_host: EVIL,
-            redirect_is_local: true,
+            destination_kind: "app",
+            destination: EVIL,
             user_name: EVIL,
             username: EVIL,
             resource: EVIL,
@@ -194,9 +196,10 @@ mod tests {
     #[test]
     fn every_outside_value_on_the_consent_page_is_escaped() {
         let page = consent_page(&[EVIL.to_owned()]);
-        // Scope, description, withheld scope, client name and ID, user, username, resource, host;
-        // then action, request and csrf in attributes.
-        assert_eq!(page.matches(EVIL_ESCAPED).count(), 12, "{page}");
+        // Scope, description, withheld scope, client name and ID, user, username, resource, the
+        // destination (an app's scheme: where the answer goes, and the note about it); then
+        // action, request and csrf in attributes.
+        assert_eq!(page.matches(EVIL_ESCAPED).count(), 13, "{page}");
         assert!(page.contains(&format!("action=\"{EVIL_ESCAPED}\"")), "{page}");
     }
 

@@ -2,25 +2,47 @@
 //! client ID metadata documents. Anyone may register, so a registration grants nothing by itself:
 //! the client still needs a person to sign in and consent, its redirect URIs are held to the same
 //! rules as everyone's, its name is shown as unverified, and it may only use the authorization
-//! code and refresh token grants. Registrations are kept in the store (in memory by default: lost
-//! on restart) up to `issuer.max_registered_clients`.
+//! code and refresh token grants.
+//!
+//! Anyone may register, so registrations are bounded: per client address per hour
+//! (`issuer.registrations_per_address_per_hour`), in size (a few short redirect URIs, a short
+//! name), and in number and time: at most `issuer.max_registered_clients` not used yet, the oldest
+//! making room, each forgotten `issuer.unused_registration_ttl_secs` after registering unless it
+//! gets tokens (then it is kept while used; see `store::IssuerStore::client_used`).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{ConnectInfo, Extension, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::clients::{Client, Origin, Secret, check_redirect_uri};
+use super::clients::check_redirect_uri;
 use super::error::OAuthError;
+use super::store::RegisteredClient;
 use super::{Core, digest, now, random_token};
 
+/// The longest redirect URI a registration may list, in bytes (shorter than what the
+/// configuration may use: anyone can register).
+const MAX_REGISTERED_URI_BYTES: usize = 512;
+
+/// Most redirect URIs one registration may list, and the longest name it may give itself.
+pub const MAX_REDIRECT_URIS: usize = 8;
+pub const MAX_NAME_CHARS: usize = 100;
+
 /// `POST /register`.
-pub(super) async fn register(State(core): State<Arc<Core>>, body: Bytes) -> Response {
-    match handle(&core, &body) {
+pub(super) async fn register(
+    State(core): State<Arc<Core>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let address = core.address(&headers, peer.map(|Extension(ConnectInfo(addr))| addr));
+    match handle(&core, &address, &body).await {
         Ok(body) => {
             let mut response = (StatusCode::CREATED, Json(body)).into_response();
             response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -43,17 +65,33 @@ fn strings(metadata: &Map<String, Value>, name: &str) -> Result<Option<Vec<Strin
     }
 }
 
-fn handle(core: &Core, body: &[u8]) -> Result<Value, OAuthError> {
+async fn handle(core: &Core, address: &str, body: &[u8]) -> Result<Value, OAuthError> {
+    let hour = Duration::from_secs(3600);
+    let counted = core.store.count(&format!("register/{address}"), hour).await?;
+    if counted.count > u64::from(core.settings.registrations_per_address_per_hour) {
+        tracing::warn!(%address, "registration rate limit reached");
+        let wait = counted.resets_in.as_secs().max(1);
+        return Err(OAuthError::too_many(
+            "invalid_client_metadata",
+            format!("too many registrations from this address; try again in {wait} s"),
+            wait,
+        ));
+    }
     let metadata: Value =
         serde_json::from_slice(body).map_err(|_| OAuthError::invalid_client_metadata("the body must be JSON"))?;
     let metadata =
         metadata.as_object().ok_or_else(|| OAuthError::invalid_client_metadata("the body must be a JSON object"))?;
 
     let redirect_uris = strings(metadata, "redirect_uris")?.unwrap_or_default();
-    if redirect_uris.is_empty() || redirect_uris.len() > 20 {
-        return Err(OAuthError::invalid_redirect_uri("redirect_uris must list 1 to 20 URIs"));
+    if redirect_uris.is_empty() || redirect_uris.len() > MAX_REDIRECT_URIS {
+        return Err(OAuthError::invalid_redirect_uri(format!("redirect_uris must list 1 to {MAX_REDIRECT_URIS} URIs")));
     }
     for uri in &redirect_uris {
+        if uri.len() > MAX_REGISTERED_URI_BYTES {
+            return Err(OAuthError::invalid_redirect_uri(format!(
+                "a registered redirect URI is at most {MAX_REGISTERED_URI_BYTES} characters"
+            )));
+        }
         check_redirect_uri(uri, &core.settings.redirect_schemes).map_err(OAuthError::invalid_redirect_uri)?;
     }
     // RFC 7591 section 2: the default method is client_secret_basic.
@@ -86,24 +124,30 @@ fn handle(core: &Core, body: &[u8]) -> Result<Value, OAuthError> {
     }
     let name = match metadata.get("client_name") {
         None | Some(Value::Null) => "Unnamed application".to_owned(),
-        Some(Value::String(name)) if !name.trim().is_empty() && name.chars().count() <= 200 => name.trim().to_owned(),
-        Some(_) => return Err(OAuthError::invalid_client_metadata("client_name must be 1 to 200 characters")),
+        Some(Value::String(name)) if !name.trim().is_empty() && name.chars().count() <= MAX_NAME_CHARS => {
+            name.trim().to_owned()
+        }
+        Some(_) => {
+            return Err(OAuthError::invalid_client_metadata(format!(
+                "client_name must be 1 to {MAX_NAME_CHARS} characters"
+            )));
+        }
     };
 
     let client_id = random_token();
     let secret = (method != "none").then(random_token);
-    let client = Client {
+    let client = RegisteredClient {
         client_id: client_id.clone(),
         name: name.clone(),
-        origin: Origin::Registered,
         redirect_uris: redirect_uris.clone(),
         grant_types: grant_types.clone(),
-        secret: secret.as_deref().map_or(Secret::None, |s| Secret::Digest(digest(s))),
-        roles: Vec::new(),
-        scopes: Vec::new(),
+        secret_digest: secret.as_deref().map(digest),
+        registered_at: now(),
     };
-    if !core.store.save_client(client, core.settings.max_registered_clients) {
-        return Err(OAuthError::temporarily_unavailable("this server has as many registered clients as it keeps"));
+    let ttl = Duration::from_secs(core.settings.unused_registration_ttl_secs);
+    let evicted = core.store.register(&client, ttl, core.settings.max_registered_clients).await?;
+    if !evicted.is_empty() {
+        tracing::info!(evicted = evicted.len(), "the oldest unused registrations made room");
     }
     tracing::info!(%client_id, client_name = %name, method, "client registered");
     let mut body = json!({

@@ -1,24 +1,28 @@
-//! Where the authorization server keeps its state (feature `issuer`): requests waiting for a
-//! person, sign-ins, authorization codes, refresh tokens and dynamically registered clients,
-//! behind the small [`Store`] trait, with [`MemoryStore`] as the default.
+//! What the authorization server keeps (feature `issuer`), on the server's [`Store`]: requests
+//! waiting for a person, sign-ins, authorization codes, refresh tokens and their families,
+//! registered clients, cached client metadata documents, and the counters of the sign-in and
+//! client-authentication limits. The store is `memory:`, an SQLite file or Redis
+//! (`storage.url`), so this survives restarts and is shared by instances as the store is.
 //!
-//! Secrets are never keys: codes, refresh tokens and session cookies are filed under their
-//! SHA-256 digest (see [`super::digest`]), so a dump of the store gives nothing away. Every
-//! operation is atomic on its own, which is what single-use codes and refresh-token rotation need:
-//! of two concurrent redemptions of one code, exactly one gets it.
-//!
-//! The in-memory store loses everything on restart: people sign in again, clients register again,
-//! refresh tokens stop working. Access tokens are JWTs and stay valid until they expire. A
-//! deployment with several instances, or that must survive restarts, implements [`Store`] on a
-//! shared database.
+//! Secrets are never keys or values: codes, refresh tokens and sign-in cookies are filed under
+//! their SHA-256 digest (see [`super::digest`]), registered clients' secrets are kept as digests,
+//! and anti-CSRF tokens are derived from the browser's cookie, not stored. Every record expires,
+//! and the store enforces it. Code redemption and refresh-token rotation are single atomic
+//! operations of the store ([`Store::spend`]): of two concurrent redemptions of one code or
+//! token, on any instances, exactly one gets it, and a replay is recognised until the record
+//! would have expired.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
 
-use super::clients::Client;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
-/// A person who signed in, as tokens describe them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+use crate::store::{Counted, Spent, Store, StoreError};
+
+/// A person (or, for `client_credentials`, a client) as tokens describe them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
     /// `sub`: the username for people, the client ID for `client_credentials`.
     pub subject: String,
@@ -28,7 +32,7 @@ pub struct Account {
 }
 
 /// An authorization request that passed validation and waits for sign-in and consent.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PendingRequest {
     pub client_id: String,
     pub client_name: String,
@@ -46,20 +50,20 @@ pub struct PendingRequest {
     pub scopes: Option<BTreeSet<String>>,
     /// Digest of the browser cookie the request was started with: forms are only accepted from it.
     pub browser: String,
-    /// The anti-CSRF token the forms of this request carry.
-    pub csrf: String,
+    /// Whether errors may be redirected to the client (configured, or consented to before).
+    pub trusted: bool,
     pub expires_at: i64,
 }
 
 /// A sign-in remembered for one browser.
-#[derive(Debug, Clone)]
-pub struct Session {
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SignIn {
     pub account: Account,
     pub expires_at: i64,
 }
 
 /// An issued authorization code and everything it is bound to.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuthorizationCode {
     pub client_id: String,
     pub redirect_uri: String,
@@ -74,7 +78,7 @@ pub struct AuthorizationCode {
 }
 
 /// A refresh token (stored by digest).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RefreshToken {
     pub family: String,
     pub client_id: String,
@@ -83,6 +87,18 @@ pub struct RefreshToken {
     pub scopes: Vec<String>,
     pub account: Account,
     pub expires_at: i64,
+}
+
+/// A client registered at `/register` (RFC 7591), as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegisteredClient {
+    pub client_id: String,
+    pub name: String,
+    pub redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    /// The SHA-256 digest of the secret this server generated; `None` for a public client.
+    pub secret_digest: Option<String>,
+    pub registered_at: i64,
 }
 
 /// What redeeming a single-use value (code, refresh token) found.
@@ -96,237 +112,242 @@ pub enum Redeemed<T> {
     Unknown,
 }
 
-/// Counts for `/health`.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
-pub struct StoreCounts {
-    pub pending_requests: usize,
-    pub sessions: usize,
-    pub codes: usize,
-    pub refresh_tokens: usize,
-    pub registered_clients: usize,
+/// The tables of the authorization server.
+mod table {
+    /// Pending authorization requests, in groups by client address.
+    pub const REQUESTS: &str = "as_request";
+    pub const SIGN_INS: &str = "as_signin";
+    pub const CODES: &str = "as_code";
+    pub const REFRESH_TOKENS: &str = "as_refresh";
+    /// Revoked token families.
+    pub const REVOKED: &str = "as_revoked";
+    /// Registrations never used yet (one group), and used ones (another table, one group).
+    pub const NEW_CLIENTS: &str = "as_client_new";
+    pub const CLIENTS: &str = "as_client";
+    /// Clients a person has consented to: trusted with error redirects from then on.
+    pub const CONSENTED: &str = "as_consented";
+    /// Client ID metadata documents (and failures to get one), for their cache lifetime.
+    pub const DOCUMENTS: &str = "as_cimd";
+    /// Counters of the limits (sign-in attempts, client secrets, registrations, ...).
+    pub const COUNTERS: &str = "as_count";
+    /// Accounts whose sign-in is locked for browsers it has not seen, until a time.
+    pub const LOCKS: &str = "as_lock";
+    /// Browsers that signed in to an account before (digest of the device cookie + account).
+    pub const DEVICES: &str = "as_device";
 }
 
-/// The storage the authorization server needs. Keys of secret values are their digests.
-pub trait Store: Send + Sync + 'static {
-    /// Files a pending request under `id`; `false` when the store is full.
-    fn save_request(&self, id: &str, request: PendingRequest) -> bool;
-    fn request(&self, id: &str) -> Option<PendingRequest>;
-    /// Removes and returns a pending request (it is answered once).
-    fn take_request(&self, id: &str) -> Option<PendingRequest>;
+/// The authorization server's view of the store: typed records in their tables.
+#[derive(Clone)]
+pub struct IssuerStore {
+    store: Arc<dyn Store>,
+}
 
-    /// Files a sign-in; `false` when the store is full.
-    fn save_session(&self, key: &str, session: Session) -> bool;
-    fn session(&self, key: &str) -> Option<Session>;
+/// A store failure, for the handlers to answer 503 with.
+pub type StoreResult<T> = Result<T, StoreError>;
 
-    fn save_code(&self, key: &str, code: AuthorizationCode);
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("records serialise")
+}
+
+fn decode<T: DeserializeOwned>(table: &str, bytes: &[u8]) -> StoreResult<T> {
+    serde_json::from_slice(bytes).map_err(|_| StoreError::Invalid(format!("an unreadable {table} record")))
+}
+
+/// Seconds until `expires_at` (seconds since the epoch), at least one.
+fn ttl_until(expires_at: i64) -> Duration {
+    Duration::from_secs((expires_at - super::now()).max(1) as u64)
+}
+
+impl IssuerStore {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        IssuerStore { store }
+    }
+
+    /// The store underneath (its kind, for the start-up line and readiness).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    async fn get<T: DeserializeOwned>(&self, table: &str, key: &str) -> StoreResult<Option<T>> {
+        match self.store.get(table, key).await? {
+            Some(bytes) => decode(table, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Files a pending request under `id` in its client address's group, which keeps at most
+    /// `per_address`: the address's oldest requests make room (and are returned), no one else's.
+    pub async fn save_request(
+        &self,
+        address: &str,
+        id: &str,
+        request: &PendingRequest,
+        per_address: usize,
+    ) -> StoreResult<Vec<String>> {
+        let ttl = ttl_until(request.expires_at);
+        self.store.put_in_group(table::REQUESTS, address, id, &encode(request), ttl, per_address).await
+    }
+
+    pub async fn request(&self, id: &str) -> StoreResult<Option<PendingRequest>> {
+        self.get(table::REQUESTS, id).await
+    }
+
+    /// Removes and returns a pending request: it is answered once, whatever the concurrency.
+    pub async fn take_request(&self, id: &str) -> StoreResult<Option<PendingRequest>> {
+        match self.store.take(table::REQUESTS, id).await? {
+            Some(bytes) => decode(table::REQUESTS, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn save_sign_in(&self, key: &str, sign_in: &SignIn) -> StoreResult<()> {
+        self.store.put(table::SIGN_INS, key, &encode(sign_in), ttl_until(sign_in.expires_at)).await
+    }
+
+    pub async fn sign_in(&self, key: &str) -> StoreResult<Option<SignIn>> {
+        self.get(table::SIGN_INS, key).await
+    }
+
+    pub async fn save_code(&self, key: &str, code: &AuthorizationCode) -> StoreResult<()> {
+        self.store.put_spendable(table::CODES, key, &encode(code), ttl_until(code.expires_at)).await
+    }
+
     /// Spends a code: `Fresh` the first time, `Replayed` afterwards (until it would have expired).
-    fn redeem_code(&self, key: &str) -> Redeemed<AuthorizationCode>;
-
-    /// Files a refresh token; `false` when its family was revoked meanwhile.
-    fn save_refresh(&self, key: &str, token: RefreshToken) -> bool;
-    /// Spends a refresh token (rotation): `Fresh` the first time, `Replayed` afterwards.
-    fn redeem_refresh(&self, key: &str) -> Redeemed<RefreshToken>;
-    /// Revokes every refresh token of a family, now and to come; returns how many were live.
-    fn revoke_family(&self, family: &str) -> usize;
-
-    /// Registers a client; `false` when `max` clients are registered already.
-    fn save_client(&self, client: Client, max: usize) -> bool;
-    fn client(&self, client_id: &str) -> Option<Client>;
-
-    /// Forgets what expired before `now` (seconds since the epoch).
-    fn sweep(&self, now: i64);
-    fn counts(&self) -> StoreCounts;
-}
-
-/// Most pending requests and sessions kept at once: an unauthenticated visitor can create them.
-const MAX_BROWSER_STATE: usize = 10_000;
-/// Seconds between two automatic sweeps.
-const SWEEP_EVERY: i64 = 30;
-
-/// The default store: in memory, lost on restart.
-#[derive(Default)]
-pub struct MemoryStore {
-    inner: Mutex<Inner>,
-}
-
-#[derive(Default)]
-struct Inner {
-    requests: HashMap<String, PendingRequest>,
-    sessions: HashMap<String, Session>,
-    codes: HashMap<String, Spendable<AuthorizationCode>>,
-    refresh: HashMap<String, Spendable<RefreshToken>>,
-    /// Revoked families, until their last token would have expired.
-    revoked: HashMap<String, i64>,
-    clients: HashMap<String, Client>,
-    last_sweep: i64,
-}
-
-/// A single-use value: live until spent, then a tombstone until it would have expired, so a
-/// replay is recognised as one.
-struct Spendable<T> {
-    value: T,
-    spent: bool,
-}
-
-impl MemoryStore {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        let mut inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let now = super::now();
-        if now - inner.last_sweep >= SWEEP_EVERY {
-            inner.sweep(now);
-        }
-        inner
-    }
-}
-
-impl Inner {
-    fn sweep(&mut self, now: i64) {
-        self.last_sweep = now;
-        self.requests.retain(|_, r| r.expires_at >= now);
-        self.sessions.retain(|_, s| s.expires_at >= now);
-        self.codes.retain(|_, c| c.value.expires_at >= now);
-        self.refresh.retain(|_, r| r.value.expires_at >= now);
-        self.revoked.retain(|_, until| *until >= now);
-    }
-}
-
-impl Store for MemoryStore {
-    fn save_request(&self, id: &str, request: PendingRequest) -> bool {
-        let mut inner = self.lock();
-        if inner.requests.len() >= MAX_BROWSER_STATE {
-            inner.sweep(super::now());
-            if inner.requests.len() >= MAX_BROWSER_STATE {
-                return false;
+    pub async fn redeem_code(&self, key: &str) -> StoreResult<Redeemed<AuthorizationCode>> {
+        Ok(match self.store.spend(table::CODES, key).await? {
+            Spent::Fresh(bytes) => Redeemed::Fresh(decode(table::CODES, &bytes)?),
+            Spent::Replayed(bytes) => {
+                Redeemed::Replayed { family: decode::<AuthorizationCode>(table::CODES, &bytes)?.family }
             }
+            Spent::Unknown => Redeemed::Unknown,
+        })
+    }
+
+    /// Files a refresh token; `false` (nothing written) when its family was revoked.
+    pub async fn save_refresh(&self, key: &str, token: &RefreshToken) -> StoreResult<bool> {
+        if self.revoked(&token.family).await? {
+            return Ok(false);
         }
-        inner.requests.insert(id.to_owned(), request);
-        true
+        self.store.put_spendable(table::REFRESH_TOKENS, key, &encode(token), ttl_until(token.expires_at)).await?;
+        Ok(true)
     }
 
-    fn request(&self, id: &str) -> Option<PendingRequest> {
-        self.lock().requests.get(id).cloned()
+    /// A refresh token as issued, without spending it (so a request can be checked first), or
+    /// `None` when unknown, expired or revoked.
+    pub async fn refresh_token(&self, key: &str) -> StoreResult<Option<RefreshToken>> {
+        let Some(token) = self.get::<RefreshToken>(table::REFRESH_TOKENS, key).await? else { return Ok(None) };
+        Ok(if self.revoked(&token.family).await? { None } else { Some(token) })
     }
 
-    fn take_request(&self, id: &str) -> Option<PendingRequest> {
-        self.lock().requests.remove(id)
-    }
-
-    fn save_session(&self, key: &str, session: Session) -> bool {
-        let mut inner = self.lock();
-        if inner.sessions.len() >= MAX_BROWSER_STATE {
-            inner.sweep(super::now());
-            if inner.sessions.len() >= MAX_BROWSER_STATE {
-                return false;
+    /// Spends a refresh token (rotation): `Fresh` the first time, `Replayed` afterwards. A token
+    /// of a revoked family is `Unknown`, checked after the spend, so a revocation that races the
+    /// rotation still wins.
+    pub async fn redeem_refresh(&self, key: &str) -> StoreResult<Redeemed<RefreshToken>> {
+        Ok(match self.store.spend(table::REFRESH_TOKENS, key).await? {
+            Spent::Fresh(bytes) => {
+                let token: RefreshToken = decode(table::REFRESH_TOKENS, &bytes)?;
+                if self.revoked(&token.family).await? { Redeemed::Unknown } else { Redeemed::Fresh(token) }
             }
-        }
-        inner.sessions.insert(key.to_owned(), session);
-        true
-    }
-
-    fn session(&self, key: &str) -> Option<Session> {
-        self.lock().sessions.get(key).cloned()
-    }
-
-    fn save_code(&self, key: &str, code: AuthorizationCode) {
-        self.lock().codes.insert(key.to_owned(), Spendable { value: code, spent: false });
-    }
-
-    fn redeem_code(&self, key: &str) -> Redeemed<AuthorizationCode> {
-        let mut inner = self.lock();
-        match inner.codes.get_mut(key) {
-            None => Redeemed::Unknown,
-            Some(entry) if entry.spent => Redeemed::Replayed { family: entry.value.family.clone() },
-            Some(entry) => {
-                entry.spent = true;
-                Redeemed::Fresh(entry.value.clone())
+            Spent::Replayed(bytes) => {
+                Redeemed::Replayed { family: decode::<RefreshToken>(table::REFRESH_TOKENS, &bytes)?.family }
             }
+            Spent::Unknown => Redeemed::Unknown,
+        })
+    }
+
+    /// Revokes every refresh token of a family, now and to come, for `lifetime` (the longest a
+    /// token of the family can live: the refresh-token lifetime).
+    pub async fn revoke_family(&self, family: &str, lifetime: Duration) -> StoreResult<()> {
+        self.store.put(table::REVOKED, family, b"1", lifetime).await
+    }
+
+    async fn revoked(&self, family: &str) -> StoreResult<bool> {
+        Ok(self.store.get(table::REVOKED, family).await?.is_some())
+    }
+
+    /// Files a new registration, among at most `max` never used: the oldest unused ones make
+    /// room (returned). It expires after `ttl` unless used ([`IssuerStore::client_used`]).
+    pub async fn register(&self, client: &RegisteredClient, ttl: Duration, max: usize) -> StoreResult<Vec<String>> {
+        self.store.put_in_group(table::NEW_CLIENTS, "new", &client.client_id, &encode(client), ttl, max).await
+    }
+
+    /// A registered client, used or not.
+    pub async fn registered(&self, client_id: &str) -> StoreResult<Option<RegisteredClient>> {
+        match self.get(table::CLIENTS, client_id).await? {
+            Some(client) => Ok(Some(client)),
+            None => self.get(table::NEW_CLIENTS, client_id).await,
         }
     }
 
-    fn save_refresh(&self, key: &str, token: RefreshToken) -> bool {
-        let mut inner = self.lock();
-        if inner.revoked.contains_key(&token.family) {
-            return false;
+    /// A registered client got tokens: it is kept `ttl` from now (the idle expiry), among at most
+    /// `max` used registrations, the least recently used making room.
+    pub async fn client_used(&self, client: &RegisteredClient, ttl: Duration, max: usize) -> StoreResult<()> {
+        if !self.store.touch(table::CLIENTS, &client.client_id, ttl).await? {
+            self.store.put_in_group(table::CLIENTS, "used", &client.client_id, &encode(client), ttl, max).await?;
+            self.store.delete(table::NEW_CLIENTS, &client.client_id).await?;
         }
-        inner.refresh.insert(key.to_owned(), Spendable { value: token, spent: false });
-        true
+        Ok(())
     }
 
-    fn redeem_refresh(&self, key: &str) -> Redeemed<RefreshToken> {
-        let mut inner = self.lock();
-        let revoked = match inner.refresh.get(key) {
-            Some(entry) => inner.revoked.contains_key(&entry.value.family),
-            None => return Redeemed::Unknown,
-        };
-        let entry = inner.refresh.get_mut(key).expect("checked above");
-        if revoked {
-            Redeemed::Unknown
-        } else if entry.spent {
-            Redeemed::Replayed { family: entry.value.family.clone() }
-        } else {
-            entry.spent = true;
-            Redeemed::Fresh(entry.value.clone())
-        }
+    /// Remembers that a person consented to `client_id`, for `ttl`.
+    pub async fn consented(&self, client_id: &str, ttl: Duration) -> StoreResult<()> {
+        self.store.put(table::CONSENTED, client_id, b"1", ttl).await
     }
 
-    fn revoke_family(&self, family: &str) -> usize {
-        let mut inner = self.lock();
-        let mut live = 0;
-        let mut until = super::now();
-        inner.refresh.retain(|_, entry| {
-            if entry.value.family != family {
-                return true;
-            }
-            if !entry.spent {
-                live += 1;
-            }
-            until = until.max(entry.value.expires_at);
-            false
-        });
-        // Codes of the family stay as tombstones (a replay must still be recognised).
-        let code_expiry = inner.codes.values().filter(|c| c.value.family == family).map(|c| c.value.expires_at).max();
-        until = until.max(code_expiry.unwrap_or(0));
-        inner.revoked.insert(family.to_owned(), until);
-        live
+    /// Whether a person has consented to `client_id` before (and recently enough).
+    pub async fn was_consented(&self, client_id: &str) -> StoreResult<bool> {
+        Ok(self.store.get(table::CONSENTED, client_id).await?.is_some())
     }
 
-    fn save_client(&self, client: Client, max: usize) -> bool {
-        let mut inner = self.lock();
-        if inner.clients.len() >= max {
-            return false;
-        }
-        inner.clients.insert(client.client_id.clone(), client);
-        true
+    /// A cached client metadata document answer: the client's stored form, or why there is none.
+    pub async fn document<T: DeserializeOwned>(&self, url: &str) -> StoreResult<Option<T>> {
+        self.get(table::DOCUMENTS, url).await
     }
 
-    fn client(&self, client_id: &str) -> Option<Client> {
-        self.lock().clients.get(client_id).cloned()
+    pub async fn save_document<T: Serialize>(&self, url: &str, answer: &T, ttl: Duration) -> StoreResult<()> {
+        self.store.put(table::DOCUMENTS, url, &encode(answer), ttl).await
     }
 
-    fn sweep(&self, now: i64) {
-        self.lock().sweep(now);
+    /// Counts one more event of `key` in a fixed window (attempts, registrations, ...).
+    pub async fn count(&self, key: &str, window: Duration) -> StoreResult<Counted> {
+        self.store.count(table::COUNTERS, key, window).await
     }
 
-    fn counts(&self) -> StoreCounts {
-        let inner = self.lock();
-        let live = |spent: &mut dyn Iterator<Item = bool>| spent.filter(|s| !s).count();
-        StoreCounts {
-            pending_requests: inner.requests.len(),
-            sessions: inner.sessions.len(),
-            codes: live(&mut inner.codes.values().map(|c| c.spent)),
-            refresh_tokens: live(&mut inner.refresh.values().map(|r| r.spent)),
-            registered_clients: inner.clients.len(),
-        }
+    /// Forgets a counter (a successful sign-in clears its failures).
+    pub async fn reset(&self, key: &str) -> StoreResult<()> {
+        self.store.delete(table::COUNTERS, key).await.map(drop)
+    }
+
+    /// Locks `account` for browsers it has not seen until `until` (seconds since the epoch).
+    pub async fn lock(&self, account: &str, until: i64) -> StoreResult<()> {
+        self.store.put(table::LOCKS, account, until.to_string().as_bytes(), ttl_until(until)).await
+    }
+
+    /// Until when `account` is locked, if it is.
+    pub async fn locked_until(&self, account: &str) -> StoreResult<Option<i64>> {
+        let until = self.store.get(table::LOCKS, account).await?;
+        Ok(until.and_then(|bytes| std::str::from_utf8(&bytes).ok()?.parse().ok()).filter(|t| *t > super::now()))
+    }
+
+    pub async fn unlock(&self, account: &str) -> StoreResult<()> {
+        self.store.delete(table::LOCKS, account).await.map(drop)
+    }
+
+    /// Remembers that the browser with device cookie digest `device` signed in to `account`.
+    pub async fn remember_device(&self, device: &str, account: &str, ttl: Duration) -> StoreResult<()> {
+        self.store.put(table::DEVICES, &format!("{device}/{account}"), b"1", ttl).await
+    }
+
+    /// Whether that browser signed in to `account` before.
+    pub async fn known_device(&self, device: &str, account: &str) -> StoreResult<bool> {
+        Ok(self.store.get(table::DEVICES, &format!("{device}/{account}")).await?.is_some())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::MemoryStore;
 
     fn account() -> Account {
         Account { subject: "alice".into(), username: "alice".into(), name: "Alice".into(), roles: vec!["admin".into()] }
@@ -343,34 +364,51 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_refresh_token_is_fresh_once_then_a_replay() {
-        let store = MemoryStore::new();
-        assert!(store.save_refresh("k", refresh("f")));
-        assert!(matches!(store.redeem_refresh("k"), Redeemed::Fresh(_)));
-        assert!(matches!(store.redeem_refresh("k"), Redeemed::Replayed { family } if family == "f"));
-        assert!(matches!(store.redeem_refresh("other"), Redeemed::Unknown));
+    fn store() -> IssuerStore {
+        IssuerStore::new(Arc::new(MemoryStore::new()))
     }
 
-    #[test]
-    fn a_revoked_family_loses_its_tokens_and_gets_no_new_ones() {
-        let store = MemoryStore::new();
-        store.save_refresh("a", refresh("f"));
-        store.save_refresh("b", refresh("f"));
-        store.save_refresh("c", refresh("g"));
-        store.redeem_refresh("a");
-        assert_eq!(store.revoke_family("f"), 1);
-        assert!(matches!(store.redeem_refresh("b"), Redeemed::Unknown));
-        assert!(!store.save_refresh("d", refresh("f")));
-        assert!(matches!(store.redeem_refresh("c"), Redeemed::Fresh(_)));
+    #[tokio::test]
+    async fn a_refresh_token_is_fresh_once_then_a_replay() {
+        let store = store();
+        assert!(store.save_refresh("k", &refresh("f")).await.unwrap());
+        assert!(matches!(store.redeem_refresh("k").await.unwrap(), Redeemed::Fresh(_)));
+        assert!(matches!(store.redeem_refresh("k").await.unwrap(), Redeemed::Replayed { family } if family == "f"));
+        assert!(matches!(store.redeem_refresh("other").await.unwrap(), Redeemed::Unknown));
     }
 
-    #[test]
-    fn registrations_stop_at_the_limit() {
-        let store = MemoryStore::new();
-        let client = |id: &str| Client::public(id, "name", vec!["https://a.example/cb".into()]);
-        assert!(store.save_client(client("one"), 1));
-        assert!(!store.save_client(client("two"), 1));
-        assert!(store.client("one").is_some() && store.client("two").is_none());
+    #[tokio::test]
+    async fn a_revoked_family_loses_its_tokens_and_gets_no_new_ones() {
+        let store = store();
+        store.save_refresh("a", &refresh("f")).await.unwrap();
+        store.save_refresh("b", &refresh("f")).await.unwrap();
+        store.save_refresh("c", &refresh("g")).await.unwrap();
+        store.redeem_refresh("a").await.unwrap();
+        store.revoke_family("f", Duration::from_secs(60)).await.unwrap();
+        assert!(matches!(store.redeem_refresh("b").await.unwrap(), Redeemed::Unknown));
+        assert!(store.refresh_token("b").await.unwrap().is_none());
+        assert!(!store.save_refresh("d", &refresh("f")).await.unwrap());
+        assert!(matches!(store.redeem_refresh("c").await.unwrap(), Redeemed::Fresh(_)));
+    }
+
+    #[tokio::test]
+    async fn a_used_registration_leaves_the_unused_ones_and_survives_their_eviction() {
+        let store = store();
+        let client = |id: &str| RegisteredClient {
+            client_id: id.into(),
+            name: "n".into(),
+            redirect_uris: vec!["https://a.example/cb".into()],
+            grant_types: vec!["authorization_code".into()],
+            secret_digest: None,
+            registered_at: 0,
+        };
+        let day = Duration::from_secs(86_400);
+        assert!(store.register(&client("one"), day, 2).await.unwrap().is_empty());
+        store.client_used(&client("one"), day, 10).await.unwrap();
+        store.register(&client("two"), day, 2).await.unwrap();
+        store.register(&client("three"), day, 2).await.unwrap();
+        assert_eq!(store.register(&client("four"), day, 2).await.unwrap(), ["two"], "the oldest unused makes room");
+        assert!(store.registered("one").await.unwrap().is_some(), "a used one is not evicted by new ones");
+        assert!(store.registered("two").await.unwrap().is_none());
     }
 }

@@ -13,12 +13,13 @@
 //! layer's key, for exactly one resource (`aud`), with the granted `scope`, the user's `roles`,
 //! `client_id`, `preferred_username` and `name`.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
-use axum::extract::Form;
-use axum::extract::State;
 use axum::extract::rejection::FormRejection;
+use axum::extract::{ConnectInfo, Extension, Form, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -28,18 +29,21 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::clients::{Client, Secret};
+use super::accounts::Busy;
+use super::clients::{Client, Origin, Secret};
 use super::error::OAuthError;
 use super::store::{Account, Redeemed, RefreshToken};
-use super::{Core, Params, digest, now, random_token};
+use super::{ClientError, Core, Params, digest, now, random_token};
 
 /// `POST /token`.
 pub(super) async fn token(
     State(core): State<Arc<Core>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Response {
-    match handle(&core, &headers, form).await {
+    let address = core.address(&headers, peer.map(|Extension(ConnectInfo(addr))| addr));
+    match handle(&core, &address, &headers, form).await {
         Ok(body) => {
             let mut response = Json(body).into_response();
             let headers = response.headers_mut();
@@ -53,6 +57,7 @@ pub(super) async fn token(
 
 async fn handle(
     core: &Core,
+    address: &str,
     headers: &HeaderMap,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Result<Value, OAuthError> {
@@ -70,19 +75,30 @@ async fn handle(
     if !matches!(grant_type, "authorization_code" | "refresh_token" | "client_credentials") {
         return Err(OAuthError::unsupported_grant_type(format!("grant_type {grant_type} is not supported")));
     }
-    let client = authenticate(core, headers, &params).await?;
+    let client = authenticate(core, address, headers, &params).await?;
     if !client.allows_grant(grant_type) {
         return Err(OAuthError::unauthorized_client(format!("this client may not use the {grant_type} grant")));
     }
-    match grant_type {
-        "authorization_code" => authorization_code(core, &client, &params),
-        "refresh_token" => refresh_token(core, &client, &params),
-        _ => client_credentials(core, &client, &params),
+    let body = match grant_type {
+        "authorization_code" => authorization_code(core, &client, &params).await?,
+        "refresh_token" => refresh_token(core, &client, &params).await?,
+        _ => client_credentials(core, &client, &params).await?,
+    };
+    // A registration that got tokens is in use: kept while it is used, not evicted by new ones.
+    if client.origin == Origin::Registered
+        && let Some(registered) = core.store.registered(&client.client_id).await?
+    {
+        let idle = Duration::from_secs(core.settings.idle_registration_ttl_secs);
+        core.store.client_used(&registered, idle, core.settings.max_used_clients).await?;
     }
+    Ok(body)
 }
 
 /// Who is asking: one authentication method, checked against how the client is registered.
-async fn authenticate(core: &Core, headers: &HeaderMap, params: &Params) -> Result<Client, OAuthError> {
+/// Secret attempts are counted per client and per client address before the secret is checked
+/// (`issuer.client_secret_max_attempts` per `issuer.login_window_secs`); a success clears the
+/// client's count.
+async fn authenticate(core: &Core, address: &str, headers: &HeaderMap, params: &Params) -> Result<Client, OAuthError> {
     let basic = basic_credentials(headers)?;
     let (client_id, secret) = match (basic, params.get("client_secret")) {
         (Some(_), Some(_)) => {
@@ -100,20 +116,46 @@ async fn authenticate(core: &Core, headers: &HeaderMap, params: &Params) -> Resu
             (id.to_owned(), secret.map(str::to_owned))
         }
     };
-    let client = core.client(&client_id).await.map_err(|_| OAuthError::invalid_client("unknown client"))?;
-    let ok = match (&client.secret, secret) {
-        (Secret::None, None) => true,
+    let client = match core.client(&client_id).await {
+        Ok(client) => client,
+        Err(ClientError::Unknown(_)) => return Err(OAuthError::invalid_client("unknown client")),
+        Err(ClientError::Store(err)) => return Err(err.into()),
+    };
+    let secret = match (&client.secret, secret) {
+        (Secret::None, None) => return Ok(client),
         (Secret::None, Some(_)) => {
             return Err(OAuthError::invalid_client("a public client authenticates with PKCE, not a secret"));
         }
         (_, None) => return Err(OAuthError::invalid_client("this client must authenticate with its secret")),
-        (Secret::Argon2(hash), Some(secret)) => core.users.check_secret(hash.expose_secret(), &secret).await,
-        (Secret::Digest(expected), Some(secret)) => digest(&secret).as_bytes().ct_eq(expected.as_bytes()).into(),
+        (_, Some(secret)) => secret,
+    };
+    let window = Duration::from_secs(core.settings.login_window_secs);
+    let max = u64::from(core.settings.client_secret_max_attempts);
+    let client_key = format!("secret-client/{}", digest(&client.client_id));
+    for key in [client_key.clone(), format!("secret-address/{address}")] {
+        let counted = core.store.count(&key, window).await?;
+        if counted.count > max {
+            tracing::warn!(client_id = %client.client_id, %address, "client secret attempt limit reached");
+            let wait = counted.resets_in.as_secs().max(1);
+            return Err(OAuthError::too_many(
+                "invalid_client",
+                format!("too many client authentication attempts; try again in {wait} s"),
+                wait,
+            ));
+        }
+    }
+    let ok = match &client.secret {
+        Secret::Argon2(hash) => core.users.check_secret(hash.expose_secret(), &secret).await.map_err(|Busy| {
+            OAuthError::temporarily_unavailable("this server is checking too many secrets right now; try again shortly")
+        })?,
+        Secret::Digest(expected) => digest(&secret).as_bytes().ct_eq(expected.as_bytes()).into(),
+        Secret::None => false,
     };
     if !ok {
         tracing::warn!(client_id = %client.client_id, "client authentication failed");
         return Err(OAuthError::invalid_client("client authentication failed"));
     }
+    core.store.reset(&client_key).await?;
     Ok(client)
 }
 
@@ -176,16 +218,16 @@ pub fn pkce_matches(verifier: &str, challenge: &str) -> bool {
     well_formed && bool::from(expected.as_bytes().ct_eq(challenge.as_bytes()))
 }
 
-fn authorization_code(core: &Core, client: &Client, params: &Params) -> Result<Value, OAuthError> {
+async fn authorization_code(core: &Core, client: &Client, params: &Params) -> Result<Value, OAuthError> {
     let code = params.get("code").ok_or_else(|| OAuthError::invalid_request("code is required"))?;
     let verifier =
         params.get("code_verifier").ok_or_else(|| OAuthError::invalid_request("code_verifier is required (PKCE)"))?;
     // Spent before anything else is checked: a failed attempt burns the code too.
-    let code = match core.store.redeem_code(&digest(code)) {
+    let code = match core.store.redeem_code(&digest(code)).await? {
         Redeemed::Fresh(code) => code,
         Redeemed::Replayed { family } => {
-            let revoked = core.store.revoke_family(&family);
-            tracing::warn!(client_id = %client.client_id, revoked, "authorization code replayed; its tokens are revoked");
+            core.store.revoke_family(&family, refresh_lifetime(core)).await?;
+            tracing::warn!(client_id = %client.client_id, "authorization code replayed; its tokens are revoked");
             return Err(OAuthError::invalid_grant("authorization code already used"));
         }
         Redeemed::Unknown => return Err(OAuthError::invalid_grant("unknown or expired authorization code")),
@@ -209,48 +251,74 @@ fn authorization_code(core: &Core, client: &Client, params: &Params) -> Result<V
         return Err(OAuthError::invalid_target("resource differs from the authorization request"));
     }
     let refresh = client.allows_grant("refresh_token").then_some(code.family.as_str());
-    issue(core, &code.account, &client.client_id, &code.resource, &code.scopes, &code.scopes, refresh)
+    issue(core, &code.account, &client.client_id, &code.resource, &code.scopes, &code.scopes, refresh).await
 }
 
-fn refresh_token(core: &Core, client: &Client, params: &Params) -> Result<Value, OAuthError> {
+/// How long a revocation of a family must last: as long as any of its refresh tokens can.
+fn refresh_lifetime(core: &Core) -> Duration {
+    Duration::from_secs(core.settings.refresh_token_ttl_secs)
+}
+
+async fn refresh_token(core: &Core, client: &Client, params: &Params) -> Result<Value, OAuthError> {
     let presented =
         params.get("refresh_token").ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
-    let token = match core.store.redeem_refresh(&digest(presented)) {
+    let key = digest(presented);
+    // What the request asks is checked against the token before it is spent, so a request that
+    // is refused (a wider scope, another resource) leaves the token usable and its family intact.
+    if let Some(token) = core.store.refresh_token(&key).await? {
+        if token.client_id != client.client_id {
+            core.store.revoke_family(&token.family, refresh_lifetime(core)).await?;
+            return Err(OAuthError::invalid_grant("refresh token was issued to another client"));
+        }
+        requested_scopes(params, &token)?;
+        check_resource(core, params, &token)?;
+    }
+    let token = match core.store.redeem_refresh(&key).await? {
         Redeemed::Fresh(token) => token,
         Redeemed::Replayed { family } => {
-            let revoked = core.store.revoke_family(&family);
-            tracing::warn!(client_id = %client.client_id, revoked, "refresh token reused; its family is revoked");
+            core.store.revoke_family(&family, refresh_lifetime(core)).await?;
+            tracing::warn!(client_id = %client.client_id, "refresh token reused; its family is revoked");
             return Err(OAuthError::invalid_grant("refresh token already used; every token of this grant is revoked"));
         }
         Redeemed::Unknown => return Err(OAuthError::invalid_grant("unknown, expired or revoked refresh token")),
     };
     if token.client_id != client.client_id {
-        core.store.revoke_family(&token.family);
+        core.store.revoke_family(&token.family, refresh_lifetime(core)).await?;
         return Err(OAuthError::invalid_grant("refresh token was issued to another client"));
     }
     if token.expires_at < now() {
         return Err(OAuthError::invalid_grant("refresh token expired"));
     }
-    // A narrower scope for this access token (RFC 6749 section 6); the grant itself stays.
-    let scopes = match params.get("scope") {
-        None => token.scopes.clone(),
+    let scopes = requested_scopes(params, &token)?;
+    check_resource(core, params, &token)?;
+    issue(core, &token.account, &client.client_id, &token.resource, &scopes, &token.scopes, Some(&token.family)).await
+}
+
+/// The scopes of a refreshed access token: a narrower `scope` when asked (RFC 6749 section 6),
+/// never one the grant does not hold; the grant itself stays.
+fn requested_scopes(params: &Params, token: &RefreshToken) -> Result<Vec<String>, OAuthError> {
+    match params.get("scope") {
+        None => Ok(token.scopes.clone()),
         Some(scope) => {
             let asked: Vec<String> = scope.split_whitespace().map(str::to_owned).collect();
             if let Some(extra) = asked.iter().find(|s| !token.scopes.contains(s)) {
                 return Err(OAuthError::invalid_scope(format!("{extra} was not granted")));
             }
-            asked
+            Ok(asked)
         }
-    };
+    }
+}
+
+fn check_resource(core: &Core, params: &Params, token: &RefreshToken) -> Result<(), OAuthError> {
     if let Some(resource) = params.get("resource")
         && core.resources.resolve(Some(resource)).ok().as_deref() != Some(token.resource.as_str())
     {
         return Err(OAuthError::invalid_target("resource differs from the original grant"));
     }
-    issue(core, &token.account, &client.client_id, &token.resource, &scopes, &token.scopes, Some(&token.family))
+    Ok(())
 }
 
-fn client_credentials(core: &Core, client: &Client, params: &Params) -> Result<Value, OAuthError> {
+async fn client_credentials(core: &Core, client: &Client, params: &Params) -> Result<Value, OAuthError> {
     if !client.is_confidential() || client.roles.is_empty() {
         return Err(OAuthError::unauthorized_client("client_credentials is for confidential clients with roles"));
     }
@@ -272,11 +340,11 @@ fn client_credentials(core: &Core, client: &Client, params: &Params) -> Result<V
         name: client.name.clone(),
         roles: client.roles.clone(),
     };
-    issue(core, &account, &client.client_id, &resource, &scopes, &scopes, None)
+    issue(core, &account, &client.client_id, &resource, &scopes, &scopes, None).await
 }
 
 /// Signs an access token for `scopes`, and, with a family, a new refresh token for `grant`.
-fn issue(
+async fn issue(
     core: &Core,
     account: &Account,
     client_id: &str,
@@ -318,7 +386,7 @@ fn issue(
             account: account.clone(),
             expires_at: now + core.settings.refresh_token_ttl_secs as i64,
         };
-        if !core.store.save_refresh(&digest(&refresh), record) {
+        if !core.store.save_refresh(&digest(&refresh), &record).await? {
             return Err(OAuthError::invalid_grant("this grant was revoked"));
         }
         body["refresh_token"] = json!(refresh);

@@ -138,21 +138,10 @@ impl Limits {
         });
     }
 
-    /// The client's address: the socket peer, or the first `X-Forwarded-For` hop when the
-    /// proxy in front is trusted to set it.
+    /// The client's address (see [`crate::serve::client_address`]).
     fn address(&self, request: &Request) -> Option<IpAddr> {
-        if self.trust_forwarded_for {
-            let forwarded = request
-                .headers()
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
-                .and_then(|first| first.trim().parse().ok());
-            if forwarded.is_some() {
-                return forwarded;
-            }
-        }
-        request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())
+        let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0);
+        crate::serve::client_address(request.headers(), peer, self.trust_forwarded_for)
     }
 }
 

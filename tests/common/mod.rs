@@ -23,8 +23,7 @@ pub mod tokens;
 /// The base layer of the test settings. Rate limits off: functional tests send many requests
 /// with one token from one (unknown) address; the limits have their own tests, which switch them
 /// on. `/health` with every layer's report, which tests read.
-pub const TEST_LAYER: &str =
-    "[limits]\nper_address_per_sec = 0\nper_caller_per_sec = 0\n[server]\nhealth_details = true\n";
+pub const TEST_LAYER: &str = "[limits]\nper_address_per_sec = 0\nper_caller_per_sec = 0\n[server]\nhealth_details = true\n[storage]\nurl = \"memory:\"\n";
 
 /// Default settings for tests, with `overrides` (TOML) on top. Independent of the environment.
 pub fn test_settings_with(overrides: &str) -> Settings {
