@@ -333,3 +333,287 @@ async fn only_https_loopback_http_and_reverse_domain_schemes_can_be_registered()
     let cursor = register(&app, &["cursor://anysphere.cursor-retrieval/oauth/callback"]).await;
     assert_eq!(cursor.status, StatusCode::CREATED);
 }
+
+// ---------------------------------------------------------------- sign-in
+
+/// A sign-in page for the test client, and the browser that opened it.
+async fn sign_in_page(app: &Router) -> (is::Browser, Reply) {
+    let mut browser = is::Browser::new(app);
+    let page = browser.get(&authorize_uri(is::CLIENT_ID, is::REDIRECT_URI, &Pkce::new(), &[])).await;
+    assert_eq!(page.status, StatusCode::OK);
+    (browser, page)
+}
+
+/// Item 1: 40 and 100 concurrent wrong passwords for one user were all checked (401 × 100), as
+/// the limit was checked before and counted after the password check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_guesses_are_counted_before_they_are_checked_so_no_more_than_the_limit_run() {
+    let app = is::app("[issuer]\nlogin_max_attempts = 5\nlogin_max_attempts_per_address = 1000").await;
+    let (browser, page) = sign_in_page(&app).await;
+    let guesses: Vec<_> = (0..40)
+        .map(|i| {
+            let mut browser = is::Browser { transport: browser.transport.clone(), cookies: browser.cookies.clone() };
+            let page = Reply { status: page.status, headers: page.headers.clone(), body: page.body.clone() };
+            tokio::spawn(async move { browser.sign_in(&page, "bob", &format!("wrong-{i}")).await.status })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for guess in guesses {
+        statuses.push(guess.await.unwrap());
+    }
+    let checked = statuses.iter().filter(|s| **s == StatusCode::UNAUTHORIZED).count();
+    let refused = statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
+    assert_eq!((checked, refused), (5, 35), "{statuses:?}");
+}
+
+/// Item 12: the lockout was keyed on (address, username): alice's right password from the
+/// guessing address waited 300 s, another address had 5 fresh guesses, and behind a proxy anyone
+/// locked out anyone. Now the account is locked for browsers that never signed in to it, longer
+/// each time, and a browser that signed in to it before is not locked out.
+#[tokio::test]
+async fn guessing_locks_an_account_for_unknown_browsers_only_and_longer_each_time() {
+    let offset = Arc::new(AtomicUsize::new(0));
+    let clock: mcp_auth_server::store::Clock = {
+        let (offset, system) = (offset.clone(), mcp_auth_server::store::system_clock());
+        Arc::new(move || system() + offset.load(Ordering::SeqCst) as u64)
+    };
+    let settings =
+        is::settings("[issuer]\nlogin_max_attempts = 3\nlogin_window_secs = 60\nlogin_max_lockout_secs = 600");
+    let app = mcp_auth_server::AppBuilder::new(settings)
+        .store(Arc::new(mcp_auth_server::store::MemoryStore::with_clock(clock)))
+        .build()
+        .await
+        .unwrap();
+    // Alice's own browser has signed in before.
+    let (mut alices, page) = sign_in_page(&app).await;
+    assert_eq!(alices.sign_in(&page, "alice", is::ALICE_PASSWORD).await.status, StatusCode::SEE_OTHER);
+
+    // A guesser uses up the account's attempts for unknown browsers.
+    let (mut guesser, page) = sign_in_page(&app).await;
+    for i in 0..3 {
+        assert_eq!(guesser.sign_in(&page, "alice", &format!("guess-{i}")).await.status, StatusCode::UNAUTHORIZED);
+    }
+    let locked = guesser.sign_in(&page, "alice", "guess-3").await;
+    assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(locked.header("retry-after"), Some("60"), "locked for a window the first time");
+    // Another unknown browser gets no fresh guesses: the lock is the account's, not the address's.
+    let (mut stranger, page) = sign_in_page(&app).await;
+    assert_eq!(stranger.sign_in(&page, "alice", is::ALICE_PASSWORD).await.status, StatusCode::TOO_MANY_REQUESTS);
+    // Alice's browser is not locked out, and other accounts are untouched.
+    let page = alices.get(&authorize_uri(is::CLIENT_ID, is::REDIRECT_URI, &Pkce::new(), &[])).await;
+    let page = if page.status == StatusCode::OK && text(&page).contains("name=\"password\"") {
+        page
+    } else {
+        // Already signed in: the consent page; sign in again from a fresh request of the same browser.
+        alices.cookies.remove("mcp_as_session");
+        alices.get(&authorize_uri(is::CLIENT_ID, is::REDIRECT_URI, &Pkce::new(), &[])).await
+    };
+    assert_eq!(alices.sign_in(&page, "alice", is::ALICE_PASSWORD).await.status, StatusCode::SEE_OTHER);
+    let (mut bobs, page) = sign_in_page(&app).await;
+    assert_eq!(bobs.sign_in(&page, "bob", is::BOB_PASSWORD).await.status, StatusCode::SEE_OTHER);
+
+    // A minute later the lock is over; locked again the same day, it lasts twice as long.
+    offset.store(61_000, Ordering::SeqCst);
+    let (mut guesser, page) = sign_in_page(&app).await;
+    for i in 0..3 {
+        assert_eq!(guesser.sign_in(&page, "alice", &format!("again-{i}")).await.status, StatusCode::UNAUTHORIZED);
+    }
+    let relocked = guesser.sign_in(&page, "alice", "again-3").await;
+    assert_eq!(relocked.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(relocked.header("retry-after"), Some("120"), "twice as long the second time");
+}
+
+// ---------------------------------------------------------------- authorization requests
+
+/// `GET uri` from client address `address`, as the connection loop records it.
+fn from_address(uri: &str, address: [u8; 4]) -> Request<Body> {
+    let mut request = Request::get(uri).body(Body::empty()).unwrap();
+    request.extensions_mut().insert(axum::extract::ConnectInfo(SocketAddr::from((address, 40000))));
+    request
+}
+
+/// Item 2: 10,400 unauthenticated `GET /authorize` filled the global table of pending requests
+/// (10,000): every later sign-in got 503 for 10 minutes. Now one address is rate-limited and keeps
+/// a few pending requests of its own, so its flood denies no one else.
+#[tokio::test]
+async fn a_flood_of_authorization_requests_from_one_address_denies_no_other() {
+    let app = is::app("[issuer]\nauthorize_per_address_per_minute = 60\nmax_pending_per_address = 4").await;
+    let pkce = Pkce::new();
+    let uri = authorize_uri(is::CLIENT_ID, is::REDIRECT_URI, &pkce, &[]);
+    // Someone else's sign-in, started before the flood.
+    let victim = send_as_is(&app, from_address(&uri, [192, 0, 2, 7])).await;
+    assert_eq!(victim.status, StatusCode::OK);
+    let mut statuses = Vec::new();
+    for _ in 0..100 {
+        statuses.push(send_as_is(&app, from_address(&uri, [198, 51, 100, 9])).await.status);
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 60, "then 429");
+    let refused = send_as_is(&app, from_address(&uri, [198, 51, 100, 9])).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.header("retry-after").is_some());
+    // Another address is served, and the victim's pending request is still there.
+    assert_eq!(send_as_is(&app, from_address(&uri, [203, 0, 113, 5])).await.status, StatusCode::OK);
+    let request = is::hidden(&text(&victim), "request").unwrap();
+    let cookie = victim.header("set-cookie").unwrap().split(';').next().unwrap().to_owned();
+    let form = Request::post("/authorize/login")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", cookie)
+        .body(Body::from(is::form(&[
+            ("request", &request),
+            ("csrf", &is::hidden(&text(&victim), "csrf").unwrap()),
+            ("username", "bob"),
+            ("password", is::BOB_PASSWORD),
+        ])))
+        .unwrap();
+    assert_eq!(send_as_is(&app, form).await.status, StatusCode::SEE_OTHER, "the victim signs in");
+}
+
+// ---------------------------------------------------------------- registration
+
+/// Item 3: 999 maximal registrations (20 redirect URIs of 1.9 KB, a 200-character name) filled
+/// the client table for good, and /register answered 503 to everyone until a restart.
+#[tokio::test]
+async fn registrations_are_small_rate_limited_per_address_and_never_fill_the_server_for_good() {
+    let app = is::app("[issuer]\nregistrations_per_address_per_hour = 3\nmax_registered_clients = 2").await;
+    let post = |body: serde_json::Value, address: [u8; 4]| {
+        let mut request = Request::post("/register")
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        request.extensions_mut().insert(axum::extract::ConnectInfo(SocketAddr::from((address, 40000))));
+        request
+    };
+    let client = |uris: Vec<String>, name: &str| json!({ "client_name": name, "redirect_uris": uris, "token_endpoint_auth_method": "none" });
+    let long_uri = format!("https://app.example/{}", "x".repeat(600));
+    let many: Vec<String> = (0..9).map(|i| format!("https://app.example/{i}")).collect();
+    for (metadata, what) in [
+        (client(vec![long_uri], "n"), "a 600-byte redirect URI"),
+        (client(many, "n"), "nine redirect URIs"),
+        (client(vec!["https://app.example/cb".into()], &"n".repeat(101)), "a 101-character name"),
+    ] {
+        let reply = send_as_is(&app, post(metadata, [198, 51, 100, 1])).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{what}");
+    }
+    // Those three counted: the address has used its hour.
+    let fine = client(vec!["https://app.example/cb".into()], "fine");
+    let limited = send_as_is(&app, post(fine.clone(), [198, 51, 100, 1])).await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.header("retry-after").is_some());
+    // Other addresses register, beyond the number kept: the oldest unused make room, no 503.
+    for address in 2..=6 {
+        assert_eq!(send_as_is(&app, post(fine.clone(), [198, 51, 100, address])).await.status, StatusCode::CREATED);
+    }
+}
+
+// ---------------------------------------------------------------- the token endpoint
+
+/// Item 8: no limit on client-secret attempts, and an unbounded queue in front of the Argon2
+/// workers: 64 concurrent wrong secrets moved a legitimate token request from 0.06 s to 2 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_secret_guesses_are_limited_and_the_hashing_queue_is_bounded() {
+    let app = is::app("[issuer]\nclient_secret_max_attempts = 5").await;
+    let guess = |secret: String| {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let fields = [("grant_type", "client_credentials"), ("resource", is::RESOURCE)];
+            is::token_request(&app, &fields, Some(("test-service", &secret))).await
+        })
+    };
+    let mut replies = Vec::new();
+    for attempt in (0..30).map(|i| guess(format!("wrong-{i}"))) {
+        replies.push(attempt.await.unwrap());
+    }
+    let checked = replies.iter().filter(|r| r.status == StatusCode::UNAUTHORIZED).count();
+    let limited: Vec<_> = replies.iter().filter(|r| r.status == StatusCode::TOO_MANY_REQUESTS).collect();
+    assert_eq!((checked, limited.len()), (5, 25));
+    assert!(limited.iter().all(|r| r.header("retry-after").is_some() && r.json()["error"] == "invalid_client"));
+
+    // A queue of 2: of many checks at once, some are told at once to come back.
+    let app = is::app("[issuer]\nmax_hash_queue = 2\nclient_secret_max_attempts = 1000").await;
+    let checks: Vec<_> = (0..12)
+        .map(|i| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                let fields = [("grant_type", "client_credentials"), ("resource", is::RESOURCE)];
+                is::token_request(&app, &fields, Some(("test-service", &format!("wrong-{i}")))).await
+            })
+        })
+        .collect();
+    let mut busy = 0;
+    for check in checks {
+        let reply = check.await.unwrap();
+        if reply.status == StatusCode::SERVICE_UNAVAILABLE {
+            assert_eq!(reply.json()["error"], "temporarily_unavailable");
+            assert!(reply.header("retry-after").is_some());
+            busy += 1;
+        } else {
+            assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+        }
+    }
+    assert!(busy > 0, "beyond the queue, checks are refused instead of waiting");
+}
+
+/// Item 13: a refresh asking for a wider scope got invalid_scope, and the same valid token was
+/// then treated as reused: the whole family was revoked.
+#[tokio::test]
+async fn a_refused_refresh_leaves_the_token_and_its_family_intact() {
+    let app = is::app("").await;
+    let pkce = Pkce::new();
+    let uri = authorize_uri(is::CLIENT_ID, is::REDIRECT_URI, &pkce, &[("scope", "mcp:read")]);
+    let callback = is::Browser::new(&app).authorize(&uri, "alice", is::ALICE_PASSWORD).await;
+    let tokens = is::redeem(&app, is::CLIENT_ID, &callback, is::REDIRECT_URI, &pkce).await.json();
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let refresh_with = |extra: &'static [(&'static str, &'static str)], token: String| {
+        let app = app.clone();
+        async move {
+            let mut fields =
+                vec![("grant_type", "refresh_token"), ("client_id", is::CLIENT_ID), ("refresh_token", token.as_str())];
+            fields.extend_from_slice(extra);
+            is::token_request(&app, &fields, None).await
+        }
+    };
+    let wider = refresh_with(&[("scope", "mcp:read mcp:tools")], refresh.clone()).await;
+    assert_eq!(wider.json()["error"], "invalid_scope");
+    let elsewhere = refresh_with(&[("resource", "https://other.example/mcp")], refresh.clone()).await;
+    assert_eq!(elsewhere.json()["error"], "invalid_target");
+    let rotated = refresh_with(&[], refresh).await;
+    assert_eq!(rotated.status, StatusCode::OK, "the token still works: {}", text(&rotated));
+    let next = rotated.json()["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(refresh_with(&[], next).await.status, StatusCode::OK, "and its family was not revoked");
+}
+
+// ---------------------------------------------------------------- the authorization endpoint
+
+/// Item 10: a client registered by anyone with `https://evil.example/landing`, then
+/// `GET /authorize` with `response_type=token`, `prompt=none`, no `code_challenge` or a bad
+/// `resource`: an immediate 302 to evil.example, no person involved. Not any more, until a person
+/// has consented to that client.
+#[tokio::test]
+async fn errors_of_a_client_nobody_consented_to_are_shown_not_redirected() {
+    let app = is::app("").await;
+    let evil = "https://evil.example/landing";
+    let registered = register(&app, &[evil]).await.json();
+    let client_id = registered["client_id"].as_str().unwrap().to_owned();
+    let pkce = Pkce::new();
+    for (extra, what) in [
+        (&[("response_type", "token")][..], "response_type=token"),
+        (&[("prompt", "none")][..], "prompt=none"),
+        (&[("code_challenge", "")][..], "no code_challenge"),
+        (&[("resource", "https://other.example/mcp")][..], "a bad resource"),
+    ] {
+        let reply =
+            send_as_is(&app, Request::get(authorize_uri(&client_id, evil, &pkce, extra)).body(Body::empty()).unwrap())
+                .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{what}");
+        assert!(reply.header("location").is_none(), "{what}: no redirect");
+    }
+    // Once a person has consented to the client, its errors go back to it, as OAuth says.
+    is::Browser::new(&app).authorize(&authorize_uri(&client_id, evil, &pkce, &[]), "bob", is::BOB_PASSWORD).await;
+    let reply = send_as_is(
+        &app,
+        Request::get(authorize_uri(&client_id, evil, &pkce, &[("prompt", "none")])).body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::FOUND);
+    assert!(reply.header("location").unwrap().starts_with(evil));
+}

@@ -438,7 +438,8 @@ async fn the_keycloak_profile_accepts_realm_tokens_and_reads_realm_roles() {
     let here = format!(
         "[jwt]\nissuer = \"{realm}\"\nstartup_timeout_secs = 0\n[server]\npublic_url = \"http://127.0.0.1:3000\""
     );
-    let settings = mcp_auth_server::Settings::from_toml_layers(&[&auth_settings(), &profile, &here]).unwrap();
+    let settings =
+        mcp_auth_server::Settings::from_toml_layers(&[TEST_LAYER, &auth_settings(), &profile, &here]).unwrap();
     assert_eq!(settings.jwt.role_claims, ["realm_access.roles", "resource_access.mcp-test-client.roles"]);
     let app = app_with(&settings).await;
 

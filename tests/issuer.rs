@@ -866,7 +866,8 @@ async fn a_wrong_password_signs_nobody_in_and_repeated_failures_are_rate_limited
 async fn the_published_dev_users_refuse_a_public_bind_unless_allowed() {
     let dev = include_str!("../config/dev.toml");
     let layers = |extra: &str| {
-        mcp_auth_server::Settings::from_toml_layers(&[&common::auth_settings(), dev, extra]).expect("settings")
+        mcp_auth_server::Settings::from_toml_layers(&[common::TEST_LAYER, &common::auth_settings(), dev, extra])
+            .expect("settings")
     };
     let public = layers("[server]\nbind = \"0.0.0.0:3000\"\npublic_url = \"https://mcp.example.com\"");
     let err = mcp_auth_server::app(&public).await.expect_err("refused").to_string();
@@ -908,10 +909,11 @@ async fn bad_issuer_configuration_stops_start_up_naming_the_key() {
         ("[[issuer.clients]]\nclient_id = \"c\"\nredirect_uris = [\"http://evil.example/cb\"]", "redirect_uris"),
     ];
     for (toml, key) in cases {
-        let err = match mcp_auth_server::Settings::from_toml_layers(&[&common::auth_settings(), toml]) {
-            Err(err) => err.to_string(),
-            Ok(settings) => mcp_auth_server::app(&settings).await.expect_err(toml).to_string(),
-        };
+        let err =
+            match mcp_auth_server::Settings::from_toml_layers(&[common::TEST_LAYER, &common::auth_settings(), toml]) {
+                Err(err) => err.to_string(),
+                Ok(settings) => mcp_auth_server::app(&settings).await.expect_err(toml).to_string(),
+            };
         assert!(err.contains(key), "{toml}: {err}");
     }
     let hash = mcp_auth_server::issuer::hash_password("x");

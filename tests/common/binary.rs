@@ -60,7 +60,7 @@ impl Server {
         std::fs::create_dir_all(&dir).unwrap();
         // Two layers, as a deployment has them: the base (keys, address) and the test's own.
         let base = format!(
-            "{}\n[log]\nfilter = \"warn\"\n[server]\nbind = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\nhealth_details = true\n",
+            "{}\n[log]\nfilter = \"warn\"\n[server]\nbind = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\nhealth_details = true\n[storage]\nurl = \"memory:\"\n",
             auth_settings()
         );
         std::fs::write(dir.join("default.toml"), base).unwrap();
