@@ -34,7 +34,9 @@ fn endpoint() -> &'static Router {
         let settings = Settings::from_toml("").unwrap();
         let config = mcp::McpConfig::from_settings(&settings);
         let features = tools::builtin().into_features(&settings);
-        let endpoint = mcp::Endpoint::new(&settings, config, Some(features), Shutdown::default());
+        let store = Arc::new(mcp_auth_server::store::MemoryStore::new());
+        let endpoint = mcp::Endpoint::new(&settings, config, Some(features), Shutdown::default(), store);
+        let endpoint = runtime().block_on(endpoint).unwrap();
         let allow = Arc::new(AllowList::from_settings(&settings));
         let guards = tower::ServiceBuilder::new()
             .layer(axum::middleware::from_fn_with_state(allow.clone(), guard::check_host))
@@ -126,7 +128,7 @@ pub fn mcp_name(data: &[u8]) {
 /// The `requestState` decoder: nothing a client forges opens, and whatever a handler puts in
 /// round-trips exactly.
 pub fn request_state(data: &[u8]) {
-    let sealer = StateSealer::new("fuzzing-key", Duration::from_secs(60));
+    let sealer = StateSealer::new(b"fuzzing-key".to_vec(), Duration::from_secs(60));
     let params = json!({ "name": "tool", "arguments": { "a": 1 } });
     let params = params.as_object().unwrap();
     let bind = binding("tools/call", params, None);
@@ -221,6 +223,7 @@ pub fn redirect_uri(data: &[u8]) {
 pub fn last_event_id(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     if let Some((stream, seq)) = StreamLog::parse_event_id(&text) {
-        assert_eq!(StreamLog::parse_event_id(&format!("{stream}-{seq}")), Some((stream, seq)));
+        assert_eq!(StreamLog::parse_event_id(&format!("{stream}-{seq}")), Some((stream.clone(), seq)));
+        assert!(stream.bytes().all(|b| b.is_ascii_alphanumeric()), "{stream:?}");
     }
 }

@@ -57,6 +57,9 @@ pub enum AppError {
     /// The caller exceeded its rate limit (429).
     #[error("too many requests; retry in {retry_after_secs} s")]
     TooManyRequests { retry_after_secs: u64 },
+    /// The caller (or session) holds as many open streams as it may (429): close one first.
+    #[error("too many open streams: close one first (mcp.max_streams_per_session, mcp.max_streams_per_caller)")]
+    TooManyStreams,
     /// The request (its body, or producing its response) took too long (408).
     #[error("request timed out")]
     RequestTimeout,
@@ -136,7 +139,7 @@ impl AppError {
             AppError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             AppError::BadRequest(_) | AppError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::TooManyRequests { .. } | AppError::TooManyStreams => StatusCode::TOO_MANY_REQUESTS,
             AppError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -196,6 +199,9 @@ impl AppError {
             }
             AppError::TooManyRequests { retry_after_secs } => {
                 response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            AppError::TooManyStreams => {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
             _ => {}
         }

@@ -186,7 +186,8 @@ impl AppBuilder {
             // Outermost, so refusals are in the audit trail too.
             let audit = crate::mcp::audit::AuditLayer { log_arguments: settings.log.audit_arguments };
             let features = features.map(|f| f.layer(audit));
-            let endpoint = crate::mcp::Endpoint::new(settings, config, features, self.shutdown.clone());
+            let endpoint =
+                crate::mcp::Endpoint::new(settings, config, features, self.shutdown.clone(), store.clone()).await?;
             health = health.section("mcp", endpoint.stats());
             // Browser clients: preflights are answered before the guard and authentication.
             #[cfg(feature = "oauth-meta")]

@@ -73,6 +73,14 @@ pub fn system_clock() -> Clock {
     Arc::new(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64))
 }
 
+/// The system clock read once, then advanced by tokio's monotonic clock: for records that live
+/// no longer than the process (the memory store), which then ignore jumps of the wall clock, and
+/// expire on time in tests that pause tokio's clock.
+pub fn runtime_clock() -> Clock {
+    let (wall, start) = ((system_clock())(), tokio::time::Instant::now());
+    Arc::new(move || wall + start.elapsed().as_millis() as u64)
+}
+
 /// The contract every backend implements. Object-safe: callers hold an `Arc<dyn Store>`.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -274,9 +282,9 @@ struct MemoryLog {
 const SWEEP_EVERY_MS: u64 = 60_000;
 
 impl MemoryStore {
-    /// An empty store on the system clock.
+    /// An empty store on the runtime's clock ([`runtime_clock`]).
     pub fn new() -> MemoryStore {
-        MemoryStore::with_clock(system_clock())
+        MemoryStore::with_clock(runtime_clock())
     }
 
     /// An empty store on `clock`.

@@ -617,3 +617,107 @@ async fn errors_of_a_client_nobody_consented_to_are_shown_not_redirected() {
     assert_eq!(reply.status, StatusCode::FOUND);
     assert!(reply.header("location").unwrap().starts_with(evil));
 }
+
+// ---------------------------------------------------------------- Sessions and streams
+
+const LEGACY: &str = "2025-11-25";
+
+fn bearer(subject: &str) -> String {
+    format!("Bearer {}", common::tokens::TokenBuilder::new().subject(subject).build())
+}
+
+fn as_caller(mut request: Request<Body>, bearer: &str) -> Request<Body> {
+    request.headers_mut().insert("authorization", bearer.parse().unwrap());
+    request
+}
+
+async fn initialize_as(app: &Router, bearer: &str) -> String {
+    let body = call(
+        0,
+        "initialize",
+        json!({ "protocolVersion": LEGACY, "capabilities": {}, "clientInfo": { "name": "t", "version": "1" } }),
+    );
+    let reply = send(app, as_caller(raw_post(body.to_string()), bearer)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", text(&reply));
+    reply.header("mcp-session-id").expect("a session id").to_owned()
+}
+
+async fn ping_as(app: &Router, session: &str, bearer: &str) -> StatusCode {
+    send(app, as_caller(legacy(session, LEGACY, call(1, "ping", json!({}))), bearer)).await.status
+}
+
+/// A GET stream of `session`: its standalone stream, or (with `resume`) a request stream resumed.
+fn stream_request(session: &str, bearer: &str, resume: Option<&str>) -> Request<Body> {
+    let mut builder = Request::get("/mcp")
+        .header("host", "127.0.0.1:3000")
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", session)
+        .header("mcp-protocol-version", LEGACY)
+        .header("authorization", bearer);
+    if let Some(id) = resume {
+        builder = builder.header("last-event-id", id);
+    }
+    builder.body(Body::empty()).unwrap()
+}
+
+/// Item 5: one guest token repeating `initialize` filled the session table for everyone.
+#[tokio::test]
+async fn a_caller_opening_session_after_session_closes_only_its_own_oldest() {
+    let app = app_with(&test_settings_with("[mcp]\nmax_sessions_per_caller = 3")).await;
+    let alice = bearer("alice");
+    let hers = initialize_as(&app, &alice).await;
+    let mallory = bearer("mallory");
+    let mut opened = Vec::new();
+    for _ in 0..10 {
+        opened.push(initialize_as(&app, &mallory).await);
+    }
+    let mut statuses = Vec::new();
+    for session in &opened {
+        statuses.push(ping_as(&app, session, &mallory).await);
+    }
+    let mut expected = vec![StatusCode::NOT_FOUND; 7];
+    expected.extend([StatusCode::OK; 3]);
+    assert_eq!(statuses, expected, "the caller's seven oldest sessions made room for its newest");
+    assert_eq!(ping_as(&app, &hers, &alice).await, StatusCode::OK, "another caller's session is untouched");
+    let newcomer = bearer("carol");
+    let theirs = initialize_as(&app, &newcomer).await;
+    assert_eq!(ping_as(&app, &theirs, &newcomer).await, StatusCode::OK, "a new caller is served");
+}
+
+/// Item 6: one token held thousands of GET streams, and `/health` stopped answering.
+#[tokio::test]
+async fn streams_are_capped_per_session_and_per_caller_and_others_still_get_theirs() {
+    let app = app_with(&test_settings_with("[mcp]\nmax_streams_per_session = 2\nmax_streams_per_caller = 3")).await;
+    let mallory = bearer("mallory");
+    let first = initialize_as(&app, &mallory).await;
+    let standalone = open(&app, stream_request(&first, &mallory, None)).await;
+    let resumed = open(&app, stream_request(&first, &mallory, Some("abc-0"))).await;
+    assert_eq!((standalone.status(), resumed.status()), (StatusCode::OK, StatusCode::OK));
+    let refused = send_as_is(&app, stream_request(&first, &mallory, Some("def-0"))).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "a third stream of one session");
+    assert_eq!(refused.header("retry-after"), Some("5"));
+    assert!(text(&refused).contains("max_streams_per_session"), "{}", text(&refused));
+
+    // Another session of the same caller: one more stream, then the caller's cap.
+    let second = initialize_as(&app, &mallory).await;
+    let third = open(&app, stream_request(&second, &mallory, None)).await;
+    assert_eq!(third.status(), StatusCode::OK);
+    let refused = send_as_is(&app, stream_request(&second, &mallory, Some("abc-0"))).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "a fourth stream of one caller");
+    // The modern era's streams count against the same cap.
+    let listen = modern(2, "subscriptions/listen", json!({ "notifications": { "toolsListChanged": true } }));
+    let refused = send_as_is(&app, as_caller(listen, &mallory)).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{}", text(&refused));
+
+    // Everyone else is served meanwhile.
+    let alice = bearer("alice");
+    let hers = initialize_as(&app, &alice).await;
+    assert_eq!(open(&app, stream_request(&hers, &alice, None)).await.status(), StatusCode::OK);
+    assert_eq!(send(&app, Request::get("/health").body(Body::empty()).unwrap()).await.status, StatusCode::OK);
+
+    // A stream closed gives its place back.
+    drop(resumed);
+    let again = open(&app, stream_request(&first, &mallory, Some("def-0"))).await;
+    assert_eq!(again.status(), StatusCode::OK);
+    drop((standalone, third, again));
+}

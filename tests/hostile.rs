@@ -276,13 +276,16 @@ async fn the_server_holds_under_hostile_input() {
     let answered = futures_util::future::join_all(tasks).await.into_iter().filter(|ok| *ok.as_ref().unwrap()).count();
     assert_eq!(answered, 1_000);
 
-    // 1,000 SSE streams opened and dropped.
+    // 1,000 SSE streams opened and dropped, 100 at a time by 100 callers (one caller may hold
+    // at most `mcp.max_streams_per_caller` at once: tests/abuse.rs).
     let listen =
         modern_body("subscriptions/listen", json!({ "notifications": { "toolsListChanged": true } })).to_string();
+    let streamers: Vec<String> =
+        (0..100).map(|i| caller(&server, &format!("streamer-{i}"), &["mcp:read", "mcp:tools"])).collect();
     for _ in 0..10 {
         let mut open = Vec::new();
-        for _ in 0..100 {
-            open.push(post(&http, &server, Some(&token), "subscriptions/listen", listen.clone()).await);
+        for streamer in &streamers {
+            open.push(post(&http, &server, Some(streamer), "subscriptions/listen", listen.clone()).await);
         }
         assert!(open.iter().all(|r| r.status() == 200));
         drop(open);

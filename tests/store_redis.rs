@@ -7,114 +7,16 @@
 #[macro_use]
 #[path = "common/store_contract.rs"]
 mod store_contract;
+#[path = "common/redis.rs"]
+mod redis_server;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mcp_auth_server::store::{Spent, Store, StoreError};
 use mcp_auth_server::store_redis::RedisStore;
+use redis_server::{RedisServer, free_port};
 use store_contract::{Backend, Probe, TTL, Time, TtlProbe};
-
-/// A redis-server process of this test, killed when dropped.
-struct RedisServer {
-    child: Option<Child>,
-    port: u16,
-    /// For a persistent server: its data directory (AOF), removed when dropped.
-    dir: Option<PathBuf>,
-}
-
-impl RedisServer {
-    /// An in-memory server: no snapshots, no append-only file.
-    fn start() -> RedisServer {
-        let mut server = RedisServer { child: None, port: free_port(), dir: None };
-        server.spawn();
-        server
-    }
-
-    /// A server that writes every change to its append-only file before answering, so a killed
-    /// server comes back with everything it acknowledged.
-    fn start_persistent() -> RedisServer {
-        let dir = std::env::temp_dir().join(format!("mcp-auth-redis-{}-{}", std::process::id(), free_port()));
-        std::fs::create_dir_all(&dir).expect("redis data dir");
-        let mut server = RedisServer { child: None, port: free_port(), dir: Some(dir) };
-        server.spawn();
-        server
-    }
-
-    fn spawn(&mut self) {
-        let port = self.port.to_string();
-        let mut args = vec!["--port", &port, "--bind", "127.0.0.1", "--save", ""];
-        let dir;
-        match &self.dir {
-            Some(path) => {
-                dir = path.display().to_string();
-                args.extend(["--appendonly", "yes", "--appendfsync", "always", "--dir", &dir]);
-            }
-            None => args.extend(["--appendonly", "no"]),
-        }
-        let child = Command::new("redis-server").args(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn();
-        match child {
-            Ok(child) => self.child = Some(child),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                panic!("redis-server is not installed; these tests need it: apt-get install -y redis-server")
-            }
-            Err(e) => panic!("cannot start redis-server: {e}"),
-        }
-        self.wait_ready();
-    }
-
-    /// Polls until the server answers PING (it may be loading its append-only file).
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) {
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-                let mut reply = [0u8; 7];
-                if stream.write_all(b"PING\r\n").is_ok()
-                    && stream.read_exact(&mut reply).is_ok()
-                    && &reply == b"+PONG\r\n"
-                {
-                    return;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("redis-server on port {} did not answer PING within 10 s", self.port);
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn restart(&mut self) {
-        self.kill();
-        self.spawn();
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-        if let Some(dir) = &self.dir {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
-}
 
 /// The remaining life of what `probe` names, as Redis reports it (PTTL), or `None` without one.
 fn ttl_probe(url: String) -> TtlProbe {

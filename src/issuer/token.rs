@@ -265,32 +265,30 @@ async fn refresh_token(core: &Core, client: &Client, params: &Params) -> Result<
     let key = digest(presented);
     // What the request asks is checked against the token before it is spent, so a request that
     // is refused (a wider scope, another resource) leaves the token usable and its family intact.
-    if let Some(token) = core.store.refresh_token(&key).await? {
-        if token.client_id != client.client_id {
-            core.store.revoke_family(&token.family, refresh_lifetime(core)).await?;
-            return Err(OAuthError::invalid_grant("refresh token was issued to another client"));
-        }
-        requested_scopes(params, &token)?;
-        check_resource(core, params, &token)?;
+    // Unknown, expired or revoked ends here, unspent; a spent token is still found, and spending
+    // it again below is the reuse that revokes its family.
+    let Some(token) = core.store.refresh_token(&key).await? else {
+        return Err(OAuthError::invalid_grant("unknown, expired or revoked refresh token"));
+    };
+    if token.client_id != client.client_id {
+        core.store.revoke_family(&token.family, refresh_lifetime(core)).await?;
+        return Err(OAuthError::invalid_grant("refresh token was issued to another client"));
     }
-    let token = match core.store.redeem_refresh(&key).await? {
-        Redeemed::Fresh(token) => token,
+    requested_scopes(params, &token)?;
+    check_resource(core, params, &token)?;
+    match core.store.redeem_refresh(&key).await? {
+        Redeemed::Fresh(_) => {}
         Redeemed::Replayed { family } => {
             core.store.revoke_family(&family, refresh_lifetime(core)).await?;
             tracing::warn!(client_id = %client.client_id, "refresh token reused; its family is revoked");
             return Err(OAuthError::invalid_grant("refresh token already used; every token of this grant is revoked"));
         }
         Redeemed::Unknown => return Err(OAuthError::invalid_grant("unknown, expired or revoked refresh token")),
-    };
-    if token.client_id != client.client_id {
-        core.store.revoke_family(&token.family, refresh_lifetime(core)).await?;
-        return Err(OAuthError::invalid_grant("refresh token was issued to another client"));
     }
     if token.expires_at < now() {
         return Err(OAuthError::invalid_grant("refresh token expired"));
     }
     let scopes = requested_scopes(params, &token)?;
-    check_resource(core, params, &token)?;
     issue(core, &token.account, &client.client_id, &token.resource, &scopes, &token.scopes, Some(&token.family)).await
 }
 
@@ -386,10 +384,13 @@ async fn issue(
             account: account.clone(),
             expires_at: now + core.settings.refresh_token_ttl_secs as i64,
         };
-        if !core.store.save_refresh(&digest(&refresh), &record).await? {
-            return Err(OAuthError::invalid_grant("this grant was revoked"));
+        // A family revoked since the token was spent (the reuse this rotation raced): the access
+        // token stands, short-lived like any other, but the grant ends here, without a successor.
+        if core.store.save_refresh(&digest(&refresh), &record).await? {
+            body["refresh_token"] = json!(refresh);
+        } else {
+            tracing::warn!(client_id, "grant revoked during its rotation; no new refresh token");
         }
-        body["refresh_token"] = json!(refresh);
     }
     tracing::info!(client_id, sub = %account.subject, %scope, aud = resource, "access token issued");
     Ok(body)

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
-/// Something clients may want to hear about.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Something clients may want to hear about (serialised to reach other instances).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ChangeEvent {
     ToolsListChanged,
     PromptsListChanged,

@@ -43,25 +43,24 @@ pub(super) async fn handle(mcp: &Arc<Mcp>, post: Post, message: Message) -> Resp
     if let Message::Request { id, method, params } = &message
         && method == "initialize"
     {
-        return initialize(mcp, &post, id, params);
+        return initialize(mcp, &post, id, params).await;
     }
     let request_id = match &message {
         Message::Request { id, .. } => Some(id.clone()),
         _ => None,
     };
-    let session = match session_for(mcp, &post.headers, post.principal.as_ref()) {
+    let session = match session_for(mcp, &post.headers, post.principal.as_ref()).await {
         Ok(session) => session,
         Err(refusal) => return refusal.response(request_id.as_ref()),
     };
     match message {
         Message::Response { id, outcome } => {
-            if !session.deliver_response(&id, outcome) {
-                tracing::debug!(%id, "response to no pending request; ignored");
-            }
+            // Whichever instance waits for this answer gets it.
+            session.deliver_response(&id, outcome).await;
             StatusCode::ACCEPTED.into_response()
         }
         Message::Notification { method, params } => {
-            notification(&session, &method, &params);
+            notification(&session, &method, &params).await;
             StatusCode::ACCEPTED.into_response()
         }
         Message::Request { id, method, params } => {
@@ -82,7 +81,7 @@ pub(super) async fn handle_batch(
     post: Post,
     messages: Vec<Result<Message, (Option<Id>, RpcError)>>,
 ) -> Response {
-    let session = match session_for(mcp, &post.headers, post.principal.as_ref()) {
+    let session = match session_for(mcp, &post.headers, post.principal.as_ref()).await {
         Ok(session) => session,
         Err(refusal) => return refusal.response(None),
     };
@@ -102,10 +101,8 @@ pub(super) async fn handle_batch(
             Ok(Message::Request { id, method, .. }) if method == "initialize" => {
                 responses.push(error_value(Some(&id), &RpcError::invalid_request("initialize must not be batched")));
             }
-            Ok(Message::Response { id, outcome }) => {
-                session.deliver_response(&id, outcome);
-            }
-            Ok(Message::Notification { method, params }) => notification(&session, &method, &params),
+            Ok(Message::Response { id, outcome }) => session.deliver_response(&id, outcome).await,
+            Ok(Message::Notification { method, params }) => notification(&session, &method, &params).await,
             Ok(Message::Request { id, method, params }) => {
                 let value = match request(mcp, &session, &post, id.clone(), method, params).await {
                     Answer::Result(Ok(result)) => {
@@ -133,7 +130,7 @@ fn error_value(id: Option<&Id>, error: &RpcError) -> Value {
 }
 
 /// `initialize`: negotiate a version, open a session bound to the caller.
-fn initialize(mcp: &Arc<Mcp>, post: &Post, id: &Id, params: &Map<String, Value>) -> Response {
+async fn initialize(mcp: &Arc<Mcp>, post: &Post, id: &Id, params: &Map<String, Value>) -> Response {
     let requested = params.get("protocolVersion").and_then(Value::as_str);
     let Some(requested) = requested else {
         let error = RpcError::invalid_params("Invalid params: protocolVersion is required");
@@ -141,7 +138,7 @@ fn initialize(mcp: &Arc<Mcp>, post: &Post, id: &Id, params: &Map<String, Value>)
     };
     let version = LegacyVersion::negotiate(requested);
     let capabilities = params.get("capabilities").and_then(Value::as_object).cloned().unwrap_or_default();
-    let session = match mcp.sessions.create(post.principal.as_ref(), version, ClientCapabilities(capabilities)) {
+    let session = match mcp.sessions.create(post.principal.as_ref(), version, ClientCapabilities(capabilities)).await {
         Ok(session) => session,
         Err(refusal) => return refusal.into_response_with_id(Some(id.to_value())),
     };
@@ -173,11 +170,14 @@ enum NoSession {
     /// 404: a session that does not exist, has ended, or belongs to another caller
     /// (indistinguishable on purpose).
     NotFound,
+    /// 503: the store that keeps sessions failed.
+    Unavailable(AppError),
 }
 
 impl NoSession {
     fn response(self, id: Option<&Id>) -> Response {
         let (status, message) = match self {
+            NoSession::Unavailable(refusal) => return refusal.into_response_with_id(id.map(Id::to_value)),
             NoSession::BadVersion(version) => (
                 StatusCode::BAD_REQUEST,
                 format!("Unsupported MCP-Protocol-Version: {version} (supported: {})", LEGACY_VERSIONS.join(", ")),
@@ -189,15 +189,19 @@ impl NoSession {
     }
 }
 
-/// Finds the session a request names, for its owner only.
-fn session_for(mcp: &Mcp, headers: &HeaderMap, principal: Option<&Principal>) -> Result<Arc<Session>, NoSession> {
+/// Finds the session a request names, for its owner only, on this instance or in the store.
+async fn session_for(
+    mcp: &Arc<Mcp>,
+    headers: &HeaderMap,
+    principal: Option<&Principal>,
+) -> Result<Arc<Session>, NoSession> {
     if let Some(version) = header_version(headers)
         && !LEGACY_VERSIONS.contains(&version)
     {
         return Err(NoSession::BadVersion(version.to_owned()));
     }
     let session_id = headers.get(&HEADER_SESSION_ID).and_then(|v| v.to_str().ok()).ok_or(NoSession::Missing)?;
-    match mcp.sessions.get(session_id.trim()) {
+    match mcp.sessions.get(session_id.trim()).await.map_err(NoSession::Unavailable)? {
         Some(session) if session.owned_by(principal) => Ok(session),
         Some(_) => {
             tracing::warn!(session = session_id, "session presented by a caller other than its owner");
@@ -207,13 +211,13 @@ fn session_for(mcp: &Mcp, headers: &HeaderMap, principal: Option<&Principal>) ->
     }
 }
 
-/// Client notifications within a session. Only cancellation needs action;
-/// `notifications/initialized` and the rest are acknowledged and dropped.
-fn notification(session: &Session, method: &str, params: &Map<String, Value>) {
+/// Client notifications within a session. Only cancellation needs action (the request may run
+/// on another instance); `notifications/initialized` and the rest are acknowledged and dropped.
+async fn notification(session: &Session, method: &str, params: &Map<String, Value>) {
     if method == "notifications/cancelled"
         && let Some(id) = params.get("requestId").and_then(Id::from_value)
     {
-        session.cancel(&id);
+        session.cancel(&id).await;
     }
 }
 
@@ -238,10 +242,10 @@ async fn request(
     match method.as_str() {
         "ping" => empty(),
         "logging/setLevel" if capabilities.logging.is_some() => match params.get("level").and_then(LogLevel::parse) {
-            Some(level) => {
-                session.set_log_level(level);
-                empty()
-            }
+            Some(level) => match session.update(|record| record.log_level = Some(level)).await {
+                Ok(()) => empty(),
+                Err(err) => Answer::Refused(store_unavailable(err)),
+            },
             None => Answer::Result(Err(RpcError::invalid_params("Invalid params: unknown log level"))),
         },
         "resources/subscribe" | "resources/unsubscribe" if capabilities.resources.is_some_and(|r| r.subscribe) => {
@@ -253,12 +257,20 @@ async fn request(
             {
                 return Answer::Refused(refusal);
             }
-            if method == "resources/subscribe" {
-                session.subscribe(uri);
-            } else {
-                session.unsubscribe(uri);
+            let subscribe = method == "resources/subscribe";
+            let updated = session
+                .update(|record| {
+                    if subscribe {
+                        record.subscriptions.insert(uri.to_owned());
+                    } else {
+                        record.subscriptions.remove(uri);
+                    }
+                })
+                .await;
+            match updated {
+                Ok(()) => empty(),
+                Err(err) => Answer::Refused(store_unavailable(err)),
             }
-            empty()
         }
         _ => match (&mcp.features, feature_method_offered(&method, capabilities)) {
             (Some(features), Some(true)) => call(mcp, features, session, post, id, method, params).await,
@@ -281,8 +293,10 @@ async fn call(
 ) -> Answer {
     let (meta, params) = params.into_parts();
     // Open whenever the client takes SSE: in a session the handler may also send requests to
-    // the client or close the connection for polling, whatever this request's `_meta` says.
-    let (sender, mut receiver) = outbox(post.accepts.sse);
+    // the client or close the connection for polling, whatever this request's `_meta` says. A
+    // session or caller with as many streams open as it may gets its answer without a stream.
+    let slot = post.accepts.sse.then(|| mcp.sessions.stream_slot(Some(session), post.principal.as_ref())).flatten();
+    let (sender, mut receiver) = outbox(slot.is_some());
     let cancellation = session.closed.child_token();
     let tracking = session.track(id.clone(), cancellation.clone());
     let ctx = RequestContext {
@@ -320,23 +334,18 @@ async fn call(
         }
         Start::Stream { first, result } => {
             let log = session.new_stream(mcp.config.sse_replay_buffer);
-            if session.version.supports_polling() {
-                log.push_priming(mcp.config.sse_retry_ms);
+            let polling = session.version.supports_polling();
+            if polling {
+                log.push_priming(mcp.config.sse_retry_ms).await;
             }
             // The reader exists before the writer runs, so a close requested by the very first
             // message applies to this connection.
             let reader = log.clone().reader(None, mcp.config.sse_retry_ms, session.closed.clone());
-            let writer = log.clone();
-            let polling = session.version.supports_polling();
+            let writer = log;
             tokio::spawn(async move {
                 let _tracking = tracking;
-                let write = |message: Outbound| match message {
-                    Outbound::Frame(frame) => writer.push(&frame),
-                    Outbound::CloseConnection if polling => writer.disconnect(),
-                    Outbound::CloseConnection => {}
-                };
                 if let Some(first) = first {
-                    write(first);
+                    write(&writer, first, polling).await;
                 }
                 let result = match result {
                     Some(result) => result,
@@ -344,7 +353,7 @@ async fn call(
                         match &mut receiver {
                             Some(rx) => tokio::select! {
                                 biased;
-                                Some(message) = rx.recv() => write(message),
+                                Some(message) = rx.recv() => write(&writer, message, polling).await,
                                 result = &mut pending => break result,
                             },
                             None => break (&mut pending).await,
@@ -353,25 +362,54 @@ async fn call(
                 };
                 if let Some(rx) = &mut receiver {
                     while let Ok(message) = rx.try_recv() {
-                        write(message);
+                        write(&writer, message, polling).await;
                     }
                 }
                 let frame = match result.map_err(McpError::into_refusal) {
                     // A cancelled request gets no response; its stream just ends.
                     Err(Err(error)) if error.code == code::REQUEST_CANCELLED => {
-                        writer.finish();
+                        writer.finish().await;
                         return;
                     }
                     Ok(reply) => result_frame(&id, &legacy_result(reply)),
                     Err(Err(error)) => error_frame(Some(&id), &error),
                     Err(Ok(refusal)) => error_frame(Some(&id), &RpcError::new(refusal.rpc_code(), refusal.to_string())),
                 };
-                writer.push(&frame);
-                writer.finish();
+                writer.push(&frame).await;
+                writer.finish().await;
             });
-            Answer::Stream(sse::response(reader, &mcp.open_streams))
+            Answer::Stream(sse::response(holding(reader, slot), &mcp.open_streams))
         }
     }
+}
+
+/// Logs one message a handler produced on its request's stream.
+async fn write(log: &StreamLog, message: Outbound, polling: bool) {
+    match message {
+        Outbound::Frame(frame) => log.push(&frame).await,
+        Outbound::CloseConnection if polling => log.disconnect().await,
+        Outbound::CloseConnection => {}
+    }
+}
+
+/// `stream`, holding `slot` (its place among the open streams) for as long as it lives.
+fn holding<S, T>(stream: S, slot: T) -> impl futures_util::Stream<Item = S::Item> + Send + 'static
+where
+    S: futures_util::Stream + Send + 'static,
+    T: Send + 'static,
+{
+    use futures_util::StreamExt;
+    stream.map(move |item| {
+        let _held = &slot;
+        item
+    })
+}
+
+/// The store failed while a session changed: 503, nothing half-written (the record is written
+/// whole or not at all).
+fn store_unavailable(err: crate::store::StoreError) -> AppError {
+    tracing::error!(%err, "the session store failed");
+    AppError::Unavailable("the session store is unavailable")
 }
 
 /// A complete result in the 2025 shape (no `resultType`, no cache hints).
@@ -464,8 +502,9 @@ async fn drive(
     Err(RpcError::internal("too many rounds of client input").into())
 }
 
-/// `GET /mcp`: resume a request stream (`Last-Event-ID`) or open the session's standalone
-/// stream of server notifications (list changes, resource updates).
+/// `GET /mcp`: resume a request stream (`Last-Event-ID`, on any instance: its events are in
+/// the store) or open the session's standalone stream of server notifications (list changes,
+/// resource updates).
 pub(super) async fn open_stream(mcp: &Arc<Mcp>, principal: Option<Principal>, headers: HeaderMap) -> Response {
     if header_version(&headers).is_some_and(|v| !is_handshake_version(v)) {
         // No GET stream in the modern era.
@@ -476,40 +515,41 @@ pub(super) async fn open_stream(mcp: &Arc<Mcp>, principal: Option<Principal>, he
     if !Accepts::from_headers(&headers).sse {
         return AppError::NotAcceptable("GET /mcp answers with text/event-stream").into_response();
     }
-    let session = match session_for(mcp, &headers, principal.as_ref()) {
+    let session = match session_for(mcp, &headers, principal.as_ref()).await {
         Ok(session) => session,
         Err(refusal) => return refusal.response(None),
+    };
+    let Some(slot) = mcp.sessions.stream_slot(Some(&session), principal.as_ref()) else {
+        return AppError::TooManyStreams.into_response();
     };
     let resume = headers
         .get(&HEADER_LAST_EVENT_ID)
         .and_then(|v| v.to_str().ok())
         .and_then(StreamLog::parse_event_id)
-        .and_then(|(stream, seq)| session.stream(stream).map(|log| (log, seq)));
-    if let Some((log, seq)) = resume {
-        return sse::response(
-            log.reader(Some(seq), mcp.config.sse_retry_ms, session.closed.clone()),
-            &mcp.open_streams,
-        );
+        // Stream "0" is the standalone stream, which is not logged: a new one is opened instead.
+        .filter(|(stream, _)| stream != "0");
+    if let Some((stream, seq)) = resume {
+        let log = session.stream(&stream, mcp.config.sse_replay_buffer);
+        let reader = log.reader(Some(seq), mcp.config.sse_retry_ms, session.closed.clone());
+        return sse::response(holding(reader, slot), &mcp.open_streams);
     }
-    let Some(claim) = session.open_standalone() else {
-        let error = RpcError::invalid_request("Conflict: only one standalone SSE stream per session");
-        return rpc_error(StatusCode::CONFLICT, None, &error);
+    let claim = match session.open_standalone().await {
+        Ok(Some(claim)) => claim,
+        Ok(None) => {
+            let error = RpcError::invalid_request("Conflict: only one standalone SSE stream per session");
+            return rpc_error(StatusCode::CONFLICT, None, &error);
+        }
+        Err(err) => return store_unavailable(err).into_response(),
     };
-    let Some(features) = mcp.features.as_ref() else {
-        // Nothing can ever be announced; the stream only keeps the session alive.
-        return sse::response(standalone(mcp, session, claim, None, principal), &mcp.open_streams);
-    };
-    let changes = features.catalog.changes();
-    sse::response(
-        standalone(mcp, session, claim, Some((changes, features.access.clone())), principal),
-        &mcp.open_streams,
-    )
+    let changes = mcp.features.as_ref().map(|features| (mcp.changes.subscribe(), features.access.clone()));
+    sse::response(holding(standalone(mcp, session, claim, changes, principal), slot), &mcp.open_streams)
 }
 
 type Changes = (tokio::sync::broadcast::Receiver<ChangeEvent>, Option<Arc<dyn super::context::AccessControl>>);
 
 /// The standalone stream: priming (2025-11-25+), then change notifications the session may
-/// hear, keep-alives, until the session ends or the server shuts down.
+/// hear, keep-alives, until the session ends or the server shuts down. Its claim (one per
+/// session, across instances) is renewed while it is open.
 fn standalone(
     mcp: &Arc<Mcp>,
     session: Arc<Session>,
@@ -523,8 +563,9 @@ fn standalone(
     let shutdown = mcp.shutdown.wait();
     let capabilities = mcp.capabilities().clone();
     tokio::spawn(async move {
-        let _claim = claim;
         tokio::pin!(shutdown);
+        let mut renewals = tokio::time::interval(super::session::StandaloneGuard::RENEW_EVERY);
+        renewals.tick().await;
         let mut sequence = 0u64;
         let mut next_id = || {
             sequence += 1;
@@ -563,6 +604,10 @@ fn standalone(
                     _ => continue,
                 },
                 _ = tick => sse::KEEPALIVE,
+                _ = renewals.tick() => {
+                    claim.renew().await;
+                    continue;
+                }
                 _ = session.closed.cancelled() => return,
                 _ = &mut shutdown => return,
                 _ = tx.closed() => return,
@@ -594,13 +639,15 @@ fn wanted(
     }
 }
 
-/// `DELETE /mcp`: the client ends its session.
+/// `DELETE /mcp`: the client ends its session, for every instance.
 pub(super) async fn end_session(mcp: &Arc<Mcp>, principal: Option<Principal>, headers: HeaderMap) -> Response {
-    let session = match session_for(mcp, &headers, principal.as_ref()) {
+    let session = match session_for(mcp, &headers, principal.as_ref()).await {
         Ok(session) => session,
         Err(refusal) => return refusal.response(None),
     };
-    mcp.sessions.remove(&session.id);
+    if let Err(refusal) = mcp.sessions.remove(&session.id).await {
+        return refusal.into_response();
+    }
     tracing::info!(session = %session.id, "session ended by client");
     StatusCode::NO_CONTENT.into_response()
 }

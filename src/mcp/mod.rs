@@ -49,8 +49,11 @@ pub use jsonrpc::{Id, RpcError};
 pub use protocol::{Implementation, ServerCapabilities};
 
 use crate::config::Settings;
+use crate::error::StartupError;
 use crate::serve::Shutdown;
-use session::SessionStore;
+use crate::store::Store;
+use bus::{ChangeBus, ChangeEvent};
+use session::Sessions;
 
 /// Protocol-layer settings, resolved once at start-up.
 #[derive(Debug, Clone)]
@@ -99,8 +102,12 @@ impl McpConfig {
 pub struct Mcp {
     pub config: McpConfig,
     pub features: Option<Features>,
-    pub sessions: SessionStore,
+    pub sessions: Arc<Sessions>,
     sealer: state::StateSealer,
+    /// The server's store: sessions, spent `requestState` nonces, change notifications.
+    store: Arc<dyn Store>,
+    /// Change notifications of every instance sharing the store (see [`bridge_changes`]).
+    changes: ChangeBus,
     /// SSE responses currently open (for `/health` and leak tests).
     open_streams: Arc<std::sync::atomic::AtomicUsize>,
     capabilities: ServerCapabilities,
@@ -125,19 +132,37 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// Builds the protocol layer. `features` is the tools/prompts/resources service (absent in
-    /// step 2, where only the lifecycle works).
-    pub fn new<S: FeatureService>(
+    /// step 2, where only the lifecycle works); `store` keeps what instances share. Fails when
+    /// the store cannot give the `requestState` key.
+    pub async fn new<S: FeatureService>(
         settings: &Settings,
         config: McpConfig,
         features: Option<Features<S>>,
         shutdown: Shutdown,
-    ) -> Self {
+        store: Arc<dyn Store>,
+    ) -> Result<Self, StartupError> {
         let features = features.map(Features::erase);
         let capabilities = features.as_ref().map(|f| f.catalog.capabilities()).unwrap_or_default();
-        let idle = Duration::from_secs(settings.mcp.session_idle_timeout_secs);
+        let mcp_settings = &settings.mcp;
+        let idle = Duration::from_secs(mcp_settings.session_idle_timeout_secs);
+        let caps = session::Caps {
+            sessions: mcp_settings.max_sessions,
+            sessions_per_caller: mcp_settings.max_sessions_per_caller,
+            streams_per_session: mcp_settings.max_streams_per_session,
+            streams_per_caller: mcp_settings.max_streams_per_caller,
+        };
+        let key = state::StateSealer::key(config.request_state_secret.expose_secret(), &*store)
+            .await
+            .map_err(|err| StartupError::config("storage.url", format!("the requestState key: {err}")))?;
+        let changes = ChangeBus::default();
+        if let Some(features) = &features {
+            bridge_changes(features.catalog.changes(), store.clone(), changes.clone(), &shutdown);
+        }
         let mcp = Arc::new(Mcp {
-            sessions: SessionStore::new(settings.mcp.max_sessions, idle),
-            sealer: state::StateSealer::new(config.request_state_secret.expose_secret(), config.request_state_ttl),
+            sessions: Sessions::new(store.clone(), caps, idle),
+            sealer: state::StateSealer::new(key, config.request_state_ttl),
+            store,
+            changes,
             open_streams: Arc::default(),
             discover: modern::discover(&config, &capabilities),
             server_info_json: serde_json::value::to_raw_value(&config.server_info).expect("serverInfo serialises"),
@@ -147,7 +172,7 @@ impl Endpoint {
             shutdown,
         });
         spawn_session_sweeper(&mcp, idle);
-        Endpoint { mcp }
+        Ok(Endpoint { mcp })
     }
 
     /// The `/mcp` route, with `layers` (CORS, the Host/Origin guard, limits, authentication, in
@@ -180,7 +205,8 @@ impl Endpoint {
     }
 }
 
-/// Expires idle sessions in the background, and closes them all at shutdown.
+/// Lets go of idle sessions in the background (and keeps busy ones alive in the store), and of
+/// them all at shutdown.
 fn spawn_session_sweeper(mcp: &Arc<Mcp>, idle: Duration) {
     let weak = Arc::downgrade(mcp);
     let shutdown = mcp.shutdown.wait();
@@ -196,9 +222,9 @@ fn spawn_session_sweeper(mcp: &Arc<Mcp>, idle: Duration) {
             tokio::select! {
                 _ = ticks.tick() => {
                     let Some(mcp) = weak.upgrade() else { return };
-                    let expired = mcp.sessions.sweep();
+                    let expired = mcp.sessions.sweep().await;
                     if expired > 0 {
-                        tracing::debug!(expired, "expired idle sessions");
+                        tracing::debug!(expired, "let go of idle sessions");
                     }
                 }
                 _ = &mut shutdown => {
@@ -210,4 +236,62 @@ fn spawn_session_sweeper(mcp: &Arc<Mcp>, idle: Duration) {
             }
         }
     });
+}
+
+/// The store's channel of change notifications.
+const CHANGES: &str = "changes";
+
+/// Change notifications reach every instance sharing the store: this instance's catalog
+/// changes are published there, and what arrives from there (this instance's own included) is
+/// what its streams hear. At most once: a notification published while Redis is unreachable is
+/// lost, as it would be for a client that is not connected.
+fn bridge_changes(
+    mut local: tokio::sync::broadcast::Receiver<ChangeEvent>,
+    store: Arc<dyn Store>,
+    streams: ChangeBus,
+    shutdown: &Shutdown,
+) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+    let (publisher, stop) = (store.clone(), shutdown.wait());
+    runtime.spawn(async move {
+        tokio::pin!(stop);
+        loop {
+            let event = tokio::select! {
+                event = local.recv() => event,
+                _ = &mut stop => return,
+            };
+            match event {
+                Ok(event) => {
+                    let bytes = serde_json::to_vec(&event).expect("change events serialise");
+                    if let Err(err) = publisher.publish(CHANGES, &bytes).await {
+                        tracing::warn!(%err, "a change notification could not reach the other instances");
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+    let mut subscription = store.subscribe(CHANGES);
+    let stop = shutdown.wait();
+    runtime.spawn(async move {
+        tokio::pin!(stop);
+        loop {
+            let message = tokio::select! {
+                message = subscription.recv() => message,
+                _ = &mut stop => return,
+            };
+            let Some(message) = message else { return };
+            if let Ok(event) = serde_json::from_slice::<ChangeEvent>(&message) {
+                streams.publish(event);
+            }
+        }
+    });
+}
+
+/// A random name (16 hexadecimal digits): stream names, unique across instances.
+pub(crate) fn random_id() -> String {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).expect("the OS random number generator works");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

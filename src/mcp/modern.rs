@@ -24,7 +24,7 @@ use super::context::{Item, Outbound, RequestContext};
 use super::dispatch::{
     CacheScope, McpError, McpFuture, McpReply, McpRequest, feature_method_offered, may_require_input,
 };
-use super::headers::{Accepts, check_routing_headers};
+use super::headers::check_routing_headers;
 use super::http::{Post, Start, json_bytes, modern_status, outbox, rpc_error, start};
 use super::jsonrpc::{Id, Message, RequestMeta, RpcError, code, error_frame, notification_frame};
 use super::protocol::{CallToolResult, ClientCapabilities, InputRequired, LogLevel, ServerCapabilities};
@@ -46,38 +46,30 @@ struct Envelope {
     progress_token: Option<Value>,
 }
 
-/// What a modern message comes to: an answer known at once, or a feature method under way.
-pub(super) enum Handled {
-    Answered(Response),
-    Running(Call),
-}
-
-/// Serves one modern message, up to the point where a feature method must be awaited.
-pub(super) fn handle(mcp: &Arc<Mcp>, post: Post, message: Message) -> Handled {
+/// Serves one modern message.
+pub(super) async fn handle(mcp: &Arc<Mcp>, post: Post, message: Message) -> Response {
     let (id, method, params) = match message {
         Message::Request { id, method, params } => (id, method, params),
         // The core protocol defines no client notifications over HTTP any more; accept and drop.
-        Message::Notification { .. } => return Handled::Answered(StatusCode::ACCEPTED.into_response()),
+        Message::Notification { .. } => return StatusCode::ACCEPTED.into_response(),
         Message::Response { id, .. } => {
             let error = RpcError::invalid_request("responses are only accepted within a legacy session");
-            return Handled::Answered(rpc_error(StatusCode::BAD_REQUEST, Some(&id), &error));
+            return rpc_error(StatusCode::BAD_REQUEST, Some(&id), &error);
         }
     };
     let (meta, params) = params.into_parts();
     let envelope = match validate(mcp, &post, &method, &params, meta) {
         Ok(envelope) => envelope,
-        Err(error) => return Handled::Answered(rpc_error(modern_status(&error), Some(&id), &error)),
+        Err(error) => return rpc_error(modern_status(&error), Some(&id), &error),
     };
     match method.as_str() {
-        "server/discover" => {
-            Handled::Answered(json_bytes(StatusCode::OK, super::jsonrpc::result_frame(&id, &mcp.discover)))
-        }
-        "subscriptions/listen" => Handled::Answered(listen(mcp, &post, id, &params)),
+        "server/discover" => json_bytes(StatusCode::OK, super::jsonrpc::result_frame(&id, &mcp.discover)),
+        "subscriptions/listen" => listen(mcp, &post, id, &params),
         _ => match (&mcp.features, feature_method_offered(&method, mcp.capabilities())) {
-            (Some(_), Some(true)) => call(mcp, post, id, method, params, envelope),
+            (Some(_), Some(true)) => call(mcp, post, id, method, params, envelope).await,
             _ => {
                 let error = RpcError::method_not_found(&method);
-                Handled::Answered(rpc_error(StatusCode::NOT_FOUND, Some(&id), &error))
+                rpc_error(StatusCode::NOT_FOUND, Some(&id), &error)
             }
         },
     }
@@ -169,21 +161,21 @@ pub(super) fn discover(config: &McpConfig, capabilities: &ServerCapabilities) ->
     Value::Object(result)
 }
 
-/// A feature method: start it, to be answered with JSON, or with an SSE stream once it sends a
-/// notification (see [`Call::answer`]). Closing that stream cancels the work.
-fn call(
+/// A feature method: answered with JSON, or with an SSE stream once it sends a notification.
+/// Closing that stream cancels the work.
+async fn call(
     mcp: &Arc<Mcp>,
     post: Post,
     id: Id,
     method: String,
     mut params: Map<String, Value>,
     envelope: Envelope,
-) -> Handled {
+) -> Response {
     let features = mcp.features.as_ref().expect("checked by the caller");
     let opened = if may_require_input(&method) {
-        match open_input(mcp, &method, &mut params, post.principal.as_ref()) {
+        match open_input(mcp, &method, &mut params, post.principal.as_ref(), &id).await {
             Ok(opened) => opened,
-            Err(error) => return Handled::Answered(rpc_error(modern_status(&error), Some(&id), &error)),
+            Err(refusal) => return refusal,
         }
     } else {
         None
@@ -197,7 +189,7 @@ fn call(
     // In this era a handler can only send the progress and log notifications the request asked
     // for in its `_meta`; a request that asked for neither needs no channel (most calls).
     let may_notify = envelope.progress_token.is_some() || envelope.log_level.is_some();
-    let (sender, receiver) = outbox(post.accepts.sse && may_notify);
+    let (sender, mut receiver) = outbox(post.accepts.sse && may_notify);
     let cancellation = CancellationToken::new();
     let client_capabilities = Arc::new(envelope.client_capabilities);
     let ctx = RequestContext {
@@ -213,60 +205,44 @@ fn call(
         outbox: sender,
     };
     let request = McpRequest { method: method.clone(), params, ctx };
-    Handled::Running(Call {
-        pending: features.service.handle(request),
-        receiver,
-        accepts: post.accepts,
-        // Dropping the guard (the client closed the stream, or the connection went away while
-        // we waited) cancels the request: in this era, closing the stream is the cancellation.
-        guard: cancellation.drop_guard(),
-        finish: Finish { mcp: mcp.clone(), id, method, client_capabilities, seal },
-    })
-}
-
-/// A feature method under way, and what answering it takes.
-pub(super) struct Call {
-    pending: McpFuture,
-    receiver: Option<mpsc::Receiver<Outbound>>,
-    accepts: Accepts,
-    guard: DropGuard,
-    finish: Finish,
-}
-
-impl Call {
-    /// Awaits the call: its result as JSON, or an SSE stream once it says something first.
-    pub(super) async fn answer(mut self) -> Response {
-        match start(&mut self.pending, &mut self.receiver, self.accepts).await {
-            Start::Json(result) => self.finish.response(result),
-            Start::Stream { first, result } => {
-                let mcp = self.finish.mcp.clone();
-                let state = Drive {
-                    pending: if result.is_some() { None } else { Some(self.pending) },
-                    receiver: self.receiver,
-                    queued: first.into_iter().collect(),
-                    result,
-                    finish: Some(self.finish),
-                    _guard: self.guard,
-                };
-                sse::response(futures_util::stream::unfold(state, Drive::next), &mcp.open_streams)
-            }
+    let mut pending = features.service.handle(request);
+    // Dropping the guard (the client closed the stream, or the connection went away while we
+    // waited) cancels the request: in this era, closing the stream is the cancellation.
+    let guard = cancellation.drop_guard();
+    let finish = Finish { mcp: mcp.clone(), id, method, client_capabilities, seal };
+    match start(&mut pending, &mut receiver, post.accepts).await {
+        Start::Json(result) => finish.response(result),
+        Start::Stream { first, result } => {
+            let state = Drive {
+                pending: if result.is_some() { None } else { Some(pending) },
+                receiver,
+                queued: first.into_iter().collect(),
+                result,
+                finish: Some(finish),
+                _guard: guard,
+            };
+            sse::response(futures_util::stream::unfold(state, Drive::next), &mcp.open_streams)
         }
     }
 }
 
 /// Checks the multi-round-trip fields of a retry: `inputResponses` must be an object of
-/// objects, and a `requestState` must be one we sealed for this very request and caller. The
-/// verified inner state replaces the sealed one, so handlers only ever see their own.
-fn open_input(
+/// objects, and a `requestState` must be one we sealed for this very request and caller, not
+/// used before on any instance. The verified inner state replaces the sealed one, so handlers
+/// only ever see their own. A refusal is the whole response.
+async fn open_input(
     mcp: &Mcp,
     method: &str,
     params: &mut Map<String, Value>,
     principal: Option<&Principal>,
-) -> Result<Option<state::Opened>, RpcError> {
+    id: &Id,
+) -> Result<Option<state::Opened>, Response> {
+    let refuse = |error: RpcError| rpc_error(modern_status(&error), Some(id), &error);
     if let Some(responses) = params.get("inputResponses") {
         let well_formed = responses.as_object().is_some_and(|r| r.values().all(Value::is_object));
         if !well_formed {
-            return Err(RpcError::invalid_params("Invalid params: inputResponses must map keys to result objects"));
+            let error = RpcError::invalid_params("Invalid params: inputResponses must map keys to result objects");
+            return Err(refuse(error));
         }
     }
     let Some(token) = params.get("requestState") else { return Ok(None) };
@@ -274,11 +250,22 @@ fn open_input(
         RpcError::invalid_params("Invalid or expired requestState")
             .with_data(json!({ "reason": "invalid_request_state" }))
     };
-    let token = token.as_str().ok_or_else(invalid)?.to_owned();
+    let token = token.as_str().ok_or_else(|| refuse(invalid()))?.to_owned();
     let opened = mcp.sealer.open(&state::binding(method, params, principal), &token).map_err(|reason| {
         tracing::info!(?reason, method, "requestState refused");
-        invalid()
+        refuse(invalid())
     })?;
+    match state::StateSealer::claim(&*mcp.store, &opened).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::info!(reason = ?state::Rejection::Replayed, method, "requestState refused");
+            return Err(refuse(invalid()));
+        }
+        Err(err) => {
+            tracing::error!(%err, "the store failed while a requestState was checked");
+            return Err(AppError::Unavailable("the store is unavailable").into_response_with_id(Some(id.to_value())));
+        }
+    }
     match &opened.inner {
         Some(inner) => params.insert("requestState".into(), Value::String(inner.clone())),
         None => params.remove("requestState"),
@@ -353,7 +340,8 @@ impl Finish {
     fn release_if_refused(&self, outcome: &Result<McpReply, McpError>) {
         if let (Err(McpError::Refused(_) | McpError::InsufficientScope(_)), Some(opened)) = (outcome, &self.seal.opened)
         {
-            self.mcp.sealer.release(opened);
+            let (store, opened) = (self.mcp.store.clone(), opened.clone());
+            tokio::spawn(async move { state::StateSealer::release(&*store, &opened).await });
         }
     }
 
@@ -550,6 +538,9 @@ fn listen(mcp: &Arc<Mcp>, post: &Post, id: Id, params: &Map<String, Value>) -> R
             &RpcError::invalid_params("Invalid params: `notifications` must be an object"),
         );
     };
+    let Some(slot) = mcp.sessions.stream_slot(None, post.principal.as_ref()) else {
+        return AppError::TooManyStreams.into_response_with_id(Some(id.to_value()));
+    };
     let filter = Filter::honoured(mcp, wanted);
     let mut ack_params = Map::new();
     ack_params.insert("_meta".into(), json!({ META_SUBSCRIPTION_ID: id.to_value() }));
@@ -559,7 +550,7 @@ fn listen(mcp: &Arc<Mcp>, post: &Post, id: Id, params: &Map<String, Value>) -> R
     let listener = Listener {
         id,
         filter,
-        changes: features.catalog.changes(),
+        changes: mcp.changes.subscribe(),
         access: features.access.clone(),
         principal: post.principal.clone(),
         keepalive: mcp.config.sse_keepalive,
@@ -568,6 +559,7 @@ fn listen(mcp: &Arc<Mcp>, post: &Post, id: Id, params: &Map<String, Value>) -> R
         server_info: json!(mcp.config.server_info),
         ack: Some(ack),
         ended: false,
+        _slot: slot,
     };
     sse::response(futures_util::stream::unfold(listener, Listener::next), &mcp.open_streams)
 }
@@ -655,6 +647,8 @@ struct Listener {
     server_info: Value,
     ack: Option<Vec<u8>>,
     ended: bool,
+    /// This stream's place in its caller's count of open streams.
+    _slot: super::session::StreamSlot,
 }
 
 impl Listener {

@@ -1,20 +1,33 @@
-//! Legacy sessions (2025-03-26 .. 2025-11-25): created by `initialize`, named by
-//! `Mcp-Session-Id`, bound to the caller that created them, bounded in number, expired when idle.
+//! Legacy sessions (2025-03-26 .. 2025-11-25; feature `mcp`): created by `initialize`, named by
+//! `Mcp-Session-Id`, bound to the caller that created them, bounded in number, expired when idle,
+//! and kept on the server's store so that any instance serves any request of a session and a
+//! restart (with a durable store) keeps them.
 //!
-//! A session also keeps, per SSE stream, a short log of the events it sent, so a client that
-//! lost its connection can resume with `Last-Event-ID` and miss nothing.
+//! What every instance sees is the session's [`Record`] in the store: its owner, version, client
+//! capabilities, log level and subscriptions, expiring `mcp.session_idle_timeout_secs` after its
+//! last use (refreshed at most every few seconds, so a call costs no store round trip most of the
+//! time). Each caller keeps at most `mcp.max_sessions_per_caller` sessions: beyond that its least
+//! recently used one is closed. An instance that serves a session holds a local [`Session`]
+//! object for it: the requests running here, the server-to-client requests waiting here for the
+//! client's answer, and the streams open here.
+//!
+//! Instances tell each other about a session on its channel ([`Signal`]): the client's answer to
+//! a server-to-client request that reached another instance than the one waiting for it, a
+//! cancellation of a request running elsewhere, a change of the record, the session's end, and
+//! new events of a stream (which may be read elsewhere). The events of a request's SSE stream are
+//! logged in the store, so a client that lost its connection resumes with `Last-Event-ID` on any
+//! instance, and misses nothing.
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::Stream;
-use serde_json::Value;
-use tokio::sync::{oneshot, watch};
-// Idleness is measured on tokio's clock, the one the sweeper's interval ticks on (and that tests
-// can pause and advance); outside a paused test it is `std::time::Instant`.
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -24,36 +37,66 @@ use super::sse;
 use super::version::LegacyVersion;
 use crate::error::AppError;
 use crate::principal::Principal;
+use crate::store::{Store, StoreError};
 
-/// The stream number of a session's standalone GET stream.
-const STANDALONE_STREAM: u64 = 0;
-/// Request streams whose logs a session keeps for resumption.
-const KEPT_STREAMS: usize = 32;
+/// The store's table of session records.
+const TABLE: &str = "mcp_session";
+/// The store's table of standalone-stream claims (one open GET stream per session).
+const STANDALONE: &str = "mcp_standalone";
+/// How long a claim on the standalone stream lasts without renewal: a claim of an instance
+/// that died is free again after this long.
+const CLAIM_TTL: Duration = Duration::from_secs(10);
+/// The most a session's record goes without its expiry being refreshed while it is used.
+const TOUCH_EVERY: Duration = Duration::from_secs(5);
 
-/// One legacy session.
+/// What every instance sees of a session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    /// (issuer, subject) of the principal that created it; `None` without authentication.
+    pub owner: Option<(String, String)>,
+    pub version: String,
+    pub client_capabilities: Map<String, Value>,
+    pub log_level: Option<LogLevel>,
+    pub subscriptions: BTreeSet<String>,
+}
+
+/// What one instance tells the others about a session.
+#[derive(Debug, Serialize, Deserialize)]
+enum Signal {
+    /// The client answered a server-to-client request (it may be waited for elsewhere).
+    Response { id: Value, outcome: Result<Value, Value> },
+    /// `notifications/cancelled` for a request that may run elsewhere.
+    Cancel { id: Value },
+    /// The record changed (log level, subscriptions): read it again.
+    Changed,
+    /// The session ended (deleted, or its caller's oldest past the cap).
+    Closed,
+    /// A stream's log has new events.
+    Appended { stream: String },
+}
+
+/// One legacy session, as this instance holds it.
 pub struct Session {
     pub id: Arc<str>,
-    /// (issuer, subject) of the principal that created it; `None` without authentication.
     owner: Option<(String, String)>,
     pub version: LegacyVersion,
     pub client_capabilities: Arc<ClientCapabilities>,
-    log_level: Mutex<Option<LogLevel>>,
-    subscriptions: Mutex<HashSet<String>>,
-    /// Milliseconds since the store's epoch of the last request on this session.
-    last_seen: AtomicU64,
+    record: RwLock<Record>,
+    /// When this instance last refreshed the record's expiry, and last used the session.
+    last_touch: Mutex<Instant>,
+    last_seen: Mutex<Instant>,
     standalone_open: AtomicBool,
-    streams: Mutex<StreamTable>,
-    next_server_request: AtomicU64,
+    open_streams: AtomicUsize,
     pending: Mutex<HashMap<Id, oneshot::Sender<Result<Value, Value>>>>,
     in_flight: Mutex<HashMap<Id, CancellationToken>>,
+    /// Woken when a stream of this session gets new events (here or, by signal, elsewhere).
+    appended: Notify,
     /// Cancelled when the session ends: its streams close and its requests stop.
     pub closed: CancellationToken,
-}
-
-#[derive(Default)]
-struct StreamTable {
-    next: u64,
-    logs: VecDeque<(u64, Arc<StreamLog>)>,
+    store: Arc<dyn Store>,
+    group: String,
+    cap: usize,
+    idle: Duration,
 }
 
 impl Session {
@@ -68,59 +111,76 @@ impl Session {
     }
 
     pub fn log_level(&self) -> Option<LogLevel> {
-        *self.log_level.lock().expect("lock")
-    }
-
-    pub fn set_log_level(&self, level: LogLevel) {
-        *self.log_level.lock().expect("lock") = Some(level);
-    }
-
-    pub fn subscribe(&self, uri: &str) {
-        self.subscriptions.lock().expect("lock").insert(uri.to_owned());
-    }
-
-    pub fn unsubscribe(&self, uri: &str) {
-        self.subscriptions.lock().expect("lock").remove(uri);
+        self.record.read().expect("lock").log_level
     }
 
     pub fn is_subscribed(&self, uri: &str) -> bool {
-        self.subscriptions.lock().expect("lock").contains(uri)
+        self.record.read().expect("lock").subscriptions.contains(uri)
     }
 
-    /// Claims the standalone GET stream; `None` if one is already open. The claim is released
-    /// when the returned guard drops.
-    pub fn open_standalone(self: &Arc<Self>) -> Option<StandaloneGuard> {
-        (!self.standalone_open.swap(true, Ordering::AcqRel)).then(|| StandaloneGuard(self.clone()))
+    /// Changes the record (log level, subscriptions) for every instance.
+    pub async fn update(&self, change: impl FnOnce(&mut Record)) -> Result<(), StoreError> {
+        let record = {
+            let mut record = self.record.write().expect("lock");
+            change(&mut record);
+            record.clone()
+        };
+        let bytes = serde_json::to_vec(&record).expect("records serialise");
+        self.store.put_in_group(TABLE, &self.group, &self.id, &bytes, self.idle, self.cap).await?;
+        self.signal(&Signal::Changed).await;
+        Ok(())
     }
 
-    /// The event id of the `n`th event on the standalone stream.
-    pub fn standalone_event_id(n: u64) -> String {
-        format!("{STANDALONE_STREAM}-{n}")
-    }
-
-    /// Starts the log of a new request stream.
-    pub fn new_stream(&self, capacity: usize) -> Arc<StreamLog> {
-        let mut table = self.streams.lock().expect("lock");
-        table.next += 1;
-        let number = table.next;
-        let log = Arc::new(StreamLog::new(number, capacity));
-        table.logs.push_back((number, log.clone()));
-        while table.logs.len() > KEPT_STREAMS {
-            table.logs.pop_front();
+    async fn signal(&self, signal: &Signal) {
+        let bytes = serde_json::to_vec(signal).expect("signals serialise");
+        if let Err(err) = self.store.publish(&channel(&self.id), &bytes).await {
+            tracing::warn!(%err, session = %self.id, "could not tell the other instances about a session");
         }
-        log
     }
 
-    /// The log of a request stream, if still kept.
-    pub fn stream(&self, number: u64) -> Option<Arc<StreamLog>> {
-        let table = self.streams.lock().expect("lock");
-        table.logs.iter().find(|(n, _)| *n == number).map(|(_, log)| log.clone())
+    /// Claims the standalone GET stream, for every instance; `None` if one is open already.
+    /// The claim is renewed while the stream is open and released when the guard drops.
+    pub async fn open_standalone(self: &Arc<Self>) -> Result<Option<StandaloneGuard>, StoreError> {
+        if self.standalone_open.swap(true, Ordering::AcqRel) {
+            return Ok(None);
+        }
+        match self.store.put_new(STANDALONE, &self.id, b"1", CLAIM_TTL).await {
+            Ok(true) => Ok(Some(StandaloneGuard(self.clone()))),
+            Ok(false) => {
+                self.standalone_open.store(false, Ordering::Release);
+                Ok(None)
+            }
+            Err(err) => {
+                self.standalone_open.store(false, Ordering::Release);
+                Err(err)
+            }
+        }
+    }
+
+    /// The event id of the `n`th event on the standalone stream (not logged: a reconnecting
+    /// client gets a new standalone stream).
+    pub fn standalone_event_id(n: u64) -> String {
+        format!("0-{n}")
+    }
+
+    /// Starts the log of a new request stream, named so that no other instance names another
+    /// stream of this session the same.
+    pub fn new_stream(self: &Arc<Self>, capacity: usize) -> StreamLog {
+        StreamLog { session: self.clone(), stream: super::random_id(), capacity: capacity.max(1) }
+    }
+
+    /// The log of a request stream by the name an event id carries.
+    pub fn stream(self: &Arc<Self>, name: &str, capacity: usize) -> StreamLog {
+        StreamLog { session: self.clone(), stream: name.to_owned(), capacity: capacity.max(1) }
     }
 
     /// Registers a server-to-client request and returns its id and the receiver of the
-    /// client's answer.
+    /// client's answer. Ids are random (JavaScript-safe integers), so the instances of one
+    /// session never issue the same one.
     pub fn expect_response(&self) -> (Id, oneshot::Receiver<Result<Value, Value>>) {
-        let id = Id::Number(self.next_server_request.fetch_add(1, Ordering::Relaxed) as i64);
+        let mut bytes = [0u8; 8];
+        getrandom::fill(&mut bytes).expect("the OS random number generator works");
+        let id = Id::Number((u64::from_le_bytes(bytes) >> 11) as i64);
         let (tx, rx) = oneshot::channel();
         self.pending.lock().expect("lock").insert(id.clone(), tx);
         (id, rx)
@@ -131,11 +191,18 @@ impl Session {
         self.pending.lock().expect("lock").remove(id);
     }
 
-    /// Delivers a client's answer; `false` if nothing was waiting for it.
-    pub fn deliver_response(&self, id: &Id, outcome: Result<Value, Value>) -> bool {
-        match self.pending.lock().expect("lock").remove(id) {
-            Some(waiter) => waiter.send(outcome).is_ok(),
-            None => false,
+    /// Delivers a client's answer to whichever instance waits for it.
+    pub async fn deliver_response(&self, id: &Id, outcome: Result<Value, Value>) {
+        if let Some(waiter) = self.pending.lock().expect("lock").remove(id) {
+            let _ = waiter.send(outcome);
+            return;
+        }
+        self.signal(&Signal::Response { id: id.to_value(), outcome }).await;
+    }
+
+    fn deliver_here(&self, id: &Id, outcome: Result<Value, Value>) {
+        if let Some(waiter) = self.pending.lock().expect("lock").remove(id) {
+            let _ = waiter.send(outcome);
         }
     }
 
@@ -145,24 +212,88 @@ impl Session {
         InFlightGuard { session: self.clone(), id }
     }
 
-    /// Cancels a running request (`notifications/cancelled`).
-    pub fn cancel(&self, id: &Id) {
-        if let Some(token) = self.in_flight.lock().expect("lock").get(id) {
-            token.cancel();
+    /// Cancels a running request (`notifications/cancelled`), here or on another instance.
+    pub async fn cancel(&self, id: &Id) {
+        if !self.cancel_here(id) {
+            self.signal(&Signal::Cancel { id: id.to_value() }).await;
         }
     }
 
-    fn busy(&self) -> bool {
-        self.standalone_open.load(Ordering::Acquire) || !self.in_flight.lock().expect("lock").is_empty()
+    fn cancel_here(&self, id: &Id) -> bool {
+        match self.in_flight.lock().expect("lock").get(id) {
+            Some(token) => {
+                token.cancel();
+                true
+            }
+            None => false,
+        }
     }
+
+    /// A slot for one more stream of this session; `None` at the cap.
+    fn stream_slot(self: &Arc<Self>, max: usize) -> Option<SessionStreamSlot> {
+        let taken = self.open_streams.fetch_add(1, Ordering::AcqRel);
+        if max > 0 && taken >= max {
+            self.open_streams.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(SessionStreamSlot(self.clone()))
+    }
+
+    fn busy(&self) -> bool {
+        self.standalone_open.load(Ordering::Acquire)
+            || self.open_streams.load(Ordering::Acquire) > 0
+            || !self.in_flight.lock().expect("lock").is_empty()
+    }
+
+    /// Handles what another instance said about this session.
+    fn receive(&self, signal: Signal, records: &Sessions) {
+        match signal {
+            Signal::Response { id, outcome } => {
+                if let Some(id) = Id::from_value(&id) {
+                    self.deliver_here(&id, outcome);
+                }
+            }
+            Signal::Cancel { id } => {
+                if let Some(id) = Id::from_value(&id) {
+                    self.cancel_here(&id);
+                }
+            }
+            Signal::Changed => records.reload(self),
+            Signal::Closed => self.closed.cancel(),
+            Signal::Appended { .. } => self.appended.notify_waiters(),
+        }
+    }
+}
+
+/// The channel a session's signals travel on.
+fn channel(id: &str) -> String {
+    format!("session/{id}")
 }
 
 /// Releases the standalone-stream claim on drop.
 pub struct StandaloneGuard(Arc<Session>);
 
+impl StandaloneGuard {
+    /// Renews the claim (and the session's expiry): the stream is still open.
+    pub async fn renew(&self) {
+        let session = &self.0;
+        let _ = session.store.touch(STANDALONE, &session.id, CLAIM_TTL).await;
+        let _ = session.store.touch(TABLE, &session.id, session.idle).await;
+    }
+
+    /// How often [`StandaloneGuard::renew`] must be called.
+    pub const RENEW_EVERY: Duration = Duration::from_secs(3);
+}
+
 impl Drop for StandaloneGuard {
     fn drop(&mut self) {
-        self.0.standalone_open.store(false, Ordering::Release);
+        let session = self.0.clone();
+        session.standalone_open.store(false, Ordering::Release);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = session.store.delete(STANDALONE, &session.id).await;
+            });
+        }
     }
 }
 
@@ -178,258 +309,520 @@ impl Drop for InFlightGuard {
     }
 }
 
-/// All live sessions.
-pub struct SessionStore {
-    sessions: RwLock<HashMap<Arc<str>, Arc<Session>>>,
-    max: usize,
-    idle: Duration,
-    epoch: Instant,
+/// One stream's place in its session's count; see [`StreamSlot`].
+struct SessionStreamSlot(Arc<Session>);
+
+impl Drop for SessionStreamSlot {
+    fn drop(&mut self) {
+        self.0.open_streams.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
-impl SessionStore {
-    pub fn new(max: usize, idle: Duration) -> Self {
-        SessionStore { sessions: RwLock::new(HashMap::new()), max, idle, epoch: Instant::now() }
+/// A place for one more open stream, held while the stream is open: within the session's cap
+/// (`mcp.max_streams_per_session`) and its caller's (`mcp.max_streams_per_caller`).
+pub struct StreamSlot {
+    _session: Option<SessionStreamSlot>,
+    _caller: Option<CallerStreamSlot>,
+}
+
+/// Open streams per caller, on this instance.
+#[derive(Default)]
+struct CallerStreams(Mutex<HashMap<String, usize>>);
+
+struct CallerStreamSlot(Arc<CallerStreams>, String);
+
+impl Drop for CallerStreamSlot {
+    fn drop(&mut self) {
+        let mut counts = (self.0).0.lock().expect("lock");
+        if let Some(count) = counts.get_mut(&self.1) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.1);
+            }
+        }
+    }
+}
+
+/// The caps on sessions and streams, from `[mcp]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Caps {
+    /// Sessions this instance holds at once (`mcp.max_sessions`).
+    pub sessions: usize,
+    /// Sessions per caller, in the store (`mcp.max_sessions_per_caller`).
+    pub sessions_per_caller: usize,
+    /// Open streams per session and per caller (0 = no cap).
+    pub streams_per_session: usize,
+    pub streams_per_caller: usize,
+}
+
+/// Every session this instance holds, over the store every instance shares.
+pub struct Sessions {
+    store: Arc<dyn Store>,
+    local: RwLock<HashMap<Arc<str>, Arc<Session>>>,
+    caps: Caps,
+    idle: Duration,
+    streams: Arc<CallerStreams>,
+}
+
+impl Sessions {
+    pub fn new(store: Arc<dyn Store>, caps: Caps, idle: Duration) -> Arc<Self> {
+        Arc::new(Sessions { store, local: RwLock::new(HashMap::new()), caps, idle, streams: Arc::default() })
     }
 
-    fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
+    /// The group of a caller's sessions, each caller capped on its own; sessions without
+    /// authentication share one group, capped like this instance's sessions in all.
+    fn group_of(owner: Option<&(String, String)>) -> String {
+        match owner {
+            Some((issuer, subject)) => format!("caller/{}", crate::mcp::state::owner_digest(issuer, subject)),
+            None => "anonymous".to_owned(),
+        }
     }
 
-    /// Opens a session for a successful `initialize`. When full, idle sessions are swept first;
-    /// if it is still full the client gets 503 rather than another client losing its session.
-    pub fn create(
-        &self,
+    fn cap_of(&self, owner: Option<&(String, String)>) -> usize {
+        match owner {
+            Some(_) => self.caps.sessions_per_caller,
+            None => self.caps.sessions,
+        }
+    }
+
+    /// Opens a session for a successful `initialize`. When this instance holds as many as it
+    /// may, its idle ones are let go first; if it is still full the client gets 503 rather than
+    /// another client losing its session. A caller past its own cap loses its least recently
+    /// used session instead.
+    pub async fn create(
+        self: &Arc<Self>,
         principal: Option<&Principal>,
         version: LegacyVersion,
         client_capabilities: ClientCapabilities,
     ) -> Result<Arc<Session>, AppError> {
-        if self.len() >= self.max {
-            self.sweep();
-            if self.len() >= self.max {
+        if self.len() >= self.caps.sessions {
+            self.sweep().await;
+            if self.len() >= self.caps.sessions {
                 return Err(AppError::Unavailable("too many sessions"));
             }
         }
+        let owner = principal.map(|p| (p.issuer.clone(), p.subject.clone()));
+        let record = Record {
+            owner: owner.clone(),
+            version: version.as_str().to_owned(),
+            client_capabilities: client_capabilities.0,
+            log_level: None,
+            subscriptions: BTreeSet::new(),
+        };
         // A v4 UUID from the OS CSPRNG: unguessable, and visible ASCII (0x21-0x7E) as required.
         let id: Arc<str> = Arc::from(uuid::Uuid::new_v4().simple().to_string());
+        let (group, cap) = (Self::group_of(owner.as_ref()), self.cap_of(owner.as_ref()));
+        let bytes = serde_json::to_vec(&record).expect("records serialise");
+        let evicted = self.store.put_in_group(TABLE, &group, &id, &bytes, self.idle, cap).await.map_err(unavailable)?;
+        for old in evicted {
+            tracing::info!(session = %old, "session closed: its caller opened more than mcp.max_sessions_per_caller");
+            self.close(&old).await;
+        }
+        Ok(self.hold(id, record))
+    }
+
+    /// Builds this instance's object for a session and starts listening to its channel.
+    fn hold(self: &Arc<Self>, id: Arc<str>, record: Record) -> Arc<Session> {
+        let version = LegacyVersion::parse(&record.version).unwrap_or(LegacyVersion::V2025_11_25);
+        let group = Self::group_of(record.owner.as_ref());
+        let cap = self.cap_of(record.owner.as_ref());
         let session = Arc::new(Session {
             id: id.clone(),
-            owner: principal.map(|p| (p.issuer.clone(), p.subject.clone())),
+            owner: record.owner.clone(),
             version,
-            client_capabilities: Arc::new(client_capabilities),
-            log_level: Mutex::new(None),
-            subscriptions: Mutex::new(HashSet::new()),
-            last_seen: AtomicU64::new(self.now_ms()),
+            client_capabilities: Arc::new(ClientCapabilities(record.client_capabilities.clone())),
+            record: RwLock::new(record),
+            last_touch: Mutex::new(Instant::now()),
+            last_seen: Mutex::new(Instant::now()),
             standalone_open: AtomicBool::new(false),
-            streams: Mutex::new(StreamTable::default()),
-            next_server_request: AtomicU64::new(1),
+            open_streams: AtomicUsize::new(0),
             pending: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashMap::new()),
+            appended: Notify::new(),
             closed: CancellationToken::new(),
+            store: self.store.clone(),
+            group,
+            cap,
+            idle: self.idle,
         });
-        self.sessions.write().expect("lock").insert(id, session.clone());
-        Ok(session)
+        let listening = self.listen(&session);
+        let previous = self.local.write().expect("lock").insert(id, session.clone());
+        if let Some(previous) = previous {
+            previous.closed.cancel();
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(listening);
+        }
+        session
     }
 
-    /// Looks a session up and marks it used.
-    pub fn get(&self, id: &str) -> Option<Arc<Session>> {
-        let session = self.sessions.read().expect("lock").get(id).cloned()?;
-        session.last_seen.store(self.now_ms(), Ordering::Relaxed);
-        Some(session)
+    /// What another instance says about `session`, until it ends here.
+    fn listen(self: &Arc<Self>, session: &Arc<Session>) -> impl Future<Output = ()> + Send + 'static {
+        let mut subscription = self.store.subscribe(&channel(&session.id));
+        let (weak, sessions) = (Arc::downgrade(session), Arc::downgrade(self));
+        let closed = session.closed.clone();
+        async move {
+            loop {
+                let message = tokio::select! {
+                    message = subscription.recv() => message,
+                    _ = closed.cancelled() => return,
+                };
+                let (Some(message), Some(session), Some(sessions)) = (message, weak.upgrade(), sessions.upgrade())
+                else {
+                    return;
+                };
+                if let Ok(signal) = serde_json::from_slice::<Signal>(&message) {
+                    session.receive(signal, &sessions);
+                }
+            }
+        }
     }
 
-    /// Ends a session: later requests with its id get 404, its streams close.
-    pub fn remove(&self, id: &str) -> Option<Arc<Session>> {
-        let session = self.sessions.write().expect("lock").remove(id)?;
-        session.closed.cancel();
-        Some(session)
+    /// Reads a session's record again after another instance changed it.
+    fn reload(&self, session: &Session) {
+        let (store, id) = (self.store.clone(), session.id.clone());
+        let Some(session) = self.local.read().expect("lock").get(&id).cloned() else { return };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Ok(Some(bytes)) = store.get(TABLE, &id).await
+                    && let Ok(record) = serde_json::from_slice::<Record>(&bytes)
+                {
+                    *session.record.write().expect("lock") = record;
+                }
+            });
+        }
     }
 
+    /// Looks a session up, here or in the store, and marks it used. `None` for a session that
+    /// does not exist or has ended (including one another instance ended).
+    pub async fn get(self: &Arc<Self>, id: &str) -> Result<Option<Arc<Session>>, AppError> {
+        let held = self.local.read().expect("lock").get(id).cloned();
+        let session = match held {
+            Some(session) if !session.closed.is_cancelled() => {
+                let due = session.last_touch.lock().expect("lock").elapsed() >= TOUCH_EVERY.min(self.idle / 4);
+                if due {
+                    // Still there for every instance? Then its expiry starts again from now.
+                    if !self.store.touch(TABLE, id, self.idle).await.map_err(unavailable)? {
+                        self.forget(id);
+                        return Ok(None);
+                    }
+                    *session.last_touch.lock().expect("lock") = Instant::now();
+                }
+                session
+            }
+            _ => {
+                let Some(bytes) = self.store.get(TABLE, id).await.map_err(unavailable)? else {
+                    self.forget(id);
+                    return Ok(None);
+                };
+                let record: Record = serde_json::from_slice(&bytes)
+                    .map_err(|_| AppError::Internal(format!("session {id}: an unreadable record")))?;
+                self.store.touch(TABLE, id, self.idle).await.map_err(unavailable)?;
+                self.hold(Arc::from(id), record)
+            }
+        };
+        *session.last_seen.lock().expect("lock") = Instant::now();
+        Ok(Some(session))
+    }
+
+    /// Ends a session for every instance: later requests with its id get 404, its streams close.
+    pub async fn remove(&self, id: &str) -> Result<(), AppError> {
+        self.store.delete(TABLE, id).await.map_err(unavailable)?;
+        self.close(id).await;
+        Ok(())
+    }
+
+    /// Closes a session here and tells the other instances.
+    async fn close(&self, id: &str) {
+        self.forget(id);
+        let bytes = serde_json::to_vec(&Signal::Closed).expect("signals serialise");
+        if let Err(err) = self.store.publish(&channel(id), &bytes).await {
+            tracing::warn!(%err, session = id, "could not tell the other instances a session ended");
+        }
+    }
+
+    /// Lets go of this instance's object for a session.
+    fn forget(&self, id: &str) {
+        if let Some(session) = self.local.write().expect("lock").remove(id) {
+            session.closed.cancel();
+        }
+    }
+
+    /// Sessions this instance holds.
     pub fn len(&self) -> usize {
-        self.sessions.read().expect("lock").len()
+        self.local.read().expect("lock").len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Ends every session idle for longer than the timeout and not in use.
-    pub fn sweep(&self) -> usize {
-        let now = self.now_ms();
-        let idle = self.idle.as_millis() as u64;
-        let expired: Vec<Arc<str>> = self
-            .sessions
-            .read()
-            .expect("lock")
-            .iter()
-            .filter(|(_, s)| now.saturating_sub(s.last_seen.load(Ordering::Relaxed)) > idle && !s.busy())
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in &expired {
-            self.remove(id);
+    /// Lets go of the sessions idle here for longer than the timeout and not in use (their
+    /// records expire in the store by themselves), and keeps the busy ones alive in the store.
+    /// Returns how many were let go.
+    pub async fn sweep(&self) -> usize {
+        let sessions: Vec<Arc<Session>> = self.local.read().expect("lock").values().cloned().collect();
+        let mut gone = 0;
+        for session in sessions {
+            let idle = session.last_seen.lock().expect("lock").elapsed() > self.idle;
+            if session.busy() {
+                let _ = self.store.touch(TABLE, &session.id, self.idle).await;
+            } else if idle || session.closed.is_cancelled() {
+                self.forget(&session.id);
+                gone += 1;
+            }
         }
-        expired.len()
+        gone
     }
 
-    /// Ends every session (shutdown).
+    /// Lets go of every session (shutdown): their records stay for the other instances, or
+    /// for this one after a restart.
     pub fn close_all(&self) {
-        for (_, session) in self.sessions.write().expect("lock").drain() {
+        for (_, session) in self.local.write().expect("lock").drain() {
             session.closed.cancel();
         }
     }
+
+    /// A slot for one more open stream of `session`'s caller; `None` past either cap.
+    pub fn stream_slot(&self, session: Option<&Arc<Session>>, principal: Option<&Principal>) -> Option<StreamSlot> {
+        let session_slot = match session {
+            Some(session) => Some(session.stream_slot(self.caps.streams_per_session)?),
+            None => None,
+        };
+        let caller_slot = match principal {
+            Some(principal) if self.caps.streams_per_caller > 0 => {
+                let (issuer, subject) = principal.owner_key();
+                let key = format!("{issuer}\u{0}{subject}");
+                let mut counts = self.streams.0.lock().expect("lock");
+                let count = counts.entry(key.clone()).or_insert(0);
+                if *count >= self.caps.streams_per_caller {
+                    return None;
+                }
+                *count += 1;
+                Some(CallerStreamSlot(self.streams.clone(), key))
+            }
+            _ => None,
+        };
+        Some(StreamSlot { _session: session_slot, _caller: caller_slot })
+    }
 }
 
-/// What a stream reader does next.
-enum Step {
-    /// Send these events; continue from the given sequence number.
-    Events(Bytes, u64),
-    /// Send a `retry:` hint and end: the server closed this connection.
+fn unavailable(err: StoreError) -> AppError {
+    tracing::error!(%err, "the session store failed");
+    AppError::Unavailable("the session store is unavailable")
+}
+
+/// What a stream's log holds, one tagged entry per event.
+enum Entry {
+    /// The SEP-1699 priming event: an id to resume from, and the reconnection delay.
+    Priming(u64),
+    /// A JSON-RPC message.
+    Message(Bytes),
+    /// The server closes the connection here; the client resumes after it.
     Close,
     /// The stream is complete.
     End,
-    /// Nothing new yet.
-    Wait,
 }
 
-/// The events of one SSE stream, kept so a reconnecting client can resume after the last event
-/// it saw. Bounded: beyond `capacity` the oldest events are dropped.
+impl Entry {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            Entry::Priming(retry_ms) => {
+                out.push(b'p');
+                out.extend_from_slice(retry_ms.to_string().as_bytes());
+            }
+            Entry::Message(frame) => {
+                out.push(b'm');
+                out.extend_from_slice(frame);
+            }
+            Entry::Close => out.push(b'c'),
+            Entry::End => out.push(b'e'),
+        }
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Entry> {
+        let (tag, rest) = bytes.split_first()?;
+        Some(match tag {
+            b'p' => Entry::Priming(std::str::from_utf8(rest).ok()?.parse().ok()?),
+            b'm' => Entry::Message(Bytes::copy_from_slice(rest)),
+            b'c' => Entry::Close,
+            b'e' => Entry::End,
+            _ => return None,
+        })
+    }
+}
+
+/// The events of one SSE stream of a session, logged in the store so a reconnecting client can
+/// resume after the last event it saw, on any instance. Bounded: beyond `capacity` the oldest
+/// events are dropped; the log expires with the session's idle timeout.
+#[derive(Clone)]
 pub struct StreamLog {
-    number: u64,
-    state: Mutex<LogState>,
-    changed: watch::Sender<u64>,
-}
-
-struct LogState {
-    events: VecDeque<(u64, Bytes)>,
-    next_seq: u64,
+    session: Arc<Session>,
+    stream: String,
     capacity: usize,
-    finished: bool,
-    /// Positions where the server closed the connection (SEP-1699 polling): a reader stops
-    /// after the events before such a point, and the client resumes from there.
-    close_points: Vec<u64>,
 }
 
 impl StreamLog {
-    fn new(number: u64, capacity: usize) -> Self {
-        StreamLog {
-            number,
-            state: Mutex::new(LogState {
-                events: VecDeque::new(),
-                next_seq: 0,
-                capacity: capacity.max(1),
-                finished: false,
-                close_points: Vec::new(),
-            }),
-            changed: watch::channel(0).0,
-        }
+    fn log_name(&self) -> String {
+        format!("sse/{}/{}", self.session.id, self.stream)
     }
 
     fn event_id(&self, seq: u64) -> String {
-        format!("{}-{seq}", self.number)
+        format!("{}-{seq}", self.stream)
+    }
+
+    async fn append(&self, entry: Entry) {
+        let appended =
+            self.session.store.append(&self.log_name(), &entry.encode(), self.capacity, self.session.idle).await;
+        if let Err(err) = appended {
+            // The client misses this event, and may resume from the one before; nothing else breaks.
+            tracing::warn!(%err, session = %self.session.id, "a stream event could not be logged");
+        }
+        self.session.appended.notify_waiters();
+        self.session.signal(&Signal::Appended { stream: self.stream.clone() }).await;
     }
 
     /// Appends a priming event (empty data) that clients can resume from.
-    pub fn push_priming(&self, retry_ms: u64) {
-        self.push_with(|id| sse::priming(id, retry_ms));
+    pub async fn push_priming(&self, retry_ms: u64) {
+        self.append(Entry::Priming(retry_ms)).await;
     }
 
     /// Appends one JSON-RPC message.
-    pub fn push(&self, frame: &[u8]) {
-        self.push_with(|id| sse::event(Some(id), frame));
-    }
-
-    fn push_with(&self, encode: impl FnOnce(&str) -> Bytes) {
-        let mut state = self.state.lock().expect("lock");
-        let seq = state.next_seq;
-        state.next_seq += 1;
-        let event = encode(&self.event_id(seq));
-        state.events.push_back((seq, event));
-        while state.events.len() > state.capacity {
-            state.events.pop_front();
-        }
-        drop(state);
-        self.changed.send_modify(|v| *v += 1);
+    pub async fn push(&self, frame: &[u8]) {
+        self.append(Entry::Message(Bytes::copy_from_slice(frame))).await;
     }
 
     /// Marks the stream complete: readers end after the last event.
-    pub fn finish(&self) {
-        self.state.lock().expect("lock").finished = true;
-        self.changed.send_modify(|v| *v += 1);
+    pub async fn finish(&self) {
+        self.append(Entry::End).await;
     }
 
     /// Closes the current connection after the events written so far; the stream goes on for a
     /// resuming reader.
-    pub fn disconnect(&self) {
-        let mut state = self.state.lock().expect("lock");
-        let point = state.next_seq;
-        state.close_points.push(point);
-        drop(state);
-        self.changed.send_modify(|v| *v += 1);
+    pub async fn disconnect(&self) {
+        self.append(Entry::Close).await;
     }
 
     /// Parses a `Last-Event-ID` of the form `<stream>-<seq>`.
-    pub fn parse_event_id(value: &str) -> Option<(u64, u64)> {
-        let (stream, seq) = value.trim().split_once('-')?;
-        Some((stream.parse().ok()?, seq.parse().ok()?))
+    pub fn parse_event_id(value: &str) -> Option<(String, u64)> {
+        let (stream, seq) = value.trim().rsplit_once('-')?;
+        let valid = !stream.is_empty() && stream.len() <= 64 && stream.bytes().all(|b| b.is_ascii_alphanumeric());
+        valid.then_some(())?;
+        Some((stream.to_owned(), seq.parse().ok()?))
     }
 
     /// A reader of this stream's events after `after` (all of them when `None`). It ends when
     /// the stream is finished and drained, at a server-side close point (after a `retry:` hint),
     /// or when `stop` is cancelled.
     pub fn reader(
-        self: Arc<Self>,
+        self,
         after: Option<u64>,
         retry_ms: u64,
         stop: CancellationToken,
     ) -> impl Stream<Item = Result<Bytes, std::convert::Infallible>> + Send + 'static {
-        let receiver = self.changed.subscribe();
-        let start = after.map_or(0, |seq| seq + 1);
-        futures_util::stream::unfold((self, receiver, start, false), move |(log, mut receiver, cursor, ended)| {
+        let start = after.unwrap_or(0);
+        // `delivered`: this connection sent an event. A close point before that is one the
+        // client already saw (the end of its previous connection), so it is passed over.
+        futures_util::stream::unfold((self, start, false, false), move |(log, cursor, ended, delivered)| {
             let stop = stop.clone();
             async move {
                 if ended {
                     return None;
                 }
                 loop {
-                    receiver.borrow_and_update();
-                    let step = log.step(start, cursor);
-                    match step {
-                        Step::Events(chunk, next) => return Some((Ok(chunk), (log, receiver, next, false))),
-                        Step::Close => return Some((Ok(sse::retry(retry_ms)), (log, receiver, cursor, true))),
-                        Step::End => return None,
-                        Step::Wait => {}
+                    // Registered before reading, so an event appended meanwhile wakes it.
+                    let session = log.session.clone();
+                    let appended = session.appended.notified();
+                    tokio::pin!(appended);
+                    appended.as_mut().enable();
+                    let events = log.session.store.read_after(&log.log_name(), cursor).await.unwrap_or_default();
+                    let mut chunk = BytesMut::new();
+                    let mut next = cursor;
+                    let mut close = false;
+                    let mut end = false;
+                    for (seq, bytes) in events {
+                        match Entry::decode(&bytes) {
+                            Some(Entry::Priming(retry)) => chunk.put(sse::priming(&log.event_id(seq), retry)),
+                            Some(Entry::Message(frame)) => chunk.put(sse::event(Some(&log.event_id(seq)), &frame)),
+                            Some(Entry::Close) if delivered || !chunk.is_empty() => {
+                                next = seq;
+                                close = true;
+                                break;
+                            }
+                            Some(Entry::End) => end = true,
+                            _ => {}
+                        }
+                        next = seq;
                     }
+                    if close {
+                        chunk.put(sse::retry(retry_ms));
+                        return Some((Ok(chunk.freeze()), (log, next, true, true)));
+                    }
+                    if !chunk.is_empty() {
+                        return Some((Ok(chunk.freeze()), (log, next, end, true)));
+                    }
+                    if end {
+                        return None;
+                    }
+                    // Nothing new: wait for an append (here, or signalled from another instance),
+                    // and look again now and then in case a signal was lost.
                     tokio::select! {
-                        changed = receiver.changed() => if changed.is_err() { return None },
+                        _ = appended => {}
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                         _ = stop.cancelled() => return None,
                     }
                 }
             }
         })
     }
+}
 
-    /// What a reader that started at `start` and has delivered everything before `cursor`
-    /// does next.
-    fn step(&self, start: u64, cursor: u64) -> Step {
-        let state = self.state.lock().expect("lock");
-        // The first close point this reader has not passed; a resumed reader starting exactly
-        // at a point is past it.
-        let close_at = state.close_points.iter().copied().filter(|p| *p > start && *p >= cursor).min();
-        let limit = close_at.unwrap_or(u64::MAX);
-        let mut chunk = bytes::BytesMut::new();
-        let mut next = cursor;
-        for (seq, event) in state.events.iter().filter(|(seq, _)| *seq >= cursor && *seq < limit) {
-            chunk.extend_from_slice(event);
-            next = seq + 1;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+
+    fn caps() -> Caps {
+        Caps { sessions: 100, sessions_per_caller: 2, streams_per_session: 2, streams_per_caller: 3 }
+    }
+
+    #[test]
+    fn event_ids_name_a_stream_and_a_position() {
+        assert_eq!(StreamLog::parse_event_id("a1b2-17"), Some(("a1b2".to_owned(), 17)));
+        assert_eq!(StreamLog::parse_event_id("0-3"), Some(("0".to_owned(), 3)));
+        for bad in ["", "-1", "abc", "a-b", "a/b-1", "a-1-2x"] {
+            assert_eq!(StreamLog::parse_event_id(bad), None, "{bad}");
         }
-        if !chunk.is_empty() {
-            return Step::Events(chunk.freeze(), next);
+    }
+
+    #[tokio::test]
+    async fn two_instances_share_a_session_and_its_end() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let (a, b) = (
+            Sessions::new(store.clone(), caps(), Duration::from_secs(60)),
+            Sessions::new(store, caps(), Duration::from_secs(60)),
+        );
+        let session = a.create(None, LegacyVersion::V2025_11_25, ClientCapabilities::default()).await.unwrap();
+        let on_b = b.get(&session.id).await.unwrap().expect("B finds A's session");
+        assert_eq!(on_b.version, LegacyVersion::V2025_11_25);
+        on_b.update(|record| record.log_level = Some(LogLevel::Error)).await.unwrap();
+        for _ in 0..100 {
+            if session.log_level() == Some(LogLevel::Error) {
+                break;
+            }
+            tokio::task::yield_now().await;
         }
-        if close_at.is_some_and(|point| point <= state.next_seq) {
-            Step::Close
-        } else if state.finished {
-            Step::End
-        } else {
-            Step::Wait
+        assert_eq!(session.log_level(), Some(LogLevel::Error), "A hears of B's change");
+        b.remove(&session.id).await.unwrap();
+        for _ in 0..100 {
+            if session.closed.is_cancelled() {
+                break;
+            }
+            tokio::task::yield_now().await;
         }
+        assert!(session.closed.is_cancelled(), "A's object closes when B ends the session");
+        assert!(a.get(&session.id).await.unwrap().is_none());
     }
 }

@@ -11,9 +11,11 @@
 //! may be used once. This is integrity, not secrecy: the payload is readable, so handlers must
 //! not put secrets in their state. In the legacy era the state never leaves the server, so
 //! nothing is sealed there.
+//!
+//! Several instances must open each other's states: the key is `mcp.request_state_secret`, or one
+//! drawn once and kept in the server's store, and spent nonces are kept in the store too (a
+//! state is single-use across every instance).
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -24,12 +26,9 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::principal::Principal;
+use crate::store::{Store, StoreError};
 
 type HmacSha256 = Hmac<Sha256>;
-
-/// Nonces remembered as used, at most. Beyond it the oldest are forgotten (their states are
-/// rejected by expiry soon anyway when the TTL is short).
-const MAX_REMEMBERED_NONCES: usize = 100_000;
 
 /// What a sealed state is bound to: the request that produced it.
 pub struct Binding<'a> {
@@ -70,39 +69,46 @@ pub enum Rejection {
     Replayed,
 }
 
-/// A verified state, with its nonce held until the request's outcome is known.
-#[derive(Debug)]
+/// A verified state, with its nonce, which [`StateSealer::claim`] spends.
+#[derive(Debug, Clone)]
 pub struct Opened {
     /// The handler's state, as it returned it.
     pub inner: Option<String>,
     nonce: String,
+    /// When the state expires (seconds since the epoch): the nonce is remembered until then.
+    expires: u64,
 }
 
 /// Seals and opens request states with the server's key.
 pub struct StateSealer {
     key: Vec<u8>,
     ttl: Duration,
-    used: Mutex<UsedNonces>,
 }
 
-#[derive(Default)]
-struct UsedNonces {
-    expiry: HashMap<String, u64>,
-    order: VecDeque<String>,
-}
+/// The store's table of spent nonces, and of the shared key when none is configured.
+const NONCES: &str = "mcp_nonce";
+const KEYS: &str = "mcp_key";
 
 impl StateSealer {
-    /// A sealer with `secret` (any length; an empty secret draws a random per-process key, so
-    /// states do not survive a restart and are not shared between instances).
-    pub fn new(secret: &str, ttl: Duration) -> Self {
-        let key = if secret.is_empty() {
-            let mut key = vec![0u8; 32];
-            getrandom::fill(&mut key).expect("the OS random number generator works");
-            key
-        } else {
-            secret.as_bytes().to_vec()
-        };
-        StateSealer { key, ttl, used: Mutex::new(UsedNonces::default()) }
+    /// A sealer with `key` (any length).
+    pub fn new(key: Vec<u8>, ttl: Duration) -> Self {
+        StateSealer { key, ttl }
+    }
+
+    /// The sealing key: `mcp.request_state_secret` when set; otherwise one drawn at random once
+    /// and kept in the store, so every instance sharing the store (and this one after a restart,
+    /// with a durable store) opens the states the others sealed.
+    pub async fn key(secret: &str, store: &dyn Store) -> Result<Vec<u8>, StoreError> {
+        if !secret.is_empty() {
+            return Ok(secret.as_bytes().to_vec());
+        }
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).expect("the OS random number generator works");
+        let drawn = URL_SAFE_NO_PAD.encode(key);
+        // The first instance's key wins; the others read it.
+        store.put_new(KEYS, "request_state", drawn.as_bytes(), KEY_LIFETIME).await?;
+        let kept = store.get(KEYS, "request_state").await?.unwrap_or_else(|| drawn.into_bytes());
+        Ok(kept)
     }
 
     fn mac(&self, message: &[u8]) -> HmacSha256 {
@@ -157,33 +163,35 @@ impl StateSealer {
         if payload.p != principal_digest(binding.principal) {
             return Err(Rejection::WrongCaller);
         }
-        self.claim(&payload.n, payload.e)?;
-        Ok(Opened { inner: payload.s, nonce: payload.n })
+        Ok(Opened { inner: payload.s, nonce: payload.n, expires: payload.e })
     }
 
-    fn claim(&self, nonce: &str, expires: u64) -> Result<(), Rejection> {
-        let mut used = self.used.lock().expect("lock");
-        let now = now();
-        while used.order.len() >= MAX_REMEMBERED_NONCES
-            || used.order.front().is_some_and(|oldest| used.expiry.get(oldest).is_none_or(|e| *e < now))
-        {
-            let Some(oldest) = used.order.pop_front() else { break };
-            used.expiry.remove(&oldest);
-        }
-        if used.expiry.contains_key(nonce) {
-            return Err(Rejection::Replayed);
-        }
-        used.expiry.insert(nonce.to_owned(), expires);
-        used.order.push_back(nonce.to_owned());
-        Ok(())
+    /// Spends an opened state's nonce, for every instance sharing the store: `false` when it
+    /// was spent before (a replay).
+    pub async fn claim(store: &dyn Store, opened: &Opened) -> Result<bool, StoreError> {
+        let ttl = Duration::from_secs(opened.expires.saturating_sub(now()).max(1));
+        store.put_new(NONCES, &opened.nonce, b"1", ttl).await
     }
 
     /// Gives a claimed nonce back: the request was refused before it ran (for example 403 while
     /// the caller steps up its scopes), and the client may retry with the same state.
-    pub fn release(&self, opened: &Opened) {
-        let mut used = self.used.lock().expect("lock");
-        used.expiry.remove(&opened.nonce);
+    pub async fn release(store: &dyn Store, opened: &Opened) {
+        if let Err(err) = store.delete(NONCES, &opened.nonce).await {
+            tracing::warn!(%err, "a requestState nonce could not be given back");
+        }
     }
+}
+
+/// How long a key drawn for sealing request states is kept in the store.
+const KEY_LIFETIME: Duration = Duration::from_secs(10 * 365 * 86_400);
+
+/// A digest of a caller's issuer and subject: what states (and session groups) are bound to.
+pub fn owner_digest(issuer: &str, subject: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(issuer.as_bytes());
+    hasher.update([0]);
+    hasher.update(subject.as_bytes());
+    URL_SAFE_NO_PAD.encode(&hasher.finalize()[..16])
 }
 
 fn now() -> u64 {
@@ -193,11 +201,7 @@ fn now() -> u64 {
 fn principal_digest(principal: Option<&Principal>) -> String {
     let Some(principal) = principal else { return String::new() };
     let (issuer, subject) = principal.owner_key();
-    let mut hasher = Sha256::new();
-    hasher.update(issuer.as_bytes());
-    hasher.update([0]);
-    hasher.update(subject.as_bytes());
-    URL_SAFE_NO_PAD.encode(&hasher.finalize()[..16])
+    owner_digest(issuer, subject)
 }
 
 fn arguments_digest(arguments: Option<&Value>) -> String {
@@ -252,27 +256,38 @@ pub fn binding<'a>(method: &'a str, params: &'a Map<String, Value>, principal: O
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::MemoryStore;
     use serde_json::json;
 
     fn sealer() -> StateSealer {
-        StateSealer::new("test-secret", Duration::from_secs(60))
+        StateSealer::new(b"test-secret".to_vec(), Duration::from_secs(60))
     }
 
     fn params(args: Value) -> Map<String, Value> {
         json!({ "name": "t", "arguments": args }).as_object().unwrap().clone()
     }
 
-    #[test]
-    fn a_sealed_state_opens_once_for_the_same_request() {
-        let sealer = sealer();
+    #[tokio::test]
+    async fn a_sealed_state_opens_for_the_same_request_and_its_nonce_is_spent_once() {
+        let (sealer, store) = (sealer(), MemoryStore::new());
         let p = params(json!({ "b": 1, "a": [1, 2] }));
         let token = sealer.seal(&binding("tools/call", &p, None), Some("round-1".into()));
         let reordered = params(json!({ "a": [1, 2], "b": 1 }));
         let opened = sealer.open(&binding("tools/call", &reordered, None), &token).unwrap();
         assert_eq!(opened.inner.as_deref(), Some("round-1"));
-        assert_eq!(sealer.open(&binding("tools/call", &p, None), &token).unwrap_err(), Rejection::Replayed);
-        sealer.release(&opened);
-        assert!(sealer.open(&binding("tools/call", &p, None), &token).is_ok(), "released nonces may be used again");
+        assert!(StateSealer::claim(&store, &opened).await.unwrap());
+        let again = sealer.open(&binding("tools/call", &p, None), &token).unwrap();
+        assert!(!StateSealer::claim(&store, &again).await.unwrap(), "a replay");
+        StateSealer::release(&store, &opened).await;
+        assert!(StateSealer::claim(&store, &again).await.unwrap(), "released nonces may be used again");
+    }
+
+    #[tokio::test]
+    async fn instances_sharing_a_store_share_the_drawn_key() {
+        let store = MemoryStore::new();
+        let first = StateSealer::key("", &store).await.unwrap();
+        assert_eq!(StateSealer::key("", &store).await.unwrap(), first);
+        assert_eq!(StateSealer::key("configured", &store).await.unwrap(), b"configured");
     }
 
     #[test]
@@ -290,16 +305,24 @@ mod tests {
             sealer.open(&binding("tools/call", &other_args, None), &token).unwrap_err(),
             Rejection::WrongRequest
         );
-        let other_key = StateSealer::new("another", Duration::from_secs(60));
+        let other_key = StateSealer::new(b"another".to_vec(), Duration::from_secs(60));
         assert_eq!(other_key.open(&b, &token).unwrap_err(), Rejection::BadSignature);
     }
 
     #[test]
     fn expired_states_are_refused() {
-        let sealer = StateSealer::new("k", Duration::from_secs(0));
+        let sealer = StateSealer::new(b"k".to_vec(), Duration::from_secs(0));
         let p = params(json!({}));
-        let token = sealer.seal(&binding("tools/call", &p, None), None);
-        std::thread::sleep(Duration::from_millis(1100));
+        let mut token = sealer.seal(&binding("tools/call", &p, None), None);
+        // Sealed with an expiry of now: one second on, it is past. The payload is re-sealed
+        // with an expiry in the past rather than waited for.
+        let (body, _) = token.rsplit_once('.').unwrap();
+        let mut payload: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body.strip_prefix("v1.").unwrap()).unwrap()).unwrap();
+        payload["e"] = json!(now() - 1);
+        let body = format!("v1.{}", URL_SAFE_NO_PAD.encode(serde_json::to_vec(&payload).unwrap()));
+        let tag = sealer.mac(body.as_bytes()).finalize().into_bytes();
+        token = format!("{body}.{}", URL_SAFE_NO_PAD.encode(tag));
         assert_eq!(sealer.open(&binding("tools/call", &p, None), &token).unwrap_err(), Rejection::Expired);
     }
 }

@@ -42,10 +42,7 @@ pub(super) async fn post(State(mcp): State<Arc<Mcp>>, mut request: Request) -> R
             legacy::handle_batch(&mcp, post, messages).await
         }
         Incoming::Single(message) => match version::classify(&message, &post.headers) {
-            Era::Modern => match modern::handle(&mcp, post, message) {
-                modern::Handled::Answered(response) => response,
-                modern::Handled::Running(call) => call.answer().await,
-            },
+            Era::Modern => modern::handle(&mcp, post, message).await,
             Era::Legacy => legacy::handle(&mcp, post, message).await,
         },
     }

@@ -337,9 +337,14 @@ impl Events {
     }
 }
 
-/// Sends a request and returns the raw response, for streaming reads.
+/// Sends a request (with credentials and the `Host` every client sends, as [`send`] does) and
+/// returns the raw response, for streaming reads.
 pub async fn open(app: &Router, request: Request<Body>) -> axum::response::Response {
-    app.clone().oneshot(authorized(request)).await.expect("infallible")
+    let mut request = authorized(request);
+    if !request.headers().contains_key("host") {
+        request.headers_mut().insert("host", axum::http::HeaderValue::from_static("127.0.0.1:3000"));
+    }
+    app.clone().oneshot(request).await.expect("infallible")
 }
 
 /// Captures what a tracing subscriber writes, for tests of the log (install the subscriber with
