@@ -171,6 +171,8 @@ impl Endpoint {
             capabilities,
             shutdown,
         });
+        // Alive before the first request, so no other instance takes this one's claims.
+        mcp.sessions.heartbeat().await;
         spawn_session_sweeper(&mcp, idle);
         Ok(Endpoint { mcp })
     }
@@ -206,7 +208,7 @@ impl Endpoint {
 }
 
 /// Lets go of idle sessions in the background (and keeps busy ones alive in the store), and of
-/// them all at shutdown.
+/// them all at shutdown; tells the other instances this one is alive.
 fn spawn_session_sweeper(mcp: &Arc<Mcp>, idle: Duration) {
     let weak = Arc::downgrade(mcp);
     let shutdown = mcp.shutdown.wait();
@@ -218,8 +220,13 @@ fn spawn_session_sweeper(mcp: &Arc<Mcp>, idle: Duration) {
     runtime.spawn(async move {
         tokio::pin!(shutdown);
         let mut ticks = tokio::time::interval(period);
+        let mut heartbeats = tokio::time::interval(session::Sessions::HEARTBEAT_EVERY);
         loop {
             tokio::select! {
+                _ = heartbeats.tick() => {
+                    let Some(mcp) = weak.upgrade() else { return };
+                    mcp.sessions.heartbeat().await;
+                }
                 _ = ticks.tick() => {
                     let Some(mcp) = weak.upgrade() else { return };
                     let expired = mcp.sessions.sweep().await;

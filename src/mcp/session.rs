@@ -37,15 +37,19 @@ use super::sse;
 use super::version::LegacyVersion;
 use crate::error::AppError;
 use crate::principal::Principal;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Subscription};
 
 /// The store's table of session records.
 const TABLE: &str = "mcp_session";
 /// The store's table of standalone-stream claims (one open GET stream per session).
 const STANDALONE: &str = "mcp_standalone";
-/// How long a claim on the standalone stream lasts without renewal: a claim of an instance
-/// that died is free again after this long.
+/// How long a claim on the standalone stream lasts without renewal.
 const CLAIM_TTL: Duration = Duration::from_secs(10);
+/// The store's table of live instances: each renews its record every [`Sessions::HEARTBEAT_EVERY`],
+/// so a claim held by an instance whose record expired (it died) is taken over at once, rather
+/// than refusing the reconnecting client until the claim expires.
+const INSTANCES: &str = "mcp_instance";
+const ALIVE_TTL: Duration = Duration::from_secs(3);
 /// The most a session's record goes without its expiry being refreshed while it is used.
 const TOUCH_EVERY: Duration = Duration::from_secs(5);
 
@@ -67,8 +71,9 @@ enum Signal {
     Response { id: Value, outcome: Result<Value, Value> },
     /// `notifications/cancelled` for a request that may run elsewhere.
     Cancel { id: Value },
-    /// The record changed (log level, subscriptions): read it again.
-    Changed,
+    /// The record changed (log level, subscriptions): here it is, applied on arrival (a read
+    /// from the store instead could lose the race with the client's next request).
+    Changed(Record),
     /// The session ended (deleted, or its caller's oldest past the cap).
     Closed,
     /// A stream's log has new events.
@@ -94,6 +99,8 @@ pub struct Session {
     /// Cancelled when the session ends: its streams close and its requests stop.
     pub closed: CancellationToken,
     store: Arc<dyn Store>,
+    /// The instance holding this object (see [`INSTANCES`]).
+    instance: Arc<str>,
     group: String,
     cap: usize,
     idle: Duration,
@@ -127,7 +134,7 @@ impl Session {
         };
         let bytes = serde_json::to_vec(&record).expect("records serialise");
         self.store.put_in_group(TABLE, &self.group, &self.id, &bytes, self.idle, self.cap).await?;
-        self.signal(&Signal::Changed).await;
+        self.signal(&Signal::Changed(record)).await;
         Ok(())
     }
 
@@ -144,7 +151,7 @@ impl Session {
         if self.standalone_open.swap(true, Ordering::AcqRel) {
             return Ok(None);
         }
-        match self.store.put_new(STANDALONE, &self.id, b"1", CLAIM_TTL).await {
+        match self.claim_standalone().await {
             Ok(true) => Ok(Some(StandaloneGuard(self.clone()))),
             Ok(false) => {
                 self.standalone_open.store(false, Ordering::Release);
@@ -155,6 +162,26 @@ impl Session {
                 Err(err)
             }
         }
+    }
+
+    /// Files this instance's claim; a claim of an instance that is no longer alive (killed,
+    /// or this process before a restart) is taken over.
+    async fn claim_standalone(&self) -> Result<bool, StoreError> {
+        let mine = self.instance.as_bytes();
+        if self.store.put_new(STANDALONE, &self.id, mine, CLAIM_TTL).await? {
+            return Ok(true);
+        }
+        let Some(holder) = self.store.get(STANDALONE, &self.id).await? else {
+            // Released meanwhile.
+            return self.store.put_new(STANDALONE, &self.id, mine, CLAIM_TTL).await;
+        };
+        let holder = String::from_utf8_lossy(&holder);
+        if holder == *self.instance || self.store.get(INSTANCES, &holder).await?.is_some() {
+            return Ok(false);
+        }
+        tracing::info!(session = %self.id, "standalone stream taken over from an instance that stopped");
+        self.store.put(STANDALONE, &self.id, mine, CLAIM_TTL).await?;
+        Ok(true)
     }
 
     /// The event id of the `n`th event on the standalone stream (not logged: a reconnecting
@@ -246,7 +273,7 @@ impl Session {
     }
 
     /// Handles what another instance said about this session.
-    fn receive(&self, signal: Signal, records: &Sessions) {
+    fn receive(&self, signal: Signal) {
         match signal {
             Signal::Response { id, outcome } => {
                 if let Some(id) = Id::from_value(&id) {
@@ -258,7 +285,7 @@ impl Session {
                     self.cancel_here(&id);
                 }
             }
-            Signal::Changed => records.reload(self),
+            Signal::Changed(record) => *self.record.write().expect("lock") = record,
             Signal::Closed => self.closed.cancel(),
             Signal::Appended { .. } => self.appended.notify_waiters(),
         }
@@ -358,6 +385,8 @@ pub struct Caps {
 /// Every session this instance holds, over the store every instance shares.
 pub struct Sessions {
     store: Arc<dyn Store>,
+    /// This instance's name among the live ones ([`Sessions::heartbeat`]).
+    instance: Arc<str>,
     local: RwLock<HashMap<Arc<str>, Arc<Session>>>,
     caps: Caps,
     idle: Duration,
@@ -366,7 +395,18 @@ pub struct Sessions {
 
 impl Sessions {
     pub fn new(store: Arc<dyn Store>, caps: Caps, idle: Duration) -> Arc<Self> {
-        Arc::new(Sessions { store, local: RwLock::new(HashMap::new()), caps, idle, streams: Arc::default() })
+        let instance = Arc::from(super::random_id());
+        Arc::new(Sessions { store, instance, local: RwLock::new(HashMap::new()), caps, idle, streams: Arc::default() })
+    }
+
+    /// How often [`Sessions::heartbeat`] must run.
+    pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+
+    /// Tells the other instances this one is alive (its claims stand).
+    pub async fn heartbeat(&self) {
+        if let Err(err) = self.store.put(INSTANCES, &self.instance, b"1", ALIVE_TTL).await {
+            tracing::debug!(%err, "heartbeat not recorded");
+        }
     }
 
     /// The group of a caller's sessions, each caller capped on its own; sessions without
@@ -418,11 +458,14 @@ impl Sessions {
             tracing::info!(session = %old, "session closed: its caller opened more than mcp.max_sessions_per_caller");
             self.close(&old).await;
         }
-        Ok(self.hold(id, record))
+        let subscription = self.store.subscribe(&channel(&id));
+        Ok(self.hold(id, record, subscription))
     }
 
     /// Builds this instance's object for a session and starts listening to its channel.
-    fn hold(self: &Arc<Self>, id: Arc<str>, record: Record) -> Arc<Session> {
+    /// `subscription` to the session's channel was taken before its record was read, so no
+    /// change made after the read goes unheard.
+    fn hold(self: &Arc<Self>, id: Arc<str>, record: Record, subscription: Subscription) -> Arc<Session> {
         let version = LegacyVersion::parse(&record.version).unwrap_or(LegacyVersion::V2025_11_25);
         let group = Self::group_of(record.owner.as_ref());
         let cap = self.cap_of(record.owner.as_ref());
@@ -441,11 +484,12 @@ impl Sessions {
             appended: Notify::new(),
             closed: CancellationToken::new(),
             store: self.store.clone(),
+            instance: self.instance.clone(),
             group,
             cap,
             idle: self.idle,
         });
-        let listening = self.listen(&session);
+        let listening = Self::listen(&session, subscription);
         let previous = self.local.write().expect("lock").insert(id, session.clone());
         if let Some(previous) = previous {
             previous.closed.cancel();
@@ -457,9 +501,8 @@ impl Sessions {
     }
 
     /// What another instance says about `session`, until it ends here.
-    fn listen(self: &Arc<Self>, session: &Arc<Session>) -> impl Future<Output = ()> + Send + 'static {
-        let mut subscription = self.store.subscribe(&channel(&session.id));
-        let (weak, sessions) = (Arc::downgrade(session), Arc::downgrade(self));
+    fn listen(session: &Arc<Session>, mut subscription: Subscription) -> impl Future<Output = ()> + Send + 'static {
+        let weak = Arc::downgrade(session);
         let closed = session.closed.clone();
         async move {
             loop {
@@ -467,29 +510,13 @@ impl Sessions {
                     message = subscription.recv() => message,
                     _ = closed.cancelled() => return,
                 };
-                let (Some(message), Some(session), Some(sessions)) = (message, weak.upgrade(), sessions.upgrade())
-                else {
+                let (Some(message), Some(session)) = (message, weak.upgrade()) else {
                     return;
                 };
                 if let Ok(signal) = serde_json::from_slice::<Signal>(&message) {
-                    session.receive(signal, &sessions);
+                    session.receive(signal);
                 }
             }
-        }
-    }
-
-    /// Reads a session's record again after another instance changed it.
-    fn reload(&self, session: &Session) {
-        let (store, id) = (self.store.clone(), session.id.clone());
-        let Some(session) = self.local.read().expect("lock").get(&id).cloned() else { return };
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                if let Ok(Some(bytes)) = store.get(TABLE, &id).await
-                    && let Ok(record) = serde_json::from_slice::<Record>(&bytes)
-                {
-                    *session.record.write().expect("lock") = record;
-                }
-            });
         }
     }
 
@@ -501,16 +528,22 @@ impl Sessions {
             Some(session) if !session.closed.is_cancelled() => {
                 let due = session.last_touch.lock().expect("lock").elapsed() >= TOUCH_EVERY.min(self.idle / 4);
                 if due {
-                    // Still there for every instance? Then its expiry starts again from now.
-                    if !self.store.touch(TABLE, id, self.idle).await.map_err(unavailable)? {
+                    // Still there for every instance? Then its expiry starts again from now, and
+                    // its record is read again, in case a change signalled was lost.
+                    let Some(bytes) = self.store.get(TABLE, id).await.map_err(unavailable)? else {
                         self.forget(id);
                         return Ok(None);
+                    };
+                    if let Ok(record) = serde_json::from_slice::<Record>(&bytes) {
+                        *session.record.write().expect("lock") = record;
                     }
+                    self.store.touch(TABLE, id, self.idle).await.map_err(unavailable)?;
                     *session.last_touch.lock().expect("lock") = Instant::now();
                 }
                 session
             }
             _ => {
+                let subscription = self.store.subscribe(&channel(id));
                 let Some(bytes) = self.store.get(TABLE, id).await.map_err(unavailable)? else {
                     self.forget(id);
                     return Ok(None);
@@ -518,7 +551,7 @@ impl Sessions {
                 let record: Record = serde_json::from_slice(&bytes)
                     .map_err(|_| AppError::Internal(format!("session {id}: an unreadable record")))?;
                 self.store.touch(TABLE, id, self.idle).await.map_err(unavailable)?;
-                self.hold(Arc::from(id), record)
+                self.hold(Arc::from(id), record, subscription)
             }
         };
         *session.last_seen.lock().expect("lock") = Instant::now();
@@ -824,5 +857,27 @@ mod tests {
         }
         assert!(session.closed.is_cancelled(), "A's object closes when B ends the session");
         assert!(a.get(&session.id).await.unwrap().is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_standalone_stream_of_a_stopped_instance_is_taken_over_of_a_live_one_not() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let (a, b) = (
+            Sessions::new(store.clone(), caps(), Duration::from_secs(60)),
+            Sessions::new(store, caps(), Duration::from_secs(60)),
+        );
+        a.heartbeat().await;
+        b.heartbeat().await;
+        let session = a.create(None, LegacyVersion::V2025_11_25, ClientCapabilities::default()).await.unwrap();
+        let held = session.open_standalone().await.unwrap().expect("A claims the stream");
+        let on_b = b.get(&session.id).await.unwrap().unwrap();
+        assert!(on_b.open_standalone().await.unwrap().is_none(), "A is alive: one stream per session");
+        // A dies without releasing its claim, and stops beating.
+        std::mem::forget(held);
+        tokio::time::sleep(ALIVE_TTL + Duration::from_millis(100)).await;
+        b.heartbeat().await;
+        let taken = on_b.open_standalone().await.unwrap();
+        assert!(taken.is_some(), "B takes over the claim of a stopped instance before it expires");
+        assert!(CLAIM_TTL > ALIVE_TTL + Duration::from_millis(100));
     }
 }

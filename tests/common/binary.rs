@@ -57,6 +57,7 @@ impl Server {
     fn spawn(overrides: &str, stdout: Stdio) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let dir = std::env::temp_dir().join(format!("mcp-auth-binary-{}-{port}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         // Two layers, as a deployment has them: the base (keys, address) and the test's own.
         let base = format!(
@@ -65,15 +66,22 @@ impl Server {
         );
         std::fs::write(dir.join("default.toml"), base).unwrap();
         std::fs::write(dir.join("test.toml"), overrides).unwrap();
+        Self::run_in(tempdir::Dir(dir), port, stdout)
+    }
+
+    /// Runs the binary configured by `dir`, which is also its working directory (where the
+    /// SQLite default, `data/mcp-auth.db`, goes), until it listens on `port`.
+    fn run_in(dir: tempdir::Dir, port: u16, stdout: Stdio) -> Server {
         let child = Command::new(env!("CARGO_BIN_EXE_mcp-auth-server"))
-            .env("MCP_AUTH_CONFIG_DIR", &dir)
+            .current_dir(&dir.0)
+            .env("MCP_AUTH_CONFIG_DIR", &dir.0)
             .env("MCP_AUTH_PROFILE", "test")
             .env_remove("RUST_LOG")
             .stdout(stdout)
             .stderr(Stdio::piped())
             .spawn()
             .expect("the server binary starts");
-        let server = Server { child, port, _config: tempdir::Dir(dir) };
+        let server = Server { child, port, _config: dir };
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "the server did not start listening");
@@ -113,6 +121,20 @@ impl Server {
     pub fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Kills the server outright, then starts it again as it was: same settings, same working
+    /// directory, same port (so the same public URL).
+    pub fn kill_and_restart(mut self) -> Server {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = std::mem::replace(&mut self._config, tempdir::Dir(std::path::PathBuf::new()));
+        Self::run_in(dir, self.port, Stdio::null())
+    }
+
+    /// The server's working directory.
+    pub fn dir(&self) -> &std::path::Path {
+        &self._config.0
     }
 
     /// Sends `request` as raw bytes and returns everything the server answers until it closes

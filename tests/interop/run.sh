@@ -5,7 +5,10 @@
 #   external   an independent, OpenID-certified identity provider (oidc-provider, idp.mjs); our
 #              server knows only its issuer URL and its own public URL
 #   embedded   no other service: `cargo run --all-features`, dev profile (config/dev.toml), its
-#              own authorization server (feature `issuer`) at its public URL
+#              own authorization server (feature `issuer`) at its public URL, state in a fresh
+#              SQLite file
+#   cluster    the embedded mode's clients against INTEROP_CLUSTER_URL, started by someone else:
+#              tests/cluster/run.sh (two instances and Redis behind nginx)
 #
 #   1. installs the pinned clients (npm ci here; a venv in target/interop) and builds the server;
 #   2. per mode, starts what it needs on loopback and runs the flows, each printing PASS/FAIL lines
@@ -16,7 +19,7 @@
 #        hostile.mjs (external only)    wrong aud, unpublished keys, IdP key rotation and outage
 #   3. prints "interop: N passed, M failed" over both modes and fails on any failed check.
 #
-# Usage: run.sh [MODE...]    (default: external embedded)
+# Usage: run.sh [MODE...]    (default: external embedded; cluster only when asked)
 # Every flow runs even after another failed. Logs (IdP, server, each flow's output and stderr)
 # are kept in target/interop/logs/MODE. Ports: INTEROP_IDP_PORT (27180), INTEROP_MCP_PORT (27181)
 # for the external mode, INTEROP_EMBEDDED_PORT (27190) for the embedded one; below Linux's
@@ -27,7 +30,7 @@ cd "$(dirname "$0")/../.."
 MODES=("$@")
 [ ${#MODES[@]} -gt 0 ] || MODES=(external embedded)
 for mode in "${MODES[@]}"; do
-  case "$mode" in external|embedded) ;; *) echo "interop: unknown mode $mode (external, embedded)" >&2; exit 2 ;; esac
+  case "$mode" in external|embedded|cluster) ;; *) echo "interop: unknown mode $mode (external, embedded, cluster)" >&2; exit 2 ;; esac
 done
 
 HERE=tests/interop
@@ -153,14 +156,25 @@ embedded() {
   # What `cargo run --all-features` runs (dev profile, jwt.issuer empty: its own issuer), on
   # another port, with access tokens as short-lived as in the external mode.
   say "embedded: starting mcp-auth-server at $MCP_URL, its own authorization server at $ISSUER"
+  rm -f "$WORK"/embedded.db*
   start_server "$EMBEDDED_PORT" "$LOGS/embedded/server.log" \
     MCP_AUTH__SERVER__BIND="127.0.0.1:$EMBEDDED_PORT" \
+    MCP_AUTH__STORAGE__URL="sqlite://$WORK/embedded.db" \
     MCP_AUTH__SERVER__PUBLIC_URL="$ISSUER" \
     MCP_AUTH__ISSUER__ACCESS_TOKEN_TTL_SECS=$TOKEN_TTL \
     MCP_AUTH__JWT__LEEWAY_SECS=0
 
   clients
   stop "$server_pid"; server_pid=""
+}
+
+# --------------------------------------------------------- cluster mode ---
+cluster() {
+  export AUTHORIZATION_SERVER=embedded
+  export ISSUER="${INTEROP_CLUSTER_URL:?the cluster mode runs against INTEROP_CLUSTER_URL (see tests/cluster/run.sh)}"
+  export MCP_URL="$ISSUER/mcp"
+  say "cluster: the clients against $MCP_URL (instances started by tests/cluster/run.sh)"
+  clients
 }
 
 for mode in "${MODES[@]}"; do
@@ -184,6 +198,7 @@ done
 echo "interop: $passed passed, $failed failed"
 if [ "$failed" -ne 0 ] || [ "$passed" -eq 0 ] || [ "$status" -ne 0 ]; then
   for log in "$LOGS"/*/server.log; do
+    [ -f "$log" ] || continue
     echo "interop: server log tail ($log):"; tail -n 30 "$log"
   done
   exit 1
