@@ -201,10 +201,15 @@ unshare --mount --propagation private -- bash -c "$inner" inner "$state" "$out" 
   "$umask_value" "$workdir" env -i "${service_env[@]}" "${exec_start[@]}" >"$out/server.log" 2>&1 &
 tracer=$!
 pids+=("$tracer")
-# The server is strace's child; it is stopped by its own pid (strace may leave it running).
+# The server is strace's child once the namespace's set-up commands are done: found by what it
+# runs, and stopped by its own pid (strace may leave it running).
 server_pid=
-for _ in $(seq 100); do
-  server_pid=$(awk '{print $1}' "/proc/$tracer/task/$tracer/children" 2>/dev/null || true)
+for _ in $(seq 300); do
+  children=()
+  read -ra children 2>/dev/null <"/proc/$tracer/task/$tracer/children" || true
+  for child in "${children[@]}"; do
+    [ "$(readlink "/proc/$child/exe" 2>/dev/null)" = "${exec_start[0]}" ] && server_pid=$child
+  done
   [ -n "$server_pid" ] && break
   sleep 0.1
 done
@@ -225,9 +230,14 @@ pong=$(legacy_post "$url/mcp" "$token" "$session" '{"jsonrpc":"2.0","id":2,"meth
 check "a legacy session (kept in the SQLite store) is opened and used" grep -q '"result":{}' <<<"$pong"
 if [ -n "$server_pid" ]; then
   kill -TERM "$server_pid"
+  for _ in $(seq 300); do kill -0 "$tracer" 2>/dev/null || break; sleep 0.1; done
   status=0
+  if kill -0 "$tracer" 2>/dev/null; then
+    status="still running 30 s after SIGTERM"
+    kill -KILL "$server_pid" 2>/dev/null || true
+  fi
   wait "$tracer" || status=$?
-  check "SIGTERM stops it with status 0" [ "$status" = 0 ]
+  check "SIGTERM stops it with status 0 (got: $status)" [ "$status" = 0 ]
 else
   bad "the server is not running under strace"
   cat "$out/server.log"
