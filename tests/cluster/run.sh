@@ -2,9 +2,12 @@
 # Several instances behind a proxy, sharing one Redis (issue 25): what `README.md` ("Running
 # several instances") describes, on loopback, started and stopped here.
 #
-#   redis-server   append-only file, fsync on every write (the setting the README recommends)
+#   redis-server   append-only file, fsync every second (what the README recommends: every
+#                  write acknowledged is in the file before the answer, so a crash of Redis
+#                  loses none of them; a crash of the machine, at most the last second)
 #   two instances  storage.url = redis://..., server.public_url = the proxy, the same key files
-#   nginx          round-robin, no stickiness, no buffering (SSE), X-Forwarded-For set
+#   nginx          deploy/nginx.conf: round-robin, no stickiness, no buffering (SSE),
+#                  X-Forwarded-For replaced
 #
 # Through the proxy:
 #   1. the official conformance suite, both revisions, against two examples/conformance_server;
@@ -58,7 +61,7 @@ trap cleanup EXIT
 
 start_redis() {
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$WORK/redis" --save '' \
-    --appendonly yes --appendfsync always >> "$WORK/redis.log" 2>&1 &
+    --appendonly yes --appendfsync everysec >> "$WORK/redis.log" 2>&1 &
   redis_pid=$!
   wait_for 20 port_busy "$REDIS_PORT" || { cat "$WORK/redis.log" >&2; exit 2; }
 }
@@ -70,6 +73,7 @@ start_instance() { # start_instance NAME BIN PORT DB [VAR=VALUE...]
     MCP_AUTH__SERVER__PUBLIC_URL="$PROXY" \
     MCP_AUTH__STORAGE__URL="redis://127.0.0.1:$REDIS_PORT/$db" \
     MCP_AUTH__LIMITS__TRUST_FORWARDED_FOR=true \
+    MCP_AUTH__SERVER__MAX_CONNECTIONS_PER_ADDRESS=0 \
     MCP_AUTH__SERVER__HEALTH_DETAILS=true \
     "$@" "$bin" >> "$WORK/$name.log" 2>&1 &
   eval "${name}_pid=$!"
@@ -84,9 +88,13 @@ CONFORMANCE_BIN=$PWD/target/debug/examples/conformance_server
 
 say "redis-server on $REDIS_PORT (append-only), nginx on $PROXY_PORT in front of $A_PORT and $B_PORT"
 start_redis
-sed -e "s|@WORK@|$WORK/nginx|g" -e "s|@A@|$A_PORT|" -e "s|@B@|$B_PORT|" -e "s|@PROXY@|$PROXY_PORT|" \
-  tests/cluster/nginx.conf > "$WORK/nginx/nginx.conf"
-"$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" &
+# deploy/nginx.conf, the one the README and compose use, moved to loopback ports, logging which
+# instance served each request.
+sed -e "s#server mcp-1:3000;#server 127.0.0.1:$A_PORT;#" -e "s#server mcp-2:3000;#server 127.0.0.1:$B_PORT;#" \
+  -e "s#listen 8080;#listen 127.0.0.1:$PROXY_PORT;#" \
+  -e "s#access_log /dev/stdout;#log_format upstream '\$request \$status \$upstream_addr'; access_log $WORK/nginx/access.log upstream;#" \
+  deploy/nginx.conf > "$WORK/nginx/nginx.conf"
+"$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" -g "daemon off; pid $WORK/nginx/nginx.pid;" &
 nginx_pid=$!
 wait_for 20 port_busy "$PROXY_PORT" || { cat "$WORK/nginx/error.log" >&2; exit 2; }
 
