@@ -17,7 +17,12 @@
 #   modern, one token    our server, 2026-07-28, one bearer token (the verified-token cache hits)
 #   modern, token pool   our server, a pool of distinct tokens larger than its token cache
 #                        (every token is a cache miss: signature checked every time)
-#   legacy, session      our server, 2025-11-25, after initialize, in one Mcp-Session-Id session
+#   legacy, session      our server, 2025-11-25, after initialize, in one Mcp-Session-Id session,
+#                        sessions in memory (`storage.url = memory:`, as every row above)
+#   legacy, sqlite/redis the same, sessions in an SQLite file / in a local redis-server
+#   refresh              the refresh-token grant at /token (embedded authorization server), each
+#                        connection following its own rotation chain (benches/refresh.lua): memory,
+#                        then SQLite, then Redis (each refresh reads, spends and files records)
 #   rmcp                 with LOAD_PEERS=rmcp: rmcp, the official Rust SDK, serving the same tool
 #                        behind the ceiling's RS256 check (benches/peers/rmcp), modern era
 # Then memory and start-up: idle RSS, cold start to the first 200 on /health, and RSS with
@@ -29,6 +34,7 @@
 # server, 256), LOAD_SESSIONS (10000), LOAD_IDLE_SECS (idle timeout of the session run, 6),
 # LOAD_PORT (first of 8 ports, 28100: below the ephemeral range), LOAD_SERVER_CPU (0), LOAD_CLIENT_CPU (1),
 # LOAD_PEERS (empty, or rmcp: adds the rmcp row; its first build takes some 2-3 minutes more).
+# Needs wrk and redis-server (installed from Debian when missing).
 # Every server this script starts is stopped by process id when it exits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,19 +58,22 @@ work=target/bench/load
 rm -rf "$work/config" "$work/results" && mkdir -p "$work/config" "$work/results"
 note() { printf '[%3ds] %s\n' $((SECONDS - started)) "$*" >&2; }
 
-if ! command -v wrk >/dev/null 2>&1; then
-  note "wrk not found; installing Debian's"
-  apt-get install -y -qq wrk >/dev/null 2>&1 || { echo "load.sh needs wrk (apt-get install wrk)" >&2; exit 1; }
-fi
+for tool in wrk redis-server; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    note "$tool not found; installing Debian's"
+    apt-get install -y -qq "$tool" >/dev/null 2>&1 || { echo "load.sh needs $tool (apt-get install $tool)" >&2; exit 1; }
+  fi
+done
 
 note "building (dist): the server as deployed, then the ceiling and the token minter"
 # The server on its own, as `cargo build --profile dist --all-features` builds it (building the
 # examples in the same invocation would unify the dev-dependencies' features into it).
 cargo build --profile dist --quiet --all-features --bin mcp-auth-server
-cargo build --profile dist --quiet --all-features --example ceiling --example generate_token
+cargo build --profile dist --quiet --all-features --example ceiling --example generate_token --example hash_password
 server_bin=target/dist/mcp-auth-server
 ceiling_bin=target/dist/examples/ceiling
 mint_bin=target/dist/examples/generate_token
+hash_bin=target/dist/examples/hash_password
 if [ "$PEERS" = rmcp ]; then
   note "building (release): the rmcp peer (its own crate and lock file)"
   cargo build --release --quiet --manifest-path benches/peers/rmcp/Cargo.toml --target-dir target/peers
@@ -75,6 +84,8 @@ export MCP_AUTH_CONFIG_DIR="$work/config"
 export MCP_AUTH__JWT__PRIVATE_KEY="$work/keys/private.pem"
 export MCP_AUTH__JWT__PUBLIC_KEYS="$work/keys/public.pem"
 export MCP_AUTH__SERVER__PUBLIC_URL="http://127.0.0.1:$PORT"
+# State in memory unless a row says otherwise.
+export MCP_AUTH__STORAGE__URL=memory:
 # One client sends everything here: rate limits far above what it can send, so their
 # bookkeeping runs on every request but never refuses one.
 for limit in PER_ADDRESS_PER_SEC PER_ADDRESS_BURST PER_CALLER_PER_SEC PER_CALLER_BURST; do
@@ -124,11 +135,40 @@ legacy_body='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ech
 modern_headers=(-H "Content-Type: application/json" -H "Accept: application/json, text/event-stream"
   -H "MCP-Protocol-Version: 2026-07-28" -H "Mcp-Method: tools/call" -H "Mcp-Name: echo")
 
+# The refresh rows sign a person in at the embedded authorization server: one user and one
+# public client, in a file given with --config to the servers of the legacy and refresh rows.
+cat >"$work/refresh.toml" <<TOML
+[issuer]
+# One client address signs in for every chain.
+authorize_per_address_per_minute = 1000000
+max_pending_per_address = 1000000
+[[issuer.users]]
+username = "bench"
+roles = ["user"]
+password_hash = "$("$hash_bin" bench-password)"
+[[issuer.clients]]
+client_id = "bench-client"
+name = "load.sh"
+redirect_uris = ["http://127.0.0.1:9/callback"]
+TOML
+redis_port=$((PORT + 13))
+note "redis-server on CPU $SERVER_CPU, port $redis_port (append-only, fsync every second)"
+taskset -c "$SERVER_CPU" redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$work" --save '' \
+  --appendonly yes --appendfsync everysec >"$work/results/redis.log" 2>&1 &
+PID[redis]=$!
+for _ in $(seq 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+rm -f "$work"/load.db*
+
 note "starting servers on CPU $SERVER_CPU"
 start modern $((PORT + 2)) env MCP_AUTH__SERVER__BIND="127.0.0.1:$((PORT + 2))" "$server_bin"
 start pool $((PORT + 3)) env MCP_AUTH__SERVER__BIND="127.0.0.1:$((PORT + 3))" \
   MCP_AUTH__JWT__TOKEN_CACHE_SIZE="$POOL_CACHE" "$server_bin"
-start legacy $((PORT + 4)) env MCP_AUTH__SERVER__BIND="127.0.0.1:$((PORT + 4))" "$server_bin"
+start legacy $((PORT + 4)) env MCP_AUTH__SERVER__BIND="127.0.0.1:$((PORT + 4))" "$server_bin" --config "$work/refresh.toml"
+start sqlite $((PORT + 8)) env MCP_AUTH__SERVER__BIND="127.0.0.1:$((PORT + 8))" \
+  MCP_AUTH__STORAGE__URL="sqlite://$work/load.db" "$server_bin" --config "$work/refresh.toml"
+start redis_store $((PORT + 9)) env MCP_AUTH__SERVER__BIND="127.0.0.1:$((PORT + 9))" \
+  MCP_AUTH__STORAGE__URL="redis://127.0.0.1:$redis_port/0" "$server_bin" --config "$work/refresh.toml"
+declare -A BACKEND_PORT=([legacy]=$((PORT + 4)) [sqlite]=$((PORT + 8)) [redis_store]=$((PORT + 9)))
 
 # What our server answers is what the ceiling answers, byte for byte.
 curl -sf "http://127.0.0.1:$((PORT + 2))/mcp" -H "Authorization: Bearer $token" "${modern_headers[@]}" \
@@ -138,7 +178,7 @@ grep -q '"text":"hello"' "$work/answer.json" && ! grep -q '"isError"' "$work/ans
 start ceiling $PORT "$ceiling_bin" --bind "127.0.0.1:$PORT" --body "$work/answer.json"
 start ceiling_rs256 $((PORT + 1)) "$ceiling_bin" --bind "127.0.0.1:$((PORT + 1))" --body "$work/answer.json" \
   --verify "$work/keys/public.pem" --issuer "$issuer" --audience "$audience"
-configs=(ceiling modern ceiling_rs256 pool legacy)
+configs=(ceiling modern ceiling_rs256 pool legacy legacy_sqlite legacy_redis refresh refresh_sqlite refresh_redis)
 if [ "$PEERS" = rmcp ]; then
   start rmcp $((PORT + 7)) target/peers/release/rmcp-peer --bind "127.0.0.1:$((PORT + 7))" \
     --verify "$work/keys/public.pem" --issuer "$issuer" --audience "$audience"
@@ -147,40 +187,102 @@ if [ "$PEERS" = rmcp ]; then
   configs+=(rmcp)
 fi
 
-# The legacy session: initialize, then notifications/initialized.
-legacy_url="http://127.0.0.1:$((PORT + 4))/mcp"
-session="$(curl -sf -D - -o /dev/null "$legacy_url" -H "Authorization: Bearer $token" \
-  -H "Content-Type: application/json" -H "Accept: application/json, text/event-stream" \
-  -d '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"load.sh","version":"1"}}}' |
-  awk 'tolower($1) == "mcp-session-id:" { print $2 }' | tr -d '\r')"
-[ -n "$session" ] || { echo "initialize gave no session" >&2; exit 1; }
-legacy_headers=(-H "Content-Type: application/json" -H "Accept: application/json, text/event-stream"
-  -H "MCP-Protocol-Version: 2025-11-25" -H "Mcp-Session-Id: $session")
-curl -sf -o /dev/null "$legacy_url" -H "Authorization: Bearer $token" "${legacy_headers[@]}" \
-  -d '{"jsonrpc":"2.0","method":"notifications/initialized"}'
-curl -sf "$legacy_url" -H "Authorization: Bearer $token" "${legacy_headers[@]}" -d "$legacy_body" |
-  grep -q '"text":"hello"' || { echo "the legacy call failed" >&2; exit 1; }
+# A legacy session on each backend's server: initialize, then notifications/initialized.
+declare -A SESSION
+for backend in legacy sqlite redis_store; do
+  url="http://127.0.0.1:${BACKEND_PORT[$backend]}/mcp"
+  session="$(curl -sf -D - -o /dev/null "$url" -H "Authorization: Bearer $token" \
+    -H "Content-Type: application/json" -H "Accept: application/json, text/event-stream" \
+    -d '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"load.sh","version":"1"}}}' |
+    awk 'tolower($1) == "mcp-session-id:" { print $2 }' | tr -d '\r')"
+  [ -n "$session" ] || { echo "initialize gave no session ($backend)" >&2; exit 1; }
+  SESSION[$backend]=$session
+  headers=(-H "Content-Type: application/json" -H "Accept: application/json, text/event-stream"
+    -H "MCP-Protocol-Version: 2025-11-25" -H "Mcp-Session-Id: $session")
+  curl -sf -o /dev/null "$url" -H "Authorization: Bearer $token" "${headers[@]}" \
+    -d '{"jsonrpc":"2.0","method":"notifications/initialized"}'
+  curl -sf "$url" -H "Authorization: Bearer $token" "${headers[@]}" -d "$legacy_body" |
+    grep -q '"text":"hello"' || { echo "the legacy call failed ($backend)" >&2; exit 1; }
+done
+
+# Refresh chains: per backend, one file of $CONNECTIONS + 1 refresh tokens (each its own
+# sign-in's grant; wrk's check of the script takes one) for each run, as a run leaves the tokens
+# of its last requests in flight, spent.
+note "signing in for the refresh rows: $(((ROUNDS + 1) * (CONNECTIONS + 1))) grants per backend"
+for backend in legacy sqlite redis_store; do
+  python3 - "http://127.0.0.1:${BACKEND_PORT[$backend]}" "$((CONNECTIONS + 1))" "$((ROUNDS + 1))" "$work/refresh-$backend" <<'EOF'
+import base64, hashlib, json, os, secrets, sys, urllib.parse, urllib.request
+from http.cookiejar import CookieJar
+sys.path.insert(0, "tests")
+from issuer_login import NoRedirect, form, request
+base, per_run, runs, prefix = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()), NoRedirect)
+callback = "http://127.0.0.1:9/callback"
+def grant():
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    query = urllib.parse.urlencode({"response_type": "code", "client_id": "bench-client", "redirect_uri": callback,
+                                    "code_challenge": challenge, "code_challenge_method": "S256", "state": "s",
+                                    "scope": "mcp:read mcp:tools"})
+    url = f"{base}/authorize?{query}"
+    status, headers, page = request(opener, url)
+    if 'name="password"' in page:  # the first time only: the sign-in is remembered (cookie)
+        action, fields = form(page, url)
+        status, headers, page = request(opener, action, {**fields, "username": "bench", "password": "bench-password"})
+        url = urllib.parse.urljoin(action, headers["Location"])
+        status, headers, page = request(opener, url)
+    if status == 200:  # the consent page
+        action, fields = form(page, url)
+        status, headers, page = request(opener, action, {**fields, "decision": "allow"})
+    code = urllib.parse.parse_qs(urllib.parse.urlparse(headers["Location"]).query)["code"][0]
+    status, _, body = request(opener, f"{base}/token", {"grant_type": "authorization_code", "code": code,
+                              "client_id": "bench-client", "redirect_uri": callback, "code_verifier": verifier})
+    return json.loads(body)["refresh_token"]
+for run in range(runs):
+    with open(f"{prefix}.{run}", "w") as out:
+        out.write("".join(grant() + "\n" for _ in range(per_run)))
+EOF
+done
+declare -A REFRESH_RUN=([legacy]=0 [sqlite]=0 [redis_store]=0)
 
 # run CONFIG SECONDS [record]: one wrk run of a configuration.
 run() {
   local config=$1 seconds=$2 record=${3:-}
-  local server port tokens body headers
+  local server port tokens body headers script=benches/load.lua path=/mcp refresh=""
   case $config in
   ceiling) server=ceiling port=$PORT tokens="$work/token" body=$modern_body headers=("${modern_headers[@]}") ;;
   ceiling_rs256) server=ceiling_rs256 port=$((PORT + 1)) tokens="$work/pool" body=$modern_body headers=("${modern_headers[@]}") ;;
   modern) server=modern port=$((PORT + 2)) tokens="$work/token" body=$modern_body headers=("${modern_headers[@]}") ;;
   pool) server=pool port=$((PORT + 3)) tokens="$work/pool" body=$modern_body headers=("${modern_headers[@]}") ;;
-  legacy) server=legacy port=$((PORT + 4)) tokens="$work/token" body=$legacy_body headers=("${legacy_headers[@]}") ;;
+  legacy | legacy_sqlite | legacy_redis)
+    server=$(server_of "$config") port=${BACKEND_PORT[$(server_of "$config")]} tokens="$work/token" body=$legacy_body
+    headers=(-H "Content-Type: application/json" -H "Accept: application/json, text/event-stream"
+      -H "MCP-Protocol-Version: 2025-11-25" -H "Mcp-Session-Id: ${SESSION[$server]}") ;;
+  refresh | refresh_sqlite | refresh_redis)
+    server=$(server_of "$config") port=${BACKEND_PORT[$(server_of "$config")]} tokens="" body="" headers=()
+    script=benches/refresh.lua path=/token refresh="$work/refresh-$server.${REFRESH_RUN[$server]}"
+    REFRESH_RUN[$server]=$((REFRESH_RUN[$server] + 1)) ;;
   rmcp) server=rmcp port=$((PORT + 7)) tokens="$work/pool" body=$modern_body headers=("${modern_headers[@]}") ;;
   esac
   local user system out
   user=$(user_ticks "$server") system=$(system_ticks "$server")
-  out="$(LOAD_BODY=$body LOAD_TOKENS=$tokens taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"${seconds}s" \
-    -s benches/load.lua "${headers[@]}" "http://127.0.0.1:$port/mcp")"
+  out="$(LOAD_BODY=$body LOAD_TOKENS=$tokens LOAD_REFRESH=$refresh LOAD_CLIENT=bench-client \
+    taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"${seconds}s" \
+    -s "$script" "${headers[@]}" "http://127.0.0.1:$port$path")"
   user=$(($(user_ticks "$server") - user)) system=$(($(system_ticks "$server") - system))
   if [ -n "$record" ]; then
     echo "$config $(grep '^RESULT' <<<"$out" | cut -d' ' -f2-) $user $system" >>"$work/results/runs"
   fi
+}
+
+# The server process of a configuration (the legacy and refresh rows share one per backend).
+server_of() {
+  case $1 in
+  legacy | refresh) echo legacy ;;
+  legacy_sqlite | refresh_sqlite) echo sqlite ;;
+  legacy_redis | refresh_redis) echo redis_store ;;
+  *) echo "$1" ;;
+  esac
 }
 
 note "warm-up: ${WARMUP}s per configuration"
@@ -191,10 +293,12 @@ for round in $(seq "$ROUNDS"); do
     run "$config" "$DURATION" record
   done
 done
-for name in "${configs[@]}"; do
-  echo "$(rss "$name" VmHWM)" >"$work/results/$name.peak_kib"
+for config in "${configs[@]}"; do
+  server=$(server_of "$config")
+  echo "$(rss "$server" VmHWM)" >"$work/results/$config.peak_kib"
+  cp "$work/results/$server.idle_kib" "$work/results/$config.idle_kib" 2>/dev/null || true
 done
-for name in "${configs[@]}"; do kill "${PID[$name]}"; unset "PID[$name]"; done
+for name in "${!PID[@]}"; do kill "${PID[$name]}"; unset "PID[$name]"; done
 
 note "cold start: exec to the first 200 on /health, 5 times"
 python3 - "$server_bin" $((PORT + 5)) "$SERVER_CPU" "$CLIENT_CPU" >"$work/results/cold_start_ms" <<'EOF'
@@ -227,7 +331,7 @@ EOF
 note "memory: $SESSIONS legacy sessions opened and left idle (idle timeout ${IDLE_SECS}s)"
 mem_port=$((PORT + 6))
 start sessions $mem_port env MCP_AUTH__SERVER__BIND="127.0.0.1:$mem_port" MCP_AUTH__SERVER__HEALTH_DETAILS=true \
-  MCP_AUTH__MCP__MAX_SESSIONS="$SESSIONS" \
+  MCP_AUTH__MCP__MAX_SESSIONS="$SESSIONS" MCP_AUTH__MCP__MAX_SESSIONS_PER_CALLER="$SESSIONS" \
   MCP_AUTH__MCP__SESSION_IDLE_TIMEOUT_SECS="$IDLE_SECS" "$server_bin"
 sessions_now() { curl -sf "http://127.0.0.1:$mem_port/health" | python3 -c 'import json,sys; print(json.load(sys.stdin)["mcp"]["sessions"])'; }
 init_body='{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"load.sh","version":"1"}}}'
@@ -278,13 +382,18 @@ rows = [("ceiling", "bare axum, fixed answer, no auth (ceiling)", "ceiling"),
         ("ceiling_rs256", "bare axum + RS256 verify per request", "ceiling_rs256"),
         ("modern", "ours, modern, one token (cache hit)", "ceiling"),
         ("pool", f"ours, modern, {pool} distinct tokens (cache {pool_cache}: all misses)", "ceiling_rs256"),
-        ("legacy", "ours, legacy 2025-11-25, one session", "ceiling")]
+        ("legacy", "ours, legacy 2025-11-25, one session (memory)", "ceiling"),
+        ("legacy_sqlite", "ours, legacy, one session, storage sqlite://", "legacy"),
+        ("legacy_redis", "ours, legacy, one session, storage redis://", "legacy"),
+        ("refresh", "ours, refresh-token grant (memory)", "ceiling_rs256"),
+        ("refresh_sqlite", "ours, refresh-token grant, storage sqlite://", "refresh"),
+        ("refresh_redis", "ours, refresh-token grant, storage redis://", "refresh")]
 if runs["rmcp"]:
     rows.append(("rmcp", "rmcp 3.11 (official Rust SDK) + the same RS256 check, modern", "ceiling_rs256"))
 print("| server | req/s | ratio | p50 ms | p99 ms | errors | CPU µs/req (user + kernel) | peak RSS MiB |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|")
 for config, label, against in rows:
-    ratio = "1.00" if config == against else f"{mean(config, 'rps') / mean(against, 'rps'):.2f}× {against.replace('_rs256', ' + RS256')}"
+    ratio = "1.00" if config == against else f"{mean(config, 'rps') / mean(against, 'rps'):.2f}× {against.replace('_rs256', ' + RS256').replace('refresh', 'refresh, memory').replace('legacy', 'legacy, memory')}"
     print(f"| {label} | {mean(config, 'rps'):,.0f} | {ratio} | {mean(config, 'p50') / 1000:.2f} | "
           f"{mean(config, 'p99') / 1000:.2f} | {sum(r['errors'] for r in runs[config])} | "
           f"{mean(config, 'cpu_us'):.1f} ({mean(config, 'user_us'):.1f} + {mean(config, 'system_us'):.1f}) | "
