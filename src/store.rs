@@ -503,6 +503,10 @@ impl Store for MemoryStore {
             let tick = s.next_tick();
             let t = s.table(table);
             t.insert(key, MemoryRecord { group: Some((group.to_owned(), tick)), ..plain(value, now + millis(ttl)) });
+            // Within the bound, expired members or not, there is nothing to evict (and no scan).
+            if t.groups.get(group).map_or(0, BTreeMap::len) <= max.max(1) {
+                return Vec::new();
+            }
             let members = t.live_members(group, now);
             let excess = members.len().saturating_sub(max.max(1));
             let evicted: Vec<String> = members.into_iter().take(excess).collect();

@@ -16,9 +16,18 @@ use serde_json::{Map, Value, json};
 pub const ISSUER: &str = "http://127.0.0.1:3000";
 pub const AUDIENCE: &str = "http://127.0.0.1:3000/mcp";
 
-/// Where the shared test key pair lives.
+/// Where the shared test key pair lives; the pair is made on first use, so settings that
+/// point at it are valid whichever test binary runs first.
 pub fn key_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("test-keys")
+    static MADE: OnceLock<PathBuf> = OnceLock::new();
+    MADE.get_or_init(|| {
+        // The server only generates keys at its development defaults: the test pair is made
+        // here, as the generate_token example makes any pair it is pointed at.
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("test-keys");
+        keyfile::load_or_generate(&dir.join("private.pem"), &[dir.join("public.pem")]).expect("the test key pair");
+        dir
+    })
+    .clone()
 }
 
 /// A fresh, empty directory for keys of one test.
@@ -43,11 +52,6 @@ pub fn settings_layer() -> String {
 pub fn local_keys() -> &'static LocalKeys {
     static KEYS: OnceLock<LocalKeys> = OnceLock::new();
     KEYS.get_or_init(|| {
-        // The server only generates keys at its development defaults: the test pair is made
-        // here, as the generate_token example makes any pair it is pointed at.
-        let dir = key_dir();
-        mcp_auth_server::jwt::keyfile::load_or_generate(&dir.join("private.pem"), &[dir.join("public.pem")])
-            .expect("the test key pair");
         let settings = Settings::from_toml(&settings_layer()).expect("settings");
         LocalKeys::load_or_generate(&settings).expect("test keys")
     })
