@@ -31,6 +31,8 @@ pub struct Settings {
     pub scopes: ScopeSettings,
     pub issuer: IssuerSettings,
     pub storage: StorageSettings,
+    pub admin: AdminSettings,
+    pub telemetry: TelemetrySettings,
 }
 
 /// `[server]`: listening, public URL, transport hygiene.
@@ -62,6 +64,43 @@ pub struct LogSettings {
     pub filter: String,
     pub format: LogFormat,
     pub audit_arguments: bool,
+}
+
+/// `[admin]`: the admin listener (metrics, the detailed health report, the probes), apart from
+/// the public port.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    /// Where the admin listener listens; `None` (an empty string) = no admin listener and no
+    /// metrics recorded.
+    #[serde(deserialize_with = "optional_bind_address", serialize_with = "address_or_empty")]
+    pub bind: Option<SocketAddr>,
+}
+
+/// `[telemetry]`: traces exported over OTLP/HTTP (feature `otel`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// The OTLP/HTTP collector's base URL (`/v1/traces` is added); empty = no traces exported.
+    pub otlp_endpoint: String,
+    /// `service.name` of the exported spans.
+    pub service_name: String,
+    /// Put the caller's subject on each MCP span (`enduser.id`): personal data, off by default.
+    pub include_subject: bool,
+}
+
+impl TelemetrySettings {
+    /// Where spans are sent: the endpoint with `/v1/traces`, or `None` when traces are off.
+    pub fn traces_url(&self) -> Option<String> {
+        let base = self.otlp_endpoint.trim().trim_end_matches('/');
+        if base.is_empty() {
+            None
+        } else if base.ends_with("/v1/traces") {
+            Some(base.to_owned())
+        } else {
+            Some(format!("{base}/v1/traces"))
+        }
+    }
 }
 
 /// Log line format.
@@ -731,7 +770,31 @@ impl Settings {
         }
         self.jwt.validate()?;
         self.storage.parsed()?;
+        self.validate_admin()?;
+        let endpoint = self.telemetry.otlp_endpoint.trim();
+        if !endpoint.is_empty() {
+            check_remote_url("telemetry.otlp_endpoint", endpoint)?;
+        }
         self.issuer.validate()
+    }
+
+    /// The admin listener is never the public one: another port (or another address) than
+    /// `server.bind`.
+    fn validate_admin(&self) -> Result<(), StartupError> {
+        let Some(admin) = self.admin.bind else { return Ok(()) };
+        let public = self.server.bind;
+        let overlaps = admin.port() == public.port()
+            && (admin.ip() == public.ip() || admin.ip().is_unspecified() || public.ip().is_unspecified());
+        if overlaps && admin.port() != 0 {
+            return Err(StartupError::config(
+                "admin.bind",
+                format!(
+                    "({admin}) must not be the public listener ({public}): metrics and the detailed health \
+                     report are never served on the public port"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The URL clients connect to for MCP, and this server's OAuth resource identifier.
@@ -819,6 +882,19 @@ fn bind_address<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Soc
         "`{raw}` is not an IP address and port: use e.g. 127.0.0.1:3000 (this machine only), 0.0.0.0:3000 \
          (every interface, with server.public_url set) or [::1]:3000; localhost:PORT is read as 127.0.0.1:PORT"
     )))
+}
+
+/// `admin.bind`: empty (no admin listener), or an address as [`bind_address`] takes it.
+fn optional_bind_address<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<SocketAddr>, D::Error> {
+    let raw = String::deserialize(deserializer)?;
+    if raw.trim().is_empty() {
+        return Ok(None);
+    }
+    bind_address(serde::de::value::StringDeserializer::<D::Error>::new(raw)).map(Some)
+}
+
+fn address_or_empty<S: Serializer>(address: &Option<SocketAddr>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&address.map(|a| a.to_string()).unwrap_or_default())
 }
 
 /// Fills in the public URL from the bind address when empty, and checks its shape. Listening on
@@ -1001,6 +1077,32 @@ mod tests {
         assert_eq!(bind("[::1]:3001").unwrap().server.bind.to_string(), "[::1]:3001");
         let err = bind("mcp.example.com:3001").unwrap_err().to_string();
         assert!(err.contains("not an IP address and port") && err.contains("127.0.0.1:3000"), "{err}");
+    }
+
+    #[test]
+    fn the_admin_listener_is_off_by_default_and_never_the_public_port() {
+        assert_eq!(Settings::from_toml("").unwrap().admin.bind, None);
+        let admin = Settings::from_toml("[admin]\nbind = \"localhost:9464\"").unwrap().admin.bind;
+        assert_eq!(admin, Some(SocketAddr::from(([127, 0, 0, 1], 9464))));
+        for clash in ["127.0.0.1:3000", "0.0.0.0:3000"] {
+            let err = Settings::from_toml(&format!("[admin]\nbind = \"{clash}\"")).unwrap_err().to_string();
+            assert!(err.contains("admin.bind") && err.contains("public port"), "{err}");
+        }
+        let err = Settings::from_toml("[admin]\nbind = \"metrics.internal:9464\"").unwrap_err().to_string();
+        assert!(err.contains("not an IP address and port"), "{err}");
+    }
+
+    #[test]
+    fn traces_go_to_the_endpoint_s_v1_traces_and_a_bad_endpoint_is_refused() {
+        let url = |endpoint: &str| {
+            Settings::from_toml(&format!("[telemetry]\notlp_endpoint = \"{endpoint}\""))
+                .map(|s| s.telemetry.traces_url())
+        };
+        assert_eq!(url("").unwrap(), None);
+        assert_eq!(url("http://127.0.0.1:4318").unwrap().as_deref(), Some("http://127.0.0.1:4318/v1/traces"));
+        assert_eq!(url("http://collector:4318/v1/traces").unwrap().as_deref(), Some("http://collector:4318/v1/traces"));
+        let err = url("collector:4318").unwrap_err().to_string();
+        assert!(err.contains("telemetry.otlp_endpoint"), "{err}");
     }
 
     #[test]

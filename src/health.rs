@@ -39,6 +39,13 @@ impl Health {
         Health { features, details, sections: Vec::new(), checks: Vec::new() }
     }
 
+    /// The same report with every section shown on `/health`, whatever the settings say (for
+    /// the admin listener, which only operators reach).
+    pub fn detailed(mut self) -> Self {
+        self.details = true;
+        self
+    }
+
     /// Adds a named section to the detailed report, computed on every request so it can show
     /// live state.
     pub fn section(mut self, name: &'static str, report: impl Fn() -> Value + Send + Sync + 'static) -> Self {

@@ -16,10 +16,14 @@
 //! | `mcp` | `store` | the storage contract for state that outlives a request, and its `memory:` backend |
 //! | `store-sqlite` | `store_sqlite` | that contract on an SQLite file: state survives a restart (one instance) |
 //! | `store-redis` | `store_redis` | that contract on Redis: state shared by several instances |
+//! | `otel` | `otel` | traces over OTLP/HTTP: a span per HTTP and per MCP request (`telemetry.otlp_endpoint`) |
 //!
 //! # Layout
 //! - [`config`] — typed settings, layered from files and environment.
-//! - [`telemetry`] — logging.
+//! - [`telemetry`] — logging, and the hooks exported traces use.
+//! - [`observe`] — the metric names and the functions that record them (a no-op until
+//!   [`admin`] installs the recorder).
+//! - [`admin`] — the admin listener: `/metrics`, the detailed health report, the probes.
 //! - [`error`] — HTTP-level refusals and start-up errors (each protocol maps its own errors: see
 //!   there).
 //! - [`router`] — the composition root, the only place that switches layers per feature.
@@ -27,10 +31,12 @@
 //! - [`serve`] — accepting connections, graceful shutdown.
 //! - [`principal`] — the authenticated caller, as later layers see it.
 
+pub mod admin;
 pub mod config;
 pub mod error;
 pub mod guard;
 pub mod health;
+pub mod observe;
 pub mod principal;
 pub mod router;
 pub mod serve;
@@ -44,6 +50,8 @@ pub mod jwt;
 pub mod mcp;
 #[cfg(feature = "oauth-meta")]
 pub mod oauth_meta;
+#[cfg(feature = "otel")]
+pub mod otel;
 #[cfg(feature = "scopes")]
 pub mod scopes;
 #[cfg(feature = "mcp")]

@@ -1,11 +1,16 @@
-//! The binary: the command line, then load settings, set up logging, build the app, serve until
-//! SIGINT/SIGTERM.
+//! The binary: the command line, then load settings, set up logging (and traces), build the app,
+//! serve it (and the admin listener, when configured) until SIGINT/SIGTERM.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use mcp_auth_server::{AppBuilder, Settings, serve, telemetry};
+use mcp_auth_server::error::StartupError;
+use mcp_auth_server::telemetry::{TraceContext, TraceExport};
+use mcp_auth_server::{AppBuilder, Settings, router, serve, telemetry};
+use tokio::net::TcpListener;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -48,7 +53,6 @@ fn main() -> ExitCode {
         eprintln!("mcp-auth-server: the settings are valid");
         return ExitCode::SUCCESS;
     }
-    telemetry::init(&settings.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -56,7 +60,27 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(settings)) {
+    // Traces (feature `otel`, `telemetry.otlp_endpoint`): their layer goes into the subscriber,
+    // their context to the app, and what is still buffered is sent at exit.
+    let (context, flush) = match router::trace_export(&settings, runtime.handle()) {
+        Ok(Some(TraceExport { layer, context, flush })) => {
+            telemetry::init_exporting(&settings.log, layer);
+            (Some(context), Some(flush))
+        }
+        Ok(None) => {
+            telemetry::init(&settings.log);
+            (None, None)
+        }
+        Err(err) => {
+            eprintln!("mcp-auth-server: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(run(settings, context));
+    if let Some(flush) = flush {
+        flush();
+    }
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("{err}");
@@ -66,19 +90,31 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
+async fn run(settings: Settings, context: Option<Arc<dyn TraceContext>>) -> Result<(), Box<dyn std::error::Error>> {
     let shutdown = serve::Shutdown::default();
-    let app = AppBuilder::new(settings.clone()).shutdown(shutdown.clone()).build().await?;
-    let listener = tokio::net::TcpListener::bind(settings.server.bind).await.map_err(|source| {
-        mcp_auth_server::error::StartupError::Bind { addr: settings.server.bind.to_string(), source }
-    })?;
-    tracing::info!(
-        addr = %listener.local_addr()?,
-        features = ?mcp_auth_server::router::enabled_features(),
-        "listening"
-    );
-    tracing::info!("ready: {}", mcp_auth_server::router::where_to_connect(&settings));
+    let routers =
+        AppBuilder::new(settings.clone()).shutdown(shutdown.clone()).trace_context(context).build_routers().await?;
+    let bind = |addr: SocketAddr| async move {
+        TcpListener::bind(addr).await.map_err(|source| StartupError::Bind { addr: addr.to_string(), source })
+    };
+    let listener = bind(settings.server.bind).await?;
+    tracing::info!(addr = %listener.local_addr()?, features = ?router::enabled_features(), "listening");
     let options = serve::ServeOptions::from_settings(&settings.server);
-    serve::serve(listener, app, serve::shutdown_signal(), shutdown, options).await?;
+    // The admin listener stops when the public one starts its shutdown (`Shutdown`), and
+    // finishes its requests within the same grace period.
+    let admin = match (settings.admin.bind, routers.admin) {
+        (Some(addr), Some(admin)) => {
+            let listener = bind(addr).await?;
+            tracing::info!(addr = %listener.local_addr()?, "admin listener: /metrics, /health, /health/live, /health/ready");
+            let options = options.clone();
+            Some(tokio::spawn(serve::serve(listener, admin, shutdown.wait(), shutdown.clone(), options)))
+        }
+        _ => None,
+    };
+    tracing::info!("ready: {}", router::where_to_connect(&settings));
+    serve::serve(listener, routers.public, serve::shutdown_signal(), shutdown, options).await?;
+    if let Some(admin) = admin {
+        admin.await??;
+    }
     Ok(())
 }

@@ -11,6 +11,7 @@ use crate::config::Settings;
 use crate::error::StartupError;
 use crate::health::Health;
 use crate::serve::Shutdown;
+use crate::telemetry::{TraceContext, TraceExport};
 
 /// The features compiled into this binary.
 pub fn enabled_features() -> Vec<&'static str> {
@@ -23,6 +24,7 @@ pub fn enabled_features() -> Vec<&'static str> {
         ("issuer", cfg!(feature = "issuer")),
         ("store-sqlite", cfg!(feature = "store-sqlite")),
         ("store-redis", cfg!(feature = "store-redis")),
+        ("otel", cfg!(feature = "otel")),
     ]
     .into_iter()
     .filter_map(|(name, on)| on.then_some(name))
@@ -45,10 +47,44 @@ pub fn where_to_connect(settings: &Settings) -> String {
     line
 }
 
+/// Traces exported to `telemetry.otlp_endpoint` (feature `otel`), or `None` when it is empty.
+/// `runtime` runs the exporter's requests. Called by the binary before it sets up logging.
+#[cfg(feature = "otel")]
+pub fn trace_export(
+    settings: &Settings,
+    runtime: &tokio::runtime::Handle,
+) -> Result<Option<TraceExport>, StartupError> {
+    crate::otel::export(&settings.telemetry, runtime)
+}
+
+/// Without the `otel` feature there is nothing to export to: an endpoint is refused rather than
+/// ignored.
+#[cfg(not(feature = "otel"))]
+pub fn trace_export(
+    settings: &Settings,
+    _runtime: &tokio::runtime::Handle,
+) -> Result<Option<TraceExport>, StartupError> {
+    match settings.telemetry.traces_url() {
+        None => Ok(None),
+        Some(_) => Err(StartupError::config(
+            "telemetry.otlp_endpoint",
+            "is set, but this build has no traces: build with `--features otel` (or `full`)",
+        )),
+    }
+}
+
+/// What [`AppBuilder::build_routers`] makes: the public application, and the admin listener's
+/// routes when `admin.bind` is set.
+pub struct Routers {
+    pub public: Router,
+    pub admin: Option<Router>,
+}
+
 /// Builds the application from settings, with optional parts supplied by the caller.
 pub struct AppBuilder {
     settings: Settings,
     shutdown: Shutdown,
+    trace_context: Option<std::sync::Arc<dyn TraceContext>>,
     #[cfg(feature = "tools")]
     registry: Option<crate::tools::Registry>,
     #[cfg(feature = "mcp")]
@@ -60,6 +96,7 @@ impl AppBuilder {
         AppBuilder {
             settings,
             shutdown: Shutdown::default(),
+            trace_context: None,
             #[cfg(feature = "tools")]
             registry: None,
             #[cfg(feature = "mcp")]
@@ -70,6 +107,13 @@ impl AppBuilder {
     /// The shutdown signal long-lived streams watch (see [`crate::serve::serve`]).
     pub fn shutdown(mut self, shutdown: Shutdown) -> Self {
         self.shutdown = shutdown;
+        self
+    }
+
+    /// Exports a span per HTTP request and per MCP request, adopting callers' traces through
+    /// `context` (from [`trace_export`]; `None`, the default, makes no extra span).
+    pub fn trace_context(mut self, context: Option<std::sync::Arc<dyn TraceContext>>) -> Self {
+        self.trace_context = context;
         self
     }
 
@@ -91,6 +135,20 @@ impl AppBuilder {
     /// Builds the application. Fails on configuration that cannot work (unreadable keys, an
     /// issuer that cannot be reached, a policy naming unknown tools).
     pub async fn build(self) -> Result<Router, StartupError> {
+        self.build_app(false).await.map(|routers| routers.public)
+    }
+
+    /// Builds the application and, when `admin.bind` is set, the admin listener's routes
+    /// (metrics and the detailed health report; see [`crate::admin`]): what the binary serves.
+    /// Metrics are recorded from here on; without `admin.bind` nothing is.
+    pub async fn build_routers(self) -> Result<Routers, StartupError> {
+        let admin = self.settings.admin.bind.is_some();
+        self.build_app(admin).await
+    }
+
+    async fn build_app(self, admin: bool) -> Result<Routers, StartupError> {
+        // First, so that start-up (the first key fetch) is counted too.
+        let metrics = if admin { Some(crate::admin::recorder()?) } else { None };
         let settings = &self.settings;
         let public_url = settings.server.public_url.clone();
         #[allow(unused_mut)]
@@ -179,6 +237,11 @@ impl AppBuilder {
             {
                 config.discovery_meta = meta.discovery_meta();
             }
+            config.tracing = self.trace_context.clone().map(|context| crate::mcp::observe::Tracing {
+                context,
+                include_subject: settings.telemetry.include_subject,
+            });
+            let observed = crate::observe::enabled() || config.tracing.is_some();
             // The feature service (tools, prompts, resources), wrapped by authorization and audit.
             let features = self.mcp_features();
             #[cfg(feature = "scopes")]
@@ -186,6 +249,9 @@ impl AppBuilder {
             // Outermost, so refusals are in the audit trail too.
             let audit = crate::mcp::audit::AuditLayer { log_arguments: settings.log.audit_arguments };
             let features = features.map(|f| f.layer(audit));
+            // How each call ended, for its metric and span; only while they are on.
+            let outcomes = tower::util::option_layer(observed.then_some(crate::mcp::observe::OutcomeLayer));
+            let features = features.map(|f| f.layer(outcomes));
             let endpoint =
                 crate::mcp::Endpoint::new(settings, config, features, self.shutdown.clone(), store.clone()).await?;
             health = health.section("mcp", endpoint.stats());
@@ -211,6 +277,8 @@ impl AppBuilder {
         // connection for that long at most. `/mcp` reads its body under the same deadline and
         // has its own time limit for the rest (`limits.request_timeout_secs`).
         let body_deadline = std::time::Duration::from_secs(settings.server.body_read_timeout_secs);
+        // The admin listener shows every section, whatever `server.health_details` says.
+        let admin = metrics.map(|metrics| crate::admin::router(metrics, health.clone().detailed()));
         let app = app
             .merge(health.router())
             .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, body_deadline));
@@ -218,13 +286,23 @@ impl AppBuilder {
         let app = app.merge(mcp_routes);
 
         // Around every route, from the inside out: the Host guard (DNS rebinding), the request
-        // span (everything logged while serving a request, the audit trail and refusals, can be
-        // told apart), and the panic guard (a panicking handler becomes a 500 instead of a
-        // dropped connection).
-        Ok(app
-            .layer(from_fn_with_state(allow, crate::guard::check_host))
-            .layer(crate::telemetry::trace_layer())
-            .layer(CatchPanicLayer::new()))
+        // metric (only while metrics are recorded), the request span (everything logged while
+        // serving a request, the audit trail and refusals, can be told apart), and the panic
+        // guard (a panicking handler becomes a 500 instead of a dropped connection). The same
+        // around the fallback (404 for every other path), which is added after them so that they
+        // know which requests no route serves: those get no route label and no route name.
+        let edge = |router: Router, routed: bool| {
+            let mut router = router.layer(from_fn_with_state(allow.clone(), crate::guard::check_host));
+            if crate::observe::enabled() {
+                router = router.layer(from_fn_with_state(routed, crate::observe::http_requests));
+            }
+            router
+                .layer(crate::telemetry::trace_layer(self.trace_context.clone(), routed))
+                .layer(CatchPanicLayer::new())
+        };
+        let not_found = edge(Router::new().fallback(|| std::future::ready(StatusCode::NOT_FOUND)), false);
+        let public = edge(app, true).fallback_service(not_found);
+        Ok(Routers { public, admin })
     }
 
     #[cfg(all(feature = "mcp", not(feature = "tools")))]

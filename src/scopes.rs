@@ -12,7 +12,9 @@
 //! A missing scope that the caller could obtain is a 403 step-up challenge
 //! (`error="insufficient_scope", scope="<needed plus held>"`); a role that forbids the operation
 //! is a 403 without a scope to ask for. Lists show only what the caller may use, with each
-//! item's requirements in its `_meta` so clients can ask for the right scopes up front.
+//! item's requirements in its `_meta` so clients can ask for the right scopes up front. Each
+//! refusal counts in `mcp_auth.authorization.denials`, once per missing scope (see
+//! [`crate::observe`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -264,6 +266,12 @@ impl Policy {
             Some(name) => format!("{method} of `{name}`"),
             None => method.to_owned(),
         };
+        match &denial {
+            Denial::Scopes(missing) => {
+                crate::observe::authorization_denied(missing.iter().map(String::as_str), "missing_scope")
+            }
+            Denial::Role => crate::observe::authorization_denied([], "role"),
+        }
         match denial {
             Denial::Scopes(missing) => {
                 let mut scope: BTreeSet<String> = principal.scopes.iter().cloned().collect();

@@ -128,6 +128,7 @@ where
         // global cap stays available to everyone else.
         let Some(address_slot) = per_address.acquire(peer.ip()) else {
             tracing::info!(%peer, "connection refused: too many connections from this address");
+            crate::observe::rate_limited("connections_per_address");
             turn_away(tcp, &turning_away);
             continue;
         };

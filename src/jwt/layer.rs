@@ -1,7 +1,8 @@
 //! The authentication layer (feature `jwt`, step 6): a tower [`Layer`]/[`Service`] pair that
 //! the composition root puts on the `/mcp` routes with `route_layer`. It takes the bearer token
 //! from the `Authorization` header, validates it, and puts the [`Principal`] into the request
-//! extensions; anything else is refused with an RFC 6750 challenge (see [`crate::error`]).
+//! extensions; anything else is refused with an RFC 6750 challenge (see [`crate::error`]), and
+//! counted in `mcp_auth.authentication.failures` by reason (see [`crate::observe`]).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -63,8 +64,12 @@ impl Authenticator {
     /// malformed.
     fn token<'h>(&self, headers: &'h HeaderMap, uri: &Uri) -> Result<&'h str, AppError> {
         bearer_token(headers, uri, self.max_header_bytes).map_err(|credentials| match credentials {
-            Credentials::Missing => AppError::Unauthorized(self.challenge.challenge(headers, None, None)),
+            Credentials::Missing => {
+                crate::observe::authentication_failed("missing");
+                AppError::Unauthorized(self.challenge.challenge(headers, None, None))
+            }
             Credentials::Malformed(why) => {
+                crate::observe::authentication_failed("malformed");
                 tracing::debug!(reason = why, "credentials refused");
                 AppError::InvalidRequest(self.challenge.challenge(headers, Some("invalid_request"), Some(why)))
             }
@@ -73,6 +78,7 @@ impl Authenticator {
 
     fn refused(&self, headers: &HeaderMap, rejection: &super::verify::Rejection) -> AppError {
         tracing::debug!(reason = %rejection, "access token refused");
+        crate::observe::authentication_failed(rejection.reason());
         AppError::Unauthorized(self.challenge.challenge(headers, Some("invalid_token"), Some(rejection.description())))
     }
 }

@@ -16,6 +16,9 @@
 //! health checks while refusing every request, and a wrong issuer URL would show up as a stream
 //! of 401s instead of one clear message; orchestrators restart a failed process with back-off
 //! anyway. Once running, the server never drops keys because the issuer is unreachable.
+//!
+//! Every fetch counts in `mcp_auth.jwks.refreshes` by result, and a successful one sets
+//! `mcp_auth.jwks.last_success_timestamp` (see [`crate::observe`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -101,6 +104,7 @@ impl RemoteKeys {
             match attempt.await {
                 Ok((origin, jwks_url, keys)) => {
                     tracing::info!(%jwks_url, keys = ?keys.kids(), "fetched the issuer's signing keys");
+                    crate::observe::jwks_fetched(true);
                     let status = Status {
                         last_attempt: Some(Instant::now()),
                         last_success: Some(SystemTime::now()),
@@ -120,6 +124,7 @@ impl RemoteKeys {
                     }));
                 }
                 Err(err) if err.retryable && Instant::now() + pause < deadline => {
+                    crate::observe::jwks_fetched(false);
                     attempt_number += 1;
                     // One short line per attempt: the first failure is the telling one (the
                     // whole list, every metadata URL tried, is in the error if we give up).
@@ -187,6 +192,7 @@ impl RemoteKeys {
     async fn fetch_and_swap(&self) {
         self.status.lock().expect("lock").last_attempt = Some(Instant::now());
         let fetched = fetch_jwks(&self.client, &self.jwks_url, &self.algorithms).await;
+        crate::observe::jwks_fetched(fetched.is_ok());
         let mut status = self.status.lock().expect("lock");
         status.fetches += 1;
         match fetched {

@@ -54,6 +54,23 @@ pub enum Rejection {
 }
 
 impl Rejection {
+    /// The reason as a metric label (`mcp_auth.authentication.failures`): a word per kind.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Rejection::Malformed(_) => "malformed",
+            Rejection::Algorithm(_) => "algorithm",
+            Rejection::UnknownKey(_) => "unknown_key",
+            Rejection::Signature { .. } => "signature",
+            Rejection::Claim { .. } => "claim",
+            Rejection::Expired { .. } => "expired",
+            Rejection::NotYetValid { .. } => "not_yet_valid",
+            Rejection::IssuedInFuture { .. } => "issued_in_future",
+            Rejection::Issuer { .. } => "issuer",
+            Rejection::Audience { .. } => "audience",
+            Rejection::NoAudience { .. } => "no_audience",
+        }
+    }
+
     /// A short reason for `error_description`.
     pub fn description(&self) -> &'static str {
         match self {
@@ -221,12 +238,14 @@ impl Verifier {
 
     fn verify_with(&self, keys: &KeySet, token: &str, now: i64) -> Result<Principal, Rejection> {
         let slot = (self.cache.capacity() > 0).then(|| self.cache.slot(token));
-        if let Some(slot) = slot
-            && let Some(hit) = self.cache.get(slot, token, keys, now)
-        {
-            // `exp` was checked by the cache; `nbf` is checked on every use as well.
-            self.check_times(hit.exp, hit.nbf, None, now, &hit.principal.subject)?;
-            return Ok(hit.principal);
+        if let Some(slot) = slot {
+            let hit = self.cache.get(slot, token, keys, now);
+            crate::observe::token_cache_lookup(hit.is_some());
+            if let Some(hit) = hit {
+                // `exp` was checked by the cache; `nbf` is checked on every use as well.
+                self.check_times(hit.exp, hit.nbf, None, now, &hit.principal.subject)?;
+                return Ok(hit.principal);
+            }
         }
         let verified = self.verify_uncached(keys, token, now)?;
         let principal = verified.principal.clone();

@@ -202,6 +202,12 @@ pub trait Catalog: Send + Sync + 'static {
     fn header_params(&self, tool: &str) -> Arc<[HeaderParam]>;
     /// A receiver of list and resource changes.
     fn changes(&self) -> broadcast::Receiver<ChangeEvent>;
+    /// Whether `item` is offered now. Only offered names become metric labels (a client could
+    /// send any name); a catalog that cannot tell says no, and the label is `_OTHER`.
+    fn offers(&self, item: super::context::Item<'_>) -> bool {
+        let _ = item;
+        false
+    }
 }
 
 /// The feature service and its catalog, handed to [`super::Endpoint`] by the composition root.

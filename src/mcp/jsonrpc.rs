@@ -166,8 +166,10 @@ pub fn result_frame(id: &Id, result: &impl Serialize) -> Vec<u8> {
 }
 
 /// Serialises an error response. The id is omitted, never `null`, when the request's id could
-/// not be read (MCP schemas type `id` as string | integer).
+/// not be read (MCP schemas type `id` as string | integer). Every error either era writes passes
+/// here, so this is where an observed operation learns its error code (see [`super::observe`]).
 pub fn error_frame(id: Option<&Id>, error: &RpcError) -> Vec<u8> {
+    super::observe::report(crate::observe::Outcome::Rpc(error.code));
     Frame::<(), _> { error: Some(error), id, jsonrpc: "2.0", method: None, params: None, result: None }.to_vec()
 }
 
@@ -549,6 +551,12 @@ pub struct RequestMeta {
     pub log_level: Option<Value>,
     #[serde(default, deserialize_with = "present", rename = "progressToken")]
     pub progress_token: Option<Value>,
+    /// W3C Trace Context of the caller's span (unprefixed, as SEP-414 and the OpenTelemetry MCP
+    /// conventions put it), for the MCP span's parent when traces are exported.
+    #[serde(default, deserialize_with = "present")]
+    pub traceparent: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    pub tracestate: Option<Value>,
 }
 
 impl<'de> AnyShape<'de> for RequestMeta {
@@ -666,6 +674,7 @@ mod tests {
             META_CLIENT_CAPABILITIES: { "sampling": {} },
             META_LOG_LEVEL: "info",
             "progressToken": null,
+            "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
             "vendor/other": [1, { "deep": true }],
         });
         let body = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
@@ -676,6 +685,8 @@ mod tests {
             client_capabilities: Some(json!({ "sampling": {} })),
             log_level: Some(json!("info")),
             progress_token: Some(Value::Null),
+            traceparent: Some(json!("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")),
+            tracestate: None,
         };
         let (meta, members) = request_params(single(body.clone()).unwrap()).into_parts();
         assert_eq!(meta, expected, "the names agree with version::META_*; null is kept");

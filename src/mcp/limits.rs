@@ -2,7 +2,8 @@
 //! `Retry-After`) per client address before authentication and per caller after it, a cap on
 //! requests in flight (503 + `Retry-After`), and a time limit on producing a response (408).
 //!
-//! Every limit has a default in `config/default.toml` (`[limits]`); 0 switches a limit off.
+//! Every limit has a default in `config/default.toml` (`[limits]`); 0 switches a limit off. Each
+//! refusal counts in `mcp_auth.rate_limit.refusals`, by limit (see [`crate::observe`]).
 //! The rate limits use GCRA (the `governor` crate): a steady rate plus a burst allowance, with
 //! the exact time until the next request is allowed, which is what `Retry-After` reports.
 
@@ -145,8 +146,9 @@ impl Limits {
     }
 }
 
-fn too_many(key: &Key, wait: Duration) -> Response {
+fn too_many(limit: &'static str, key: &Key, wait: Duration) -> Response {
     tracing::info!(?key, wait_ms = wait.as_millis() as u64, "rate limited");
+    crate::observe::rate_limited(limit);
     AppError::TooManyRequests { retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64 }.into_response()
 }
 
@@ -155,7 +157,7 @@ fn too_many(key: &Key, wait: Duration) -> Response {
 pub async fn before_auth(State(limits): State<Arc<Limits>>, request: Request, next: Next) -> Response {
     let key = limits.address(&request).map_or(Key::Unknown, Key::Address);
     if let Err(wait) = limits.per_address.check(&key) {
-        return too_many(&key, wait);
+        return too_many("per_address", &key, wait);
     }
     // Held until the response starts: a long-lived stream then no longer counts as in flight
     // (streams have their own bounds).
@@ -163,14 +165,18 @@ pub async fn before_auth(State(limits): State<Arc<Limits>>, request: Request, ne
         None => None,
         Some(semaphore) => match semaphore.clone().try_acquire_owned() {
             Ok(permit) => Some(permit),
-            Err(_) => return AppError::Unavailable("too many requests in flight").into_response(),
+            Err(_) => {
+                crate::observe::rate_limited("in_flight");
+                return AppError::Unavailable("too many requests in flight").into_response();
+            }
         },
     };
     match limits.timeout {
         None => next.run(request).await,
-        Some(limit) => tokio::time::timeout(limit, next.run(request))
-            .await
-            .unwrap_or_else(|_| AppError::RequestTimeout.into_response()),
+        Some(limit) => tokio::time::timeout(limit, next.run(request)).await.unwrap_or_else(|_| {
+            crate::observe::rate_limited("timeout");
+            AppError::RequestTimeout.into_response()
+        }),
     }
 }
 
@@ -182,7 +188,7 @@ pub async fn after_auth(State(limits): State<Arc<Limits>>, request: Request, nex
         None => limits.address(&request).map_or(Key::Unknown, Key::Address),
     };
     if let Err(wait) = limits.per_caller.check(&key) {
-        return too_many(&key, wait);
+        return too_many("per_caller", &key, wait);
     }
     // A 2025-03-26 batch holds many messages in one request: the transport charges the rest
     // to the same caller once it has counted them.
@@ -214,6 +220,7 @@ impl Charge {
             Err(_) => Duration::from_secs(1),
         };
         tracing::info!(key = ?self.key, messages = messages.get(), wait_ms = wait.as_millis() as u64, "rate limited (batch)");
+        crate::observe::rate_limited("per_caller");
         Err(AppError::TooManyRequests { retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64 })
     }
 }

@@ -10,6 +10,8 @@
 //!    its era's rules and hands feature methods to the [`McpService`] ([`dispatch`]).
 //! 4. The answer goes back as one JSON object, or as an SSE stream when the handler sends
 //!    notifications while it runs ([`context`], [`sse`]).
+//!
+//! While metrics or traces are on, [`observe`] measures each message of step 2 to 4 once.
 
 pub mod audit;
 pub mod bus;
@@ -21,6 +23,7 @@ pub mod jsonrpc;
 mod legacy;
 pub mod limits;
 mod modern;
+pub mod observe;
 pub mod protocol;
 pub mod session;
 mod sse;
@@ -71,6 +74,8 @@ pub struct McpConfig {
     /// Extra entries for the `_meta` of `initialize` / `server/discover` results (for example
     /// where the OAuth protected-resource metadata lives).
     pub discovery_meta: Map<String, Value>,
+    /// One span per MCP request, when traces are exported (see [`observe`]).
+    pub tracing: Option<observe::Tracing>,
 }
 
 impl McpConfig {
@@ -94,6 +99,7 @@ impl McpConfig {
             request_state_secret: mcp.request_state_secret.clone(),
             request_state_ttl: Duration::from_secs(mcp.request_state_ttl_secs),
             discovery_meta: Map::new(),
+            tracing: None,
         }
     }
 }

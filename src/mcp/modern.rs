@@ -83,7 +83,8 @@ fn validate(
     params: &Map<String, Value>,
     meta: RequestMeta,
 ) -> Result<Envelope, RpcError> {
-    let RequestMeta { protocol_version: version, client_capabilities: capabilities, log_level, progress_token } = meta;
+    let RequestMeta { protocol_version: version, client_capabilities: capabilities, log_level, progress_token, .. } =
+        meta;
     let mut missing = Vec::new();
     if version.is_none() {
         missing.push(META_PROTOCOL_VERSION);

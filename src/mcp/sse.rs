@@ -1,4 +1,5 @@
-//! Server-Sent Events framing and the shared headers of every SSE response.
+//! Server-Sent Events framing and the shared headers of every SSE response, and the count of
+//! open streams (for `/health`, and the `mcp_auth.sse.streams_open` gauge).
 
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -64,6 +65,7 @@ struct OpenStream(Arc<AtomicUsize>);
 impl OpenStream {
     fn new(open: &Arc<AtomicUsize>) -> Self {
         open.fetch_add(1, Ordering::Relaxed);
+        crate::observe::sse_streams(1);
         OpenStream(open.clone())
     }
 }
@@ -71,5 +73,6 @@ impl OpenStream {
 impl Drop for OpenStream {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
+        crate::observe::sse_streams(-1);
     }
 }

@@ -14,6 +14,7 @@ use super::headers::{Accepts, require_json_body};
 use super::http::{Post, rpc_error};
 use super::jsonrpc::{self, Incoming};
 use super::limits::Charge;
+use super::observe::Operation;
 use super::version::{self, Era};
 use super::{legacy, modern};
 use crate::error::AppError;
@@ -41,10 +42,20 @@ pub(super) async fn post(State(mcp): State<Arc<Mcp>>, mut request: Request) -> R
             }
             legacy::handle_batch(&mcp, post, messages).await
         }
-        Incoming::Single(message) => match version::classify(&message, &post.headers) {
-            Era::Modern => modern::handle(&mcp, post, message).await,
-            Era::Legacy => legacy::handle(&mcp, post, message).await,
-        },
+        Incoming::Single(message) => {
+            let era = version::classify(&message, &post.headers);
+            let operation = Operation::begin(&mcp, &message, era, &post.headers, post.principal.as_ref());
+            let handling = async {
+                match era {
+                    Era::Modern => modern::handle(&mcp, post, message).await,
+                    Era::Legacy => legacy::handle(&mcp, post, message).await,
+                }
+            };
+            match operation {
+                Some(operation) => operation.run(handling).await,
+                None => handling.await,
+            }
+        }
     }
 }
 

@@ -484,6 +484,15 @@ impl Catalog for RegistryCatalog {
     fn changes(&self) -> broadcast::Receiver<ChangeEvent> {
         self.registry.bus.subscribe()
     }
+
+    fn offers(&self, item: Item<'_>) -> bool {
+        let snapshot = self.registry.current();
+        match item {
+            Item::Tool(name) => snapshot.tool(name).is_some(),
+            Item::Prompt(name) => snapshot.prompt(name).is_some(),
+            Item::Resource(_) => false,
+        }
+    }
 }
 
 /// The tower service that answers feature methods from the registry.
