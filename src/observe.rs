@@ -33,7 +33,7 @@ use metrics::{Label, Unit, counter, describe_counter, describe_gauge, describe_h
 /// its arrival to its answer (for a streamed answer, to the end of the stream).
 pub const MCP_OPERATION_DURATION: &str = "mcp.server.operation.duration";
 /// `mcp.server.session.duration` (semantic conventions): a legacy session, from `initialize` to
-/// its end.
+/// the client's `DELETE` (sessions that expire do so in the store, unseen by any instance).
 pub const MCP_SESSION_DURATION: &str = "mcp.server.session.duration";
 /// `http.server.request.duration` (semantic conventions): every HTTP request, to its response
 /// head.
@@ -52,8 +52,12 @@ pub const JWKS_LAST_SUCCESS: &str = "mcp_auth.jwks.last_success_timestamp";
 pub const RATE_LIMIT_REFUSALS: &str = "mcp_auth.rate_limit.refusals";
 /// SSE responses open now.
 pub const SSE_STREAMS_OPEN: &str = "mcp_auth.sse.streams_open";
-/// Legacy MCP sessions open now.
-pub const SESSIONS_OPEN: &str = "mcp_auth.sessions.open";
+/// Legacy MCP sessions opened by this instance, by `mcp.protocol.version`. Sessions live in the
+/// store, shared by instances, so no one instance could say how many are open now.
+pub const SESSIONS_OPENED: &str = "mcp_auth.sessions.opened";
+/// Legacy MCP sessions ended by this instance, by `reason` (`closed`: the client's `DELETE`;
+/// `evicted`: its caller opened more than `mcp.max_sessions_per_caller`).
+pub const SESSIONS_ENDED: &str = "mcp_auth.sessions.ended";
 /// Sign-ins at the embedded authorization server, by `outcome`.
 pub const ISSUER_SIGN_INS: &str = "mcp_auth.issuer.sign_ins";
 /// Answers to the consent page, by `decision`.
@@ -109,7 +113,8 @@ pub(crate) fn describe() {
     describe_gauge!(JWKS_LAST_SUCCESS, Unit::Seconds, "Unix time of the last successful JWKS fetch");
     describe_counter!(RATE_LIMIT_REFUSALS, "Requests and connections refused by a limit, by limit");
     describe_gauge!(SSE_STREAMS_OPEN, "SSE responses open now");
-    describe_gauge!(SESSIONS_OPEN, "Legacy MCP sessions open now");
+    describe_counter!(SESSIONS_OPENED, "Legacy MCP sessions opened by this instance");
+    describe_counter!(SESSIONS_ENDED, "Legacy MCP sessions ended by this instance, by reason");
     describe_counter!(ISSUER_SIGN_INS, "Sign-ins at the embedded authorization server, by outcome");
     describe_counter!(ISSUER_CONSENTS, "Consent page answers, by decision");
     describe_counter!(ISSUER_TOKENS, "Token requests at the embedded authorization server, by grant and outcome");
@@ -252,23 +257,23 @@ pub fn sse_streams(change: i8) {
     }
 }
 
-/// A legacy session opened: call once per session created (after `initialize` succeeded).
-pub fn session_opened() {
+/// A legacy session opened (after `initialize` succeeded).
+pub fn session_opened(protocol_version: &'static str) {
     if enabled() {
-        gauge!(SESSIONS_OPEN).increment(1.0);
+        counter!(SESSIONS_OPENED, "mcp.protocol.version" => protocol_version).increment(1);
     }
 }
 
-/// A legacy session ended after `lasted` (closed by the client, expired, or dropped at
-/// shutdown): call once per session that [`session_opened`] counted. `protocol_version` is the
-/// negotiated one (`mcp.protocol.version`); `reason` is `closed`, `expired` or `shutdown`.
-pub fn session_closed(protocol_version: &'static str, reason: &'static str, lasted: Duration) {
+/// A legacy session ended here: `reason` is `closed` (the client's `DELETE`, which also records
+/// how long it `lasted`, when known) or `evicted`.
+pub fn session_ended(protocol_version: &'static str, reason: &'static str, lasted: Option<Duration>) {
     if !enabled() {
         return;
     }
-    gauge!(SESSIONS_OPEN).decrement(1.0);
-    histogram!(MCP_SESSION_DURATION, "mcp.protocol.version" => protocol_version, "reason" => reason)
-        .record(lasted.as_secs_f64());
+    counter!(SESSIONS_ENDED, "reason" => reason).increment(1);
+    if let Some(lasted) = lasted {
+        histogram!(MCP_SESSION_DURATION, "mcp.protocol.version" => protocol_version).record(lasted.as_secs_f64());
+    }
 }
 
 /// A sign-in attempt at the embedded authorization server. `outcome`: `ok`,

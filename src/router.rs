@@ -419,7 +419,7 @@ async fn open_store(settings: &Settings) -> Result<std::sync::Arc<dyn crate::sto
             ));
         }
     };
-    Ok(store)
+    Ok(crate::store::Timed::wrap(store))
 }
 
 /// A store that cannot be opened or reached at start-up: a settings problem, naming the setting.

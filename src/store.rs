@@ -223,6 +223,95 @@ impl Hub {
     }
 }
 
+/// A store whose every operation is timed into `mcp_auth.store.operation.duration`
+/// ([`crate::observe::store_timer`]). The composition root wraps the store in it only while
+/// metrics are recorded, so without the admin listener no operation pays for a clock read.
+pub struct Timed(pub Arc<dyn Store>);
+
+impl Timed {
+    /// `store` itself when metrics are off, else `store` timed.
+    pub fn wrap(store: Arc<dyn Store>) -> Arc<dyn Store> {
+        if crate::observe::enabled() { Arc::new(Timed(store)) } else { store }
+    }
+
+    async fn time<T>(
+        &self,
+        operation: &'static str,
+        run: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let timer = crate::observe::store_timer(self.0.kind(), operation);
+        let result = run.await;
+        timer.finish(result.is_ok());
+        result
+    }
+}
+
+#[async_trait]
+impl Store for Timed {
+    fn kind(&self) -> &'static str {
+        self.0.kind()
+    }
+    fn shared(&self) -> bool {
+        self.0.shared()
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.time("ping", self.0.ping()).await
+    }
+    async fn put(&self, table: &str, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        self.time("put", self.0.put(table, key, value, ttl)).await
+    }
+    async fn put_new(&self, table: &str, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+        self.time("put_new", self.0.put_new(table, key, value, ttl)).await
+    }
+    async fn get(&self, table: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.time("get", self.0.get(table, key)).await
+    }
+    async fn take(&self, table: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.time("take", self.0.take(table, key)).await
+    }
+    async fn delete(&self, table: &str, key: &str) -> Result<bool, StoreError> {
+        self.time("delete", self.0.delete(table, key)).await
+    }
+    async fn touch(&self, table: &str, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        self.time("touch", self.0.touch(table, key, ttl)).await
+    }
+    async fn put_spendable(&self, table: &str, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        self.time("put_spendable", self.0.put_spendable(table, key, value, ttl)).await
+    }
+    async fn spend(&self, table: &str, key: &str) -> Result<Spent, StoreError> {
+        self.time("spend", self.0.spend(table, key)).await
+    }
+    async fn count(&self, table: &str, key: &str, window: Duration) -> Result<Counted, StoreError> {
+        self.time("count", self.0.count(table, key, window)).await
+    }
+    async fn put_in_group(
+        &self,
+        table: &str,
+        group: &str,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        max: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        self.time("put_in_group", self.0.put_in_group(table, group, key, value, ttl, max)).await
+    }
+    async fn group_len(&self, table: &str, group: &str) -> Result<usize, StoreError> {
+        self.time("group_len", self.0.group_len(table, group)).await
+    }
+    async fn append(&self, log: &str, event: &[u8], keep: usize, ttl: Duration) -> Result<u64, StoreError> {
+        self.time("append", self.0.append(log, event, keep, ttl)).await
+    }
+    async fn read_after(&self, log: &str, after: u64) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.time("read_after", self.0.read_after(log, after)).await
+    }
+    async fn publish(&self, channel: &str, message: &[u8]) -> Result<(), StoreError> {
+        self.time("publish", self.0.publish(channel, message)).await
+    }
+    fn subscribe(&self, channel: &str) -> Subscription {
+        self.0.subscribe(channel)
+    }
+}
+
 /// Table names become part of keys (`table:key` in Redis): they must not contain `:`.
 pub(crate) fn check_table(table: &str) -> Result<(), StoreError> {
     if table.is_empty() || table.contains(':') {

@@ -317,14 +317,35 @@ async fn mcp_calls_refusals_and_limits_are_counted_on_the_admin_listener_only() 
     let unrouted = [("http_route", "_OTHER"), ("http_response_status_code", "404")];
     assert_eq!(metrics.value("http_server_request_duration_seconds_count", &unrouted), 2.0);
     assert_eq!(metrics.value("mcp_auth_build_info", &[("version", env!("CARGO_PKG_VERSION"))]), 1.0);
+    assert_eq!(metrics.value("mcp_auth_sessions_opened_total", &[("mcp_protocol_version", LEGACY)]), 1.0);
+    // The session was filed in the store (memory here) once, and read back on each request.
+    let stored = |operation| [("backend", "memory"), ("operation", operation), ("outcome", "ok")];
+    assert_eq!(metrics.value("mcp_auth_store_operation_duration_seconds_count", &stored("put_in_group")), 1.0);
+    assert!(metrics.value("mcp_auth_store_operation_duration_seconds_count", &stored("get")) >= 1.0);
     drop(stream);
+
+    // The client ends its session: counted, with how long it lasted.
+    let ended = client
+        .delete(server.url("/mcp"))
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", LEGACY)
+        .header("authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), StatusCode::NO_CONTENT);
+    let (_, after) = scrape(&client, admin).await;
+    assert_eq!(after.value("mcp_auth_sessions_ended_total", &[("reason", "closed")]), 1.0);
+    let lasted = [("mcp_protocol_version", LEGACY)];
+    assert_eq!(after.value("mcp_server_session_duration_seconds_count", &lasted), 1.0);
+    assert_eq!(after.value("mcp_server_session_duration_seconds_bucket", &[lasted[0], ("le", "60")]), 1.0);
 
     // The admin listener also serves the probes and the detailed report, without a Host check;
     // the public /health stays terse.
     let admin_url = |path: &str| format!("http://127.0.0.1:{admin}{path}");
     let detailed: Value =
         client.get(admin_url("/health")).header("host", "anything.example").send().await.unwrap().json().await.unwrap();
-    assert!(detailed["jwt"]["kids"].is_array() && detailed["mcp"]["sessions"] == 1, "{detailed}");
+    assert!(detailed["jwt"]["kids"].is_array() && detailed["mcp"]["sessions"] == 0, "ended above: {detailed}");
     let terse: Value = client.get(server.url("/health")).send().await.unwrap().json().await.unwrap();
     assert!(terse.get("jwt").is_none(), "{terse}");
     assert_eq!(client.get(admin_url("/health/ready")).send().await.unwrap().status(), StatusCode::OK);
@@ -393,5 +414,79 @@ async fn jwks_refreshes_their_failures_and_the_last_success_are_exported() {
     assert_eq!(metrics.value("mcp_auth_jwks_refreshes_total", &[("result", "error")]), 1.0);
     assert_eq!(metrics.value("mcp_auth_jwks_last_success_timestamp_seconds", &[]), last, "kept from the last success");
     assert_eq!(metrics.value("mcp_auth_authentication_failures_total", &[("reason", "unknown_key")]), 1.0);
+    server.stop();
+}
+
+/// The embedded authorization server's series: sign-ins by outcome, consent answers, token
+/// requests by grant and outcome, and a refresh token's reuse.
+#[cfg(feature = "issuer")]
+#[tokio::test]
+async fn sign_ins_consents_token_requests_and_refresh_reuse_are_counted() {
+    use common::issuer::{BOB_PASSWORD, Browser, Pkce, accounts_layer, authorize_uri, form, query_of};
+    const CALLBACK: &str = "http://127.0.0.1:4999/callback";
+
+    let admin = free_port();
+    let server = Server::start(&format!("[admin]\nbind = \"127.0.0.1:{admin}\"\n{}", accounts_layer()));
+    let client = reqwest::Client::new();
+    let resource = server.url("/mcp");
+    let token = |fields: Vec<(&'static str, String)>| {
+        let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let body = form(&pairs);
+        let request = client
+            .post(server.url("/token"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send();
+        async move {
+            let reply = request.await.unwrap();
+            (reply.status(), reply.json::<Value>().await.unwrap())
+        }
+    };
+
+    let pkce = Pkce::new();
+    let scopes = [("resource", resource.as_str()), ("scope", "mcp:read")];
+    let uri = authorize_uri("test-client", CALLBACK, &pkce, &scopes);
+    let mut browser = Browser::over_http(&server.url(""));
+    // A wrong password, then the right one; a denial, then an allowed request.
+    let page = browser.get(&uri).await;
+    assert_eq!(browser.sign_in(&page, "bob", "not-bobs-password").await.status, StatusCode::UNAUTHORIZED);
+    let page = browser.consent_page(&uri, "bob", BOB_PASSWORD).await;
+    assert_eq!(browser.decide(&page, "deny").await.status, StatusCode::SEE_OTHER);
+    let callback = browser.authorize(&uri, "bob", BOB_PASSWORD).await;
+
+    let code = query_of(&callback)["code"].clone();
+    let redeem = vec![
+        ("grant_type", "authorization_code".to_owned()),
+        ("client_id", "test-client".to_owned()),
+        ("code", code),
+        ("redirect_uri", CALLBACK.to_owned()),
+        ("code_verifier", pkce.verifier.clone()),
+    ];
+    let (status, tokens) = token(redeem.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let refresh = vec![
+        ("grant_type", "refresh_token".to_owned()),
+        ("client_id", "test-client".to_owned()),
+        ("refresh_token", tokens["refresh_token"].as_str().unwrap().to_owned()),
+    ];
+    assert_eq!(token(refresh.clone()).await.0, StatusCode::OK);
+    assert_eq!(token(refresh).await.0, StatusCode::BAD_REQUEST, "the reuse of a rotated refresh token");
+    assert_eq!(token(redeem).await.0, StatusCode::BAD_REQUEST, "a code is redeemed once");
+    let made_up = vec![("grant_type", "password".to_owned()), ("client_id", "test-client".to_owned())];
+    assert_eq!(token(made_up).await.0, StatusCode::BAD_REQUEST);
+
+    let (_, metrics) = scrape(&client, admin).await;
+    let sign_ins = |outcome| metrics.value("mcp_auth_issuer_sign_ins_total", &[("outcome", outcome)]);
+    assert_eq!((sign_ins("ok"), sign_ins("wrong_credentials")), (2.0, 1.0));
+    let consents = |decision| metrics.value("mcp_auth_issuer_consents_total", &[("decision", decision)]);
+    assert_eq!((consents("allow"), consents("deny")), (1.0, 1.0));
+    let tokens =
+        |grant, outcome| metrics.value("mcp_auth_issuer_tokens_total", &[("grant", grant), ("outcome", outcome)]);
+    assert_eq!(tokens("authorization_code", "issued"), 1.0);
+    assert_eq!(tokens("authorization_code", "invalid_grant"), 1.0);
+    assert_eq!(tokens("refresh_token", "issued"), 1.0);
+    assert_eq!(tokens("refresh_token", "invalid_grant"), 1.0);
+    assert_eq!(tokens("_OTHER", "unsupported_grant_type"), 1.0, "a made-up grant is no label value");
+    assert_eq!(metrics.value("mcp_auth_issuer_refresh_reuse_detected_total", &[]), 1.0);
     server.stop();
 }

@@ -455,6 +455,7 @@ pub(super) async fn login(
         Err(err) => return unavailable(err),
         Ok(Err(refused)) => {
             tracing::warn!(%address, why = refused.why, "sign-in limit reached");
+            crate::observe::issuer_sign_in("rate_limited");
             let minutes = refused.retry_after.div_ceil(60);
             let message = format!("Too many sign-in attempts {}. Try again in {minutes} minute(s).", refused.why);
             let mut response = login_page(
@@ -475,6 +476,7 @@ pub(super) async fn login(
         Ok(Some(account)) => account,
         Ok(None) => {
             tracing::info!(%address, "sign-in failed");
+            crate::observe::issuer_sign_in("wrong_credentials");
             let error = Some("Wrong username or password.");
             return login_page(&core, &form.request, &csrf, &pending, &form.username, error, StatusCode::UNAUTHORIZED);
         }
@@ -499,6 +501,7 @@ pub(super) async fn login(
         return unavailable(err);
     }
     tracing::info!(%username, %address, "signed in");
+    crate::observe::issuer_sign_in("ok");
     let location = core.path(&format!("/authorize/consent?request={}", form.request));
     let mut response = StatusCode::SEE_OTHER.into_response();
     let headers = response.headers_mut();
@@ -582,6 +585,7 @@ pub(super) async fn decide(
     };
     let see_other = StatusCode::SEE_OTHER;
     if form.decision != "allow" {
+        crate::observe::issuer_consent("deny");
         return reply.error(see_other, "access_denied", "the user denied the request");
     }
     let account = session.account;
@@ -611,5 +615,6 @@ pub(super) async fn decide(
         return unavailable(err);
     }
     tracing::info!(client_id = %record.client_id, username = %record.account.username, scopes = %record.scopes.join(" "), "authorization granted");
+    crate::observe::issuer_consent("allow");
     reply.redirect(see_other, &[("code", &code)])
 }

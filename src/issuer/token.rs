@@ -43,7 +43,18 @@ pub(super) async fn token(
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Response {
     let address = core.address(&headers, peer.map(|Extension(ConnectInfo(addr))| addr));
-    match handle(&core, &address, &headers, form).await {
+    // The grant as sent, for the metric (observe keeps only the ones implemented).
+    let grant = match &form {
+        Ok(Form(pairs)) if crate::observe::enabled() => {
+            pairs.iter().find(|(name, _)| name == "grant_type").map(|(_, value)| value.clone())
+        }
+        _ => None,
+    };
+    let handled = handle(&core, &address, &headers, form).await;
+    if let Some(grant) = grant {
+        crate::observe::issuer_token(&grant, handled.as_ref().map_or_else(|error| error.error, |_| "issued"));
+    }
+    match handled {
         Ok(body) => {
             let mut response = Json(body).into_response();
             let headers = response.headers_mut();
@@ -281,6 +292,7 @@ async fn refresh_token(core: &Core, client: &Client, params: &Params) -> Result<
         Redeemed::Replayed { family } => {
             core.store.revoke_family(&family, refresh_lifetime(core)).await?;
             tracing::warn!(client_id = %client.client_id, "refresh token reused; its family is revoked");
+            crate::observe::issuer_refresh_reuse_detected();
             return Err(OAuthError::invalid_grant("refresh token already used; every token of this grant is revoked"));
         }
         Redeemed::Unknown => return Err(OAuthError::invalid_grant("unknown, expired or revoked refresh token")),

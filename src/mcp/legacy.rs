@@ -645,7 +645,7 @@ pub(super) async fn end_session(mcp: &Arc<Mcp>, principal: Option<Principal>, he
         Ok(session) => session,
         Err(refusal) => return refusal.response(None),
     };
-    if let Err(refusal) = mcp.sessions.remove(&session.id).await {
+    if let Err(refusal) = mcp.sessions.remove(&session).await {
         return refusal.into_response();
     }
     tracing::info!(session = %session.id, "session ended by client");

@@ -62,6 +62,14 @@ pub struct Record {
     pub client_capabilities: Map<String, Value>,
     pub log_level: Option<LogLevel>,
     pub subscriptions: BTreeSet<String>,
+    /// When `initialize` opened it, in Unix seconds (for the session-duration metric; 0 in
+    /// records written before it was kept).
+    #[serde(default)]
+    pub opened_at: u64,
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// What one instance tells the others about a session.
@@ -448,14 +456,17 @@ impl Sessions {
             client_capabilities: client_capabilities.0,
             log_level: None,
             subscriptions: BTreeSet::new(),
+            opened_at: unix_now(),
         };
         // A v4 UUID from the OS CSPRNG: unguessable, and visible ASCII (0x21-0x7E) as required.
         let id: Arc<str> = Arc::from(uuid::Uuid::new_v4().simple().to_string());
         let (group, cap) = (Self::group_of(owner.as_ref()), self.cap_of(owner.as_ref()));
         let bytes = serde_json::to_vec(&record).expect("records serialise");
         let evicted = self.store.put_in_group(TABLE, &group, &id, &bytes, self.idle, cap).await.map_err(unavailable)?;
+        crate::observe::session_opened(version.as_str());
         for old in evicted {
             tracing::info!(session = %old, "session closed: its caller opened more than mcp.max_sessions_per_caller");
+            crate::observe::session_ended(version.as_str(), "evicted", None);
             self.close(&old).await;
         }
         let subscription = self.store.subscribe(&channel(&id));
@@ -559,9 +570,14 @@ impl Sessions {
     }
 
     /// Ends a session for every instance: later requests with its id get 404, its streams close.
-    pub async fn remove(&self, id: &str) -> Result<(), AppError> {
-        self.store.delete(TABLE, id).await.map_err(unavailable)?;
-        self.close(id).await;
+    pub async fn remove(&self, session: &Session) -> Result<(), AppError> {
+        let deleted = self.store.delete(TABLE, &session.id).await.map_err(unavailable)?;
+        self.close(&session.id).await;
+        if deleted {
+            let opened_at = session.record.read().expect("lock").opened_at;
+            let lasted = (opened_at > 0).then(|| Duration::from_secs(unix_now().saturating_sub(opened_at)));
+            crate::observe::session_ended(session.version.as_str(), "closed", lasted);
+        }
         Ok(())
     }
 
@@ -848,7 +864,7 @@ mod tests {
             tokio::task::yield_now().await;
         }
         assert_eq!(session.log_level(), Some(LogLevel::Error), "A hears of B's change");
-        b.remove(&session.id).await.unwrap();
+        b.remove(&session).await.unwrap();
         for _ in 0..100 {
             if session.closed.is_cancelled() {
                 break;
