@@ -42,6 +42,9 @@ const LEGACY_CALL: &str =
 /// their bookkeeping is measured, never a refusal).
 fn settings() -> Settings {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-keys");
+    // The server generates keys only at its development defaults: the bench pair is made here.
+    mcp_auth_server::jwt::keyfile::load_or_generate(&dir.join("private.pem"), &[dir.join("public.pem")])
+        .expect("the bench key pair");
     Settings::from_toml(&format!(
         "[jwt]\nprivate_key = {:?}\npublic_keys = [{:?}]\n\
          [limits]\nper_address_per_sec = 1000000000\nper_address_burst = 1000000000\n\

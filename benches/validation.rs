@@ -25,6 +25,9 @@ use serde_json::json;
 
 fn settings(cache: usize) -> Settings {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-keys");
+    // The server generates keys only at its development defaults: the bench pair is made here.
+    mcp_auth_server::jwt::keyfile::load_or_generate(&dir.join("private.pem"), &[dir.join("public.pem")])
+        .expect("the bench key pair");
     Settings::from_toml(&format!(
         "[jwt]\nprivate_key = {:?}\npublic_keys = [{:?}]\ntoken_cache_size = {cache}",
         dir.join("private.pem").display().to_string(),
