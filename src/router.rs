@@ -291,14 +291,17 @@ impl AppBuilder {
         // guard (a panicking handler becomes a 500 instead of a dropped connection). The same
         // around the fallback (404 for every other path), which is added after them so that they
         // know which requests no route serves: those get no route label and no route name.
+        // One `layer` call, so each route is wrapped (and cloned per request) once, not once a
+        // layer.
         let edge = |router: Router, routed: bool| {
-            let mut router = router.layer(from_fn_with_state(allow.clone(), crate::guard::check_host));
-            if crate::observe::enabled() {
-                router = router.layer(from_fn_with_state(routed, crate::observe::http_requests));
-            }
-            router
-                .layer(crate::telemetry::trace_layer(self.trace_context.clone(), routed))
-                .layer(CatchPanicLayer::new())
+            let metrics = crate::observe::enabled().then(|| from_fn_with_state(routed, crate::observe::http_requests));
+            router.layer(
+                tower::ServiceBuilder::new()
+                    .layer(CatchPanicLayer::new())
+                    .layer(crate::telemetry::trace_layer(self.trace_context.clone(), routed))
+                    .option_layer(metrics)
+                    .layer(from_fn_with_state(allow.clone(), crate::guard::check_host)),
+            )
         };
         let not_found = edge(Router::new().fallback(|| std::future::ready(StatusCode::NOT_FOUND)), false);
         let public = edge(app, true).fallback_service(not_found);

@@ -16,7 +16,7 @@ use serde_json::json;
 /// as long as the guard lives.
 fn capture(format: LogFormat) -> (LogBuffer, tracing::subscriber::DefaultGuard) {
     let buffer = LogBuffer::default();
-    let guard = tracing::subscriber::set_default(telemetry::subscriber("info", format, buffer.clone(), false));
+    let guard = tracing::subscriber::set_default(telemetry::subscriber("info", format, buffer.clone()));
     (buffer, guard)
 }
 
