@@ -265,13 +265,13 @@ pub fn session_opened(protocol_version: &'static str) {
 }
 
 /// A legacy session ended here: `reason` is `closed` (the client's `DELETE`, which also records
-/// how long it `lasted`, when known) or `evicted`.
-pub fn session_ended(protocol_version: &'static str, reason: &'static str, lasted: Option<Duration>) {
+/// its protocol version and how long it `lasted`, when known) or `evicted`.
+pub fn session_ended(reason: &'static str, lasted: Option<(&'static str, Duration)>) {
     if !enabled() {
         return;
     }
     counter!(SESSIONS_ENDED, "reason" => reason).increment(1);
-    if let Some(lasted) = lasted {
+    if let Some((protocol_version, lasted)) = lasted {
         histogram!(MCP_SESSION_DURATION, "mcp.protocol.version" => protocol_version).record(lasted.as_secs_f64());
     }
 }

@@ -466,7 +466,7 @@ impl Sessions {
         crate::observe::session_opened(version.as_str());
         for old in evicted {
             tracing::info!(session = %old, "session closed: its caller opened more than mcp.max_sessions_per_caller");
-            crate::observe::session_ended(version.as_str(), "evicted", None);
+            crate::observe::session_ended("evicted", None);
             self.close(&old).await;
         }
         let subscription = self.store.subscribe(&channel(&id));
@@ -575,8 +575,8 @@ impl Sessions {
         self.close(&session.id).await;
         if deleted {
             let opened_at = session.record.read().expect("lock").opened_at;
-            let lasted = (opened_at > 0).then(|| Duration::from_secs(unix_now().saturating_sub(opened_at)));
-            crate::observe::session_ended(session.version.as_str(), "closed", lasted);
+            let lasted = Duration::from_secs(unix_now().saturating_sub(opened_at));
+            crate::observe::session_ended("closed", (opened_at > 0).then_some((session.version.as_str(), lasted)));
         }
         Ok(())
     }
