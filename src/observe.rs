@@ -22,6 +22,8 @@
 //! first, and call that function where the thing happens.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+#[cfg(feature = "mcp")]
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
@@ -335,6 +337,38 @@ impl StoreTimer {
     }
 }
 
+#[cfg(feature = "mcp")]
+tokio::task_local! {
+    /// The outcome of the operation being served on this task.
+    pub(crate) static OUTCOME: Arc<OutcomeSlot>;
+}
+
+/// Where the parts that answer an operation report how it went (`mcp::observe` opens one per
+/// operation; `mcp::jsonrpc` reports into it, so it lives here, below both).
+#[cfg(feature = "mcp")]
+#[derive(Default, Debug)]
+pub struct OutcomeSlot(Mutex<Option<Outcome>>);
+
+#[cfg(feature = "mcp")]
+impl OutcomeSlot {
+    /// Keeps the first problem; an `Ok` is never reported (it is what nothing reported means).
+    pub(crate) fn report(&self, outcome: Outcome) {
+        if outcome != Outcome::Ok {
+            self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get_or_insert(outcome);
+        }
+    }
+
+    pub(crate) fn take(&self) -> Option<Outcome> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
+    }
+}
+
+/// Reports how the operation being served on this task went; nothing when none is observed.
+#[cfg(feature = "mcp")]
+pub(crate) fn report(outcome: Outcome) {
+    let _ = OUTCOME.try_with(|slot| slot.report(outcome));
+}
+
 /// Middleware on the public routes (`routed`) and on the fallback that answers every other path:
 /// `http.server.request.duration` by method, route and status. Every route is a fixed path, so
 /// the route is the path where a route serves it, and [`OTHER`] where none does. The composition
@@ -367,6 +401,26 @@ mod tests {
         assert_eq!(Outcome::ToolError.error_type().as_deref(), Some("tool_error"));
         assert_eq!(Outcome::Rpc(-32602).error_type().as_deref(), Some("-32602"));
         assert_eq!(Outcome::Refused(-31403).label(), "refused");
+    }
+
+    #[cfg(feature = "mcp")]
+    #[test]
+    fn the_first_problem_reported_is_the_outcome() {
+        let slot = OutcomeSlot::default();
+        slot.report(Outcome::Ok);
+        slot.report(Outcome::Rpc(-32602));
+        slot.report(Outcome::Refused(-31403));
+        assert_eq!(slot.take(), Some(Outcome::Rpc(-32602)));
+        assert_eq!(slot.take(), None);
+    }
+
+    #[cfg(feature = "mcp")]
+    #[tokio::test]
+    async fn reports_reach_the_operation_served_on_this_task_only() {
+        let slot = Arc::new(OutcomeSlot::default());
+        OUTCOME.scope(slot.clone(), async { report(Outcome::Rpc(-32601)) }).await;
+        report(Outcome::Rpc(-32603));
+        assert_eq!(slot.take(), Some(Outcome::Rpc(-32601)));
     }
 
     #[test]

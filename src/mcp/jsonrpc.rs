@@ -169,7 +169,7 @@ pub fn result_frame(id: &Id, result: &impl Serialize) -> Vec<u8> {
 /// not be read (MCP schemas type `id` as string | integer). Every error either era writes passes
 /// here, so this is where an observed operation learns its error code (see [`super::observe`]).
 pub fn error_frame(id: Option<&Id>, error: &RpcError) -> Vec<u8> {
-    super::observe::report(crate::observe::Outcome::Rpc(error.code));
+    crate::observe::report(crate::observe::Outcome::Rpc(error.code));
     Frame::<(), _> { error: Some(error), id, jsonrpc: "2.0", method: None, params: None, result: None }.to_vec()
 }
 

@@ -16,7 +16,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -33,7 +33,7 @@ use super::context::Item;
 use super::dispatch::{McpError, McpReply, McpRequest};
 use super::jsonrpc::{Message, Params};
 use super::version::{self, Era, LegacyVersion};
-use crate::observe::{self, McpOperation, OTHER, Outcome};
+use crate::observe::{self, McpOperation, OTHER, OUTCOME, Outcome, OutcomeSlot};
 use crate::principal::Principal;
 use crate::telemetry::TraceContext;
 
@@ -49,33 +49,6 @@ impl std::fmt::Debug for Tracing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tracing").field("include_subject", &self.include_subject).finish_non_exhaustive()
     }
-}
-
-tokio::task_local! {
-    /// The outcome of the operation being served on this task.
-    static OUTCOME: Arc<OutcomeSlot>;
-}
-
-/// Where the parts that answer an operation report how it went.
-#[derive(Default, Debug)]
-pub struct OutcomeSlot(Mutex<Option<Outcome>>);
-
-impl OutcomeSlot {
-    /// Keeps the first problem; an `Ok` is never reported (it is what nothing reported means).
-    fn report(&self, outcome: Outcome) {
-        if outcome != Outcome::Ok {
-            self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get_or_insert(outcome);
-        }
-    }
-
-    fn take(&self) -> Option<Outcome> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
-    }
-}
-
-/// Reports how the operation being served on this task went; nothing when none is observed.
-pub(super) fn report(outcome: Outcome) {
-    let _ = OUTCOME.try_with(|slot| slot.report(outcome));
 }
 
 /// Methods whose names are label values as they are; any other method is [`OTHER`].
@@ -426,16 +399,6 @@ mod tests {
     use crate::mcp::protocol::{CallToolResult, Content};
 
     #[test]
-    fn the_first_problem_reported_is_the_outcome() {
-        let slot = OutcomeSlot::default();
-        slot.report(Outcome::Ok);
-        slot.report(Outcome::Rpc(-32602));
-        slot.report(Outcome::Refused(-31403));
-        assert_eq!(slot.take(), Some(Outcome::Rpc(-32602)));
-        assert_eq!(slot.take(), None);
-    }
-
-    #[test]
     fn a_tool_result_with_is_error_is_a_tool_error_and_a_refusal_is_refused() {
         let failed =
             CallToolResult { content: vec![Content::text("no")], structured_content: None, is_error: true, meta: None };
@@ -443,13 +406,5 @@ mod tests {
         assert_eq!(outcome_of(&Err(McpError::InsufficientScope(vec!["mcp:tools".into()]))), Outcome::Refused(-31403));
         let error = super::super::jsonrpc::RpcError::invalid_params("nope");
         assert_eq!(outcome_of(&Err(McpError::Rpc(error))), Outcome::Rpc(-32602));
-    }
-
-    #[tokio::test]
-    async fn reports_reach_the_operation_served_on_this_task_only() {
-        let slot = Arc::new(OutcomeSlot::default());
-        OUTCOME.scope(slot.clone(), async { report(Outcome::Rpc(-32601)) }).await;
-        report(Outcome::Rpc(-32603));
-        assert_eq!(slot.take(), Some(Outcome::Rpc(-32601)));
     }
 }
