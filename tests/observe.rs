@@ -127,6 +127,14 @@ async fn modern(
     post(client, server, token, &headers, body).await
 }
 
+/// `request` with the legacy session's headers and the caller's token.
+fn in_session(request: reqwest::RequestBuilder, token: &str, session: &str) -> reqwest::RequestBuilder {
+    request
+        .header("mcp-session-id", session)
+        .header("mcp-protocol-version", LEGACY)
+        .header("authorization", format!("Bearer {token}"))
+}
+
 /// A legacy request within `session`.
 async fn legacy(
     client: &reqwest::Client,
@@ -202,12 +210,8 @@ async fn mcp_calls_refusals_and_limits_are_counted_on_the_admin_listener_only() 
     let reply: Value = legacy(&client, &server, &token, &session, call).await.json().await.unwrap();
     assert_eq!(reply["error"]["code"], -32602, "{reply}");
     // Its standalone stream, open while the metrics are read.
-    let stream = client
-        .get(server.url("/mcp"))
+    let stream = in_session(client.get(server.url("/mcp")), &token, &session)
         .header("accept", "text/event-stream")
-        .header("mcp-session-id", &session)
-        .header("mcp-protocol-version", LEGACY)
-        .header("authorization", format!("Bearer {token}"))
         .send()
         .await
         .unwrap();
@@ -325,14 +329,7 @@ async fn mcp_calls_refusals_and_limits_are_counted_on_the_admin_listener_only() 
     drop(stream);
 
     // The client ends its session: counted, with how long it lasted.
-    let ended = client
-        .delete(server.url("/mcp"))
-        .header("mcp-session-id", &session)
-        .header("mcp-protocol-version", LEGACY)
-        .header("authorization", format!("Bearer {token}"))
-        .send()
-        .await
-        .unwrap();
+    let ended = in_session(client.delete(server.url("/mcp")), &token, &session).send().await.unwrap();
     assert_eq!(ended.status(), StatusCode::NO_CONTENT);
     let (_, after) = scrape(&client, admin).await;
     assert_eq!(after.value("mcp_auth_sessions_ended_total", &[("reason", "closed")]), 1.0);
