@@ -196,8 +196,9 @@ pub(crate) struct Hub {
 }
 
 impl Hub {
-    /// Messages a subscriber may fall behind by before it skips some.
-    const CAPACITY: usize = 256;
+    /// Messages a subscriber may fall behind by before it skips some. Channels are few (one for
+    /// every session's signals, one for list changes), each with one subscriber per process.
+    const CAPACITY: usize = 1024;
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, broadcast::Sender<Vec<u8>>>> {
         self.channels.lock().unwrap_or_else(PoisonError::into_inner)

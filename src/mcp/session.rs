@@ -11,7 +11,9 @@
 //! object for it: the requests running here, the server-to-client requests waiting here for the
 //! client's answer, and the streams open here.
 //!
-//! Instances tell each other about a session on its channel ([`Signal`]): the client's answer to
+//! Instances tell each other about a session on one channel all sessions share ([`Signal`], each
+//! addressed to its session, so an instance holding ten thousand idle sessions keeps one
+//! subscription, not ten thousand): the client's answer to
 //! a server-to-client request that reached another instance than the one waiting for it, a
 //! cancellation of a request running elsewhere, a change of the record, the session's end, and
 //! new events of a stream (which may be read elsewhere). The events of a request's SSE stream are
@@ -37,7 +39,7 @@ use super::sse;
 use super::version::LegacyVersion;
 use crate::error::AppError;
 use crate::principal::Principal;
-use crate::store::{Store, StoreError, Subscription};
+use crate::store::{Store, StoreError};
 
 /// The store's table of session records.
 const TABLE: &str = "mcp_session";
@@ -147,8 +149,7 @@ impl Session {
     }
 
     async fn signal(&self, signal: &Signal) {
-        let bytes = serde_json::to_vec(signal).expect("signals serialise");
-        if let Err(err) = self.store.publish(&channel(&self.id), &bytes).await {
+        if let Err(err) = publish(&*self.store, &self.id, signal).await {
             tracing::warn!(%err, session = %self.id, "could not tell the other instances about a session");
         }
     }
@@ -300,9 +301,12 @@ impl Session {
     }
 }
 
-/// The channel a session's signals travel on.
-fn channel(id: &str) -> String {
-    format!("session/{id}")
+/// The channel every session's signals travel on, each as `[session id, signal]`.
+const CHANNEL: &str = "sessions";
+
+async fn publish(store: &dyn Store, id: &str, signal: &Signal) -> Result<(), StoreError> {
+    let bytes = serde_json::to_vec(&(id, signal)).expect("signals serialise");
+    store.publish(CHANNEL, &bytes).await
 }
 
 /// Releases the standalone-stream claim on drop.
@@ -396,6 +400,8 @@ pub struct Sessions {
     /// This instance's name among the live ones ([`Sessions::heartbeat`]).
     instance: Arc<str>,
     local: RwLock<HashMap<Arc<str>, Arc<Session>>>,
+    /// Set once this instance listens to [`CHANNEL`] (from its first session on).
+    listening: std::sync::OnceLock<()>,
     caps: Caps,
     idle: Duration,
     streams: Arc<CallerStreams>,
@@ -404,7 +410,39 @@ pub struct Sessions {
 impl Sessions {
     pub fn new(store: Arc<dyn Store>, caps: Caps, idle: Duration) -> Arc<Self> {
         let instance = Arc::from(super::random_id());
-        Arc::new(Sessions { store, instance, local: RwLock::new(HashMap::new()), caps, idle, streams: Arc::default() })
+        let local = RwLock::new(HashMap::new());
+        Arc::new(Sessions {
+            store,
+            instance,
+            local,
+            listening: Default::default(),
+            caps,
+            idle,
+            streams: Arc::default(),
+        })
+    }
+
+    /// Starts listening to what other instances say about the sessions held here, unless it
+    /// has. Called before a session's record is first read, so that no change made after the
+    /// read goes unheard.
+    fn listen(self: &Arc<Self>) {
+        self.listening.get_or_init(|| {
+            let mut subscription = self.store.subscribe(CHANNEL);
+            let sessions = Arc::downgrade(self);
+            let listening = async move {
+                while let Some(message) = subscription.recv().await {
+                    let Some(sessions) = sessions.upgrade() else { return };
+                    let Ok((id, signal)) = serde_json::from_slice::<(String, Signal)>(&message) else { continue };
+                    let session = sessions.local.read().expect("lock").get(id.as_str()).cloned();
+                    if let Some(session) = session {
+                        session.receive(signal);
+                    }
+                }
+            };
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(listening);
+            }
+        });
     }
 
     /// How often [`Sessions::heartbeat`] must run.
@@ -462,6 +500,7 @@ impl Sessions {
         let id: Arc<str> = Arc::from(uuid::Uuid::new_v4().simple().to_string());
         let (group, cap) = (Self::group_of(owner.as_ref()), self.cap_of(owner.as_ref()));
         let bytes = serde_json::to_vec(&record).expect("records serialise");
+        self.listen();
         let evicted = self.store.put_in_group(TABLE, &group, &id, &bytes, self.idle, cap).await.map_err(unavailable)?;
         crate::observe::session_opened(version.as_str());
         for old in evicted {
@@ -469,14 +508,11 @@ impl Sessions {
             crate::observe::session_ended("evicted", None);
             self.close(&old).await;
         }
-        let subscription = self.store.subscribe(&channel(&id));
-        Ok(self.hold(id, record, subscription))
+        Ok(self.hold(id, record))
     }
 
-    /// Builds this instance's object for a session and starts listening to its channel.
-    /// `subscription` to the session's channel was taken before its record was read, so no
-    /// change made after the read goes unheard.
-    fn hold(self: &Arc<Self>, id: Arc<str>, record: Record, subscription: Subscription) -> Arc<Session> {
+    /// Builds this instance's object for a session.
+    fn hold(self: &Arc<Self>, id: Arc<str>, record: Record) -> Arc<Session> {
         let version = LegacyVersion::parse(&record.version).unwrap_or(LegacyVersion::V2025_11_25);
         let group = Self::group_of(record.owner.as_ref());
         let cap = self.cap_of(record.owner.as_ref());
@@ -500,35 +536,11 @@ impl Sessions {
             cap,
             idle: self.idle,
         });
-        let listening = Self::listen(&session, subscription);
         let previous = self.local.write().expect("lock").insert(id, session.clone());
         if let Some(previous) = previous {
             previous.closed.cancel();
         }
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(listening);
-        }
         session
-    }
-
-    /// What another instance says about `session`, until it ends here.
-    fn listen(session: &Arc<Session>, mut subscription: Subscription) -> impl Future<Output = ()> + Send + 'static {
-        let weak = Arc::downgrade(session);
-        let closed = session.closed.clone();
-        async move {
-            loop {
-                let message = tokio::select! {
-                    message = subscription.recv() => message,
-                    _ = closed.cancelled() => return,
-                };
-                let (Some(message), Some(session)) = (message, weak.upgrade()) else {
-                    return;
-                };
-                if let Ok(signal) = serde_json::from_slice::<Signal>(&message) {
-                    session.receive(signal);
-                }
-            }
-        }
     }
 
     /// Looks a session up, here or in the store, and marks it used. `None` for a session that
@@ -554,7 +566,7 @@ impl Sessions {
                 session
             }
             _ => {
-                let subscription = self.store.subscribe(&channel(id));
+                self.listen();
                 let Some(bytes) = self.store.get(TABLE, id).await.map_err(unavailable)? else {
                     self.forget(id);
                     return Ok(None);
@@ -562,7 +574,7 @@ impl Sessions {
                 let record: Record = serde_json::from_slice(&bytes)
                     .map_err(|_| AppError::Internal(format!("session {id}: an unreadable record")))?;
                 self.store.touch(TABLE, id, self.idle).await.map_err(unavailable)?;
-                self.hold(Arc::from(id), record, subscription)
+                self.hold(Arc::from(id), record)
             }
         };
         *session.last_seen.lock().expect("lock") = Instant::now();
@@ -584,8 +596,7 @@ impl Sessions {
     /// Closes a session here and tells the other instances.
     async fn close(&self, id: &str) {
         self.forget(id);
-        let bytes = serde_json::to_vec(&Signal::Closed).expect("signals serialise");
-        if let Err(err) = self.store.publish(&channel(id), &bytes).await {
+        if let Err(err) = publish(&*self.store, id, &Signal::Closed).await {
             tracing::warn!(%err, session = id, "could not tell the other instances a session ended");
         }
     }
