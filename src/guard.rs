@@ -11,10 +11,9 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
-use axum::http::header;
-use axum::middleware::Next;
+use axum::http::{Request, header};
 use axum::response::{IntoResponse, Response};
+use tower_http::validate_request::ValidateRequest;
 use url::Url;
 
 use crate::config::Settings;
@@ -81,7 +80,7 @@ impl AllowList {
 
     /// Why `request`'s `Host` is refused, if it is: missing (400) or not on the list (403). The
     /// authority of an absolute-form request target counts as its `Host`.
-    pub fn host_refusal(&self, request: &Request) -> Option<AppError> {
+    pub fn host_refusal<B>(&self, request: &Request<B>) -> Option<AppError> {
         let host = match request.headers().get(header::HOST) {
             Some(value) => value.to_str().unwrap_or(""),
             None => match request.uri().authority() {
@@ -94,7 +93,7 @@ impl AllowList {
 
     /// Why `request`'s `Origin` is refused, if it is. Requests without one (clients outside a
     /// browser) pass.
-    pub fn origin_refusal(&self, request: &Request) -> Option<AppError> {
+    pub fn origin_refusal<B>(&self, request: &Request<B>) -> Option<AppError> {
         let origin = request.headers().get(header::ORIGIN)?;
         let origin = origin.to_str().unwrap_or("");
         (!self.origin_allowed(origin)).then(|| AppError::OriginNotAllowed(origin.to_owned()))
@@ -133,21 +132,35 @@ fn split_host(host: &str) -> Option<(&str, Option<u16>)> {
     valid_name.then_some((name, port))
 }
 
-/// Middleware for every route: refuses a missing or foreign `Host` before anything else looks
-/// at the request.
-pub async fn check_host(State(allow): State<Arc<AllowList>>, request: Request, next: Next) -> Response {
-    match allow.host_refusal(&request) {
-        Some(refusal) => refusal.into_response(),
-        None => next.run(request).await,
+/// The `Host` check of every route, for tower-http's `ValidateRequestHeaderLayer::custom`:
+/// refuses a missing or foreign `Host` before anything else looks at the request.
+#[derive(Clone)]
+pub struct HostCheck(pub Arc<AllowList>);
+
+impl<B> ValidateRequest<B> for HostCheck {
+    type ResponseBody = axum::body::Body;
+
+    fn validate(&mut self, request: &mut Request<B>) -> Result<(), Response> {
+        match self.0.host_refusal(request) {
+            Some(refusal) => Err(refusal.into_response()),
+            None => Ok(()),
+        }
     }
 }
 
-/// Middleware for `/mcp`: refuses a foreign `Origin` (browsers send it on cross-origin requests)
-/// before authentication looks at the request.
-pub async fn check_origin(State(allow): State<Arc<AllowList>>, request: Request, next: Next) -> Response {
-    match allow.origin_refusal(&request) {
-        Some(refusal) => refusal.into_response(),
-        None => next.run(request).await,
+/// The `Origin` check of `/mcp` (browsers send it on cross-origin requests), before
+/// authentication looks at the request; as [`HostCheck`], a request validator.
+#[derive(Clone)]
+pub struct OriginCheck(pub Arc<AllowList>);
+
+impl<B> ValidateRequest<B> for OriginCheck {
+    type ResponseBody = axum::body::Body;
+
+    fn validate(&mut self, request: &mut Request<B>) -> Result<(), Response> {
+        match self.0.origin_refusal(request) {
+            Some(refusal) => Err(refusal.into_response()),
+            None => Ok(()),
+        }
     }
 }
 
@@ -200,9 +213,9 @@ mod tests {
     #[test]
     fn a_request_without_a_host_is_refused_as_malformed() {
         let allow = allow();
-        let request = Request::get("/health").body(axum::body::Body::empty()).unwrap();
+        let request = Request::get("/health").body(()).unwrap();
         assert!(matches!(allow.host_refusal(&request), Some(AppError::BadRequest(_))));
-        let absolute = Request::get("http://127.0.0.1:3000/health").body(axum::body::Body::empty()).unwrap();
+        let absolute = Request::get("http://127.0.0.1:3000/health").body(()).unwrap();
         assert!(allow.host_refusal(&absolute).is_none());
     }
 

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
+use tower_http::validate_request::ValidateRequestHeaderLayer;
 
 use crate::config::Settings;
 use crate::error::StartupError;
@@ -265,10 +266,11 @@ impl AppBuilder {
             let limits = crate::mcp::limits::Limits::new(&settings.limits);
             let layers = tower::ServiceBuilder::new()
                 .layer(cors)
-                .layer(from_fn_with_state(allow.clone(), crate::guard::check_origin))
-                .layer(from_fn_with_state(limits.clone(), crate::mcp::limits::before_auth))
+                .layer(ValidateRequestHeaderLayer::custom(crate::guard::OriginCheck(allow.clone())))
+                .layer(ValidateRequestHeaderLayer::custom(crate::mcp::limits::PerAddress(limits.clone())))
+                .layer(from_fn_with_state(limits.clone(), crate::mcp::limits::in_flight_and_time))
                 .layer(auth)
-                .layer(from_fn_with_state(limits, crate::mcp::limits::after_auth));
+                .layer(ValidateRequestHeaderLayer::custom(crate::mcp::limits::PerCaller(limits)));
             endpoint.router(layers)
         };
 
@@ -300,7 +302,7 @@ impl AppBuilder {
                     .layer(CatchPanicLayer::new())
                     .layer(crate::telemetry::trace_layer(self.trace_context.clone(), routed))
                     .option_layer(metrics)
-                    .layer(from_fn_with_state(allow.clone(), crate::guard::check_host)),
+                    .layer(ValidateRequestHeaderLayer::custom(crate::guard::HostCheck(allow.clone()))),
             )
         };
         let not_found = edge(Router::new().fallback(|| std::future::ready(StatusCode::NOT_FOUND)), false);

@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::Semaphore;
+use tower_http::validate_request::ValidateRequest;
 
 use crate::config::LimitSettings;
 use crate::error::AppError;
@@ -93,8 +94,11 @@ impl Limiter {
     }
 }
 
-/// The limits of `/mcp`, built once from `[limits]`; [`before_auth`] and [`after_auth`] are the
-/// middleware that apply them.
+/// The limits of `/mcp`, built once from `[limits]`. The composition root applies them in this
+/// order: [`PerAddress`] and [`in_flight_and_time`] outside authentication, [`PerCaller`] inside
+/// it. The rate limits decide before the request goes on, so they are request validators
+/// (tower-http's `ValidateRequestHeaderLayer::custom`); the other two follow the request to its
+/// response, so they are middleware.
 pub struct Limits {
     per_address: Limiter,
     per_caller: Limiter,
@@ -140,7 +144,7 @@ impl Limits {
     }
 
     /// The client's address (see [`crate::serve::client_address`]).
-    fn address(&self, request: &Request) -> Option<IpAddr> {
+    fn address<B>(&self, request: &axum::http::Request<B>) -> Option<IpAddr> {
         let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0);
         crate::serve::client_address(request.headers(), peer, self.trust_forwarded_for)
     }
@@ -152,13 +156,22 @@ fn too_many(limit: &'static str, key: &Key, wait: Duration) -> Response {
     AppError::TooManyRequests { retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64 }.into_response()
 }
 
-/// Middleware outside authentication: the per-address rate limit (bounds floods of bogus
-/// tokens), the in-flight cap and the time limit on starting a response.
-pub async fn before_auth(State(limits): State<Arc<Limits>>, request: Request, next: Next) -> Response {
-    let key = limits.address(&request).map_or(Key::Unknown, Key::Address);
-    if let Err(wait) = limits.per_address.check(&key) {
-        return too_many("per_address", &key, wait);
+/// The per-address rate limit, outside authentication: bounds floods of bogus tokens.
+#[derive(Clone)]
+pub struct PerAddress(pub Arc<Limits>);
+
+impl<B> ValidateRequest<B> for PerAddress {
+    type ResponseBody = axum::body::Body;
+
+    fn validate(&mut self, request: &mut axum::http::Request<B>) -> Result<(), Response> {
+        let key = self.0.address(request).map_or(Key::Unknown, Key::Address);
+        self.0.per_address.check(&key).map_err(|wait| too_many("per_address", &key, wait))
     }
+}
+
+/// Middleware outside authentication: the in-flight cap and the time limit on starting a
+/// response.
+pub async fn in_flight_and_time(State(limits): State<Arc<Limits>>, request: Request, next: Next) -> Response {
     // Held until the response starts: a long-lived stream then no longer counts as in flight
     // (streams have their own bounds).
     let _permit = match &limits.in_flight {
@@ -180,24 +193,28 @@ pub async fn before_auth(State(limits): State<Arc<Limits>>, request: Request, ne
     }
 }
 
-/// Middleware inside authentication: the per-caller rate limit (by address when there is no
+/// The per-caller rate limit, inside authentication (by address when there is no
 /// authentication), for fairness between callers.
-pub async fn after_auth(State(limits): State<Arc<Limits>>, request: Request, next: Next) -> Response {
-    let key = match request.extensions().get::<Principal>() {
-        Some(caller) => Key::Caller(Caller(caller.clone())),
-        None => limits.address(&request).map_or(Key::Unknown, Key::Address),
-    };
-    if let Err(wait) = limits.per_caller.check(&key) {
-        return too_many("per_caller", &key, wait);
+#[derive(Clone)]
+pub struct PerCaller(pub Arc<Limits>);
+
+impl<B> ValidateRequest<B> for PerCaller {
+    type ResponseBody = axum::body::Body;
+
+    fn validate(&mut self, request: &mut axum::http::Request<B>) -> Result<(), Response> {
+        let limits = &self.0;
+        let key = match request.extensions().get::<Principal>() {
+            Some(caller) => Key::Caller(Caller(caller.clone())),
+            None => limits.address(request).map_or(Key::Unknown, Key::Address),
+        };
+        limits.per_caller.check(&key).map_err(|wait| too_many("per_caller", &key, wait))?;
+        // A 2025-03-26 batch holds many messages in one request: the transport charges the rest
+        // to the same caller once it has counted them.
+        if let Some(limiter) = &limits.per_caller.0 {
+            request.extensions_mut().insert(Charge { limiter: limiter.clone(), key });
+        }
+        Ok(())
     }
-    // A 2025-03-26 batch holds many messages in one request: the transport charges the rest
-    // to the same caller once it has counted them.
-    if let Some(limiter) = &limits.per_caller.0 {
-        let mut request = request;
-        request.extensions_mut().insert(Charge { limiter: limiter.clone(), key });
-        return next.run(request).await;
-    }
-    next.run(request).await
 }
 
 /// What the per-caller rate limit charges a request to, for the transport to charge the further
