@@ -19,6 +19,7 @@ use mcp_auth_server::serve::Shutdown;
 use mcp_auth_server::{Settings, mcp, tools};
 use serde_json::json;
 use tower::ServiceExt;
+use tower_http::validate_request::ValidateRequestHeaderLayer;
 
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
@@ -39,8 +40,8 @@ fn endpoint() -> &'static Router {
         let endpoint = runtime().block_on(endpoint).unwrap();
         let allow = Arc::new(AllowList::from_settings(&settings));
         let guards = tower::ServiceBuilder::new()
-            .layer(axum::middleware::from_fn_with_state(allow.clone(), guard::check_host))
-            .layer(axum::middleware::from_fn_with_state(allow, guard::check_origin));
+            .layer(ValidateRequestHeaderLayer::custom(guard::HostCheck(allow.clone())))
+            .layer(ValidateRequestHeaderLayer::custom(guard::OriginCheck(allow)));
         endpoint.router(guards)
     })
 }
