@@ -88,7 +88,7 @@ fn verifier() -> &'static Arc<Verifier> {
             dir.join("public.pem").display().to_string()
         ))
         .unwrap();
-        let jwt = runtime().block_on(Jwt::from_settings(&settings)).unwrap();
+        let jwt = runtime().block_on(Jwt::from_settings(&settings, None)).unwrap();
         jwt.verifier().clone()
     })
 }

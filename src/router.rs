@@ -201,7 +201,13 @@ impl AppBuilder {
         // Steps 5-6: authentication, between the /mcp routes and the Host/Origin guard.
         #[cfg(feature = "jwt")]
         let auth = {
-            let jwt = crate::jwt::Jwt::from_settings(settings).await?;
+            // With the embedded issuer, the grants it revokes are refused here too, through the
+            // store they share (and every instance sharing it).
+            #[cfg(feature = "issuer")]
+            let revocations = self.embedded_issuer().then(|| store.clone());
+            #[cfg(not(feature = "issuer"))]
+            let revocations = None;
+            let jwt = crate::jwt::Jwt::from_settings(settings, revocations).await?;
             app = app.merge(jwt.jwks_router());
             health = health.section("jwt", jwt.health()).check("keys", jwt.readiness());
             // Step 10: the embedded authorization server, signing with the same local key.
@@ -365,7 +371,8 @@ impl AppBuilder {
         cfg!(feature = "issuer") && self.settings.jwt.issuer.is_empty() && self.settings.issuer.enabled
     }
 
-    /// The embedded authorization server, signing with the `jwt` layer's local key.
+    /// The embedded authorization server, signing with the `jwt` layer's local key, and checking
+    /// (revoking, introspecting) tokens with its verifier.
     #[cfg(feature = "issuer")]
     fn issuer(
         &self,
@@ -378,7 +385,7 @@ impl AppBuilder {
                 "the embedded authorization server needs local keys (jwt.issuer empty)",
             )
         })?;
-        crate::issuer::Issuer::new(&self.settings, keys, store)
+        crate::issuer::Issuer::new(&self.settings, keys, store, jwt.verifier().clone())
     }
 }
 

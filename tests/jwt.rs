@@ -375,7 +375,7 @@ async fn a_legacy_session_cannot_be_taken_over_by_another_subject_but_survives_a
 
 #[tokio::test]
 async fn challenges_carry_the_parameters_the_composition_root_supplies() {
-    let jwt = Jwt::from_settings(&test_settings()).await.unwrap();
+    let jwt = Jwt::from_settings(&test_settings(), None).await.unwrap();
     let params = ChallengeParams {
         resource_metadata: Some("http://127.0.0.1:3000/.well-known/oauth-protected-resource/mcp".into()),
         scope: Some(std::sync::Arc::new(|_: &axum::http::HeaderMap| Some("mcp:read".to_owned()))),
@@ -857,7 +857,7 @@ async fn es256_and_eddsa_keys_work_when_configured_and_are_refused_otherwise() {
 
 #[tokio::test]
 async fn a_cached_token_still_expires_on_time() {
-    let jwt = Jwt::from_settings(&test_settings_with("[jwt]\nleeway_secs = 0")).await.unwrap();
+    let jwt = Jwt::from_settings(&test_settings_with("[jwt]\nleeway_secs = 0"), None).await.unwrap();
     let app = Router::new()
         .route("/mcp", axum::routing::post(|| async { "ok" }))
         .route_layer(jwt.layer(ChallengeParams::default()));

@@ -11,9 +11,10 @@
 //!   authorization response (RFC 9207); codes are single-use, live at most a minute, and are bound
 //!   to client, redirect URI, PKCE challenge and resource;
 //! - the token endpoint: `authorization_code`, `refresh_token` (rotated on every use; a reused
-//!   refresh token or code revokes its whole family), and `client_credentials` for confidential
-//!   clients of the configuration; client authentication `none`, `client_secret_basic`,
-//!   `client_secret_post`;
+//!   refresh token or code revokes its whole family, access tokens included), and
+//!   `client_credentials` for confidential clients of the configuration; client authentication
+//!   `none`, `client_secret_basic`, `client_secret_post`;
+//! - RFC 7009 revocation ([`revocation`]) and RFC 7662 introspection ([`introspection`]);
 //! - resource indicators (RFC 8707): `resource` must be this server's MCP endpoint (or one of
 //!   `jwt.extra_audiences`) and becomes `aud`; granted scopes are the requested ones that the
 //!   user's roles permit (`[scopes.roles]`);
@@ -24,12 +25,14 @@
 //!   [`accounts`]), with anti-CSRF tokens, `HttpOnly; SameSite=Lax` cookies and a rate limit.
 //!
 //! Tokens are the JWTs the `jwt` layer validates: signed with its local key, `iss` =
-//! `server.public_url`. State lives on the server's store ([`store`]): in memory, in an SQLite
+//! `server.public_url`, naming their grant (`jwt::revoked`), so that a revoked grant's access
+//! tokens are refused at `/mcp` on every instance, not only its refresh tokens at `/token`. State lives on the server's store ([`store`]): in memory, in an SQLite
 //! file, or in Redis shared by several instances.
 //!
 //! # Parts
 //! - [`authorize`] — `GET /authorize`, the sign-in and consent forms.
 //! - [`token`] — `POST /token`: client authentication and the three grants.
+//! - [`revocation`] — `POST /revoke` (RFC 7009); [`introspection`] — `POST /introspect` (RFC 7662).
 //! - [`register`] — `POST /register` (RFC 7591).
 //! - [`clients`] — clients, secrets, redirect URI rules; [`cimd`] — metadata documents.
 //! - [`accounts`] — users and the sign-in rate limit; [`password`] — Argon2 hashes.
@@ -41,10 +44,12 @@ pub mod authorize;
 pub mod cimd;
 pub mod clients;
 pub mod error;
+pub mod introspection;
 pub mod metadata;
 pub mod pages;
 pub mod password;
 pub mod register;
+pub mod revocation;
 pub mod store;
 pub mod token;
 
@@ -67,7 +72,7 @@ pub use password::hash_password;
 
 use crate::config::{ScopeSettings, Settings};
 use crate::error::StartupError;
-use crate::jwt::LocalKeys;
+use crate::jwt::{LocalKeys, Verifier};
 use crate::store::{Store, StoreError};
 use clients::Client;
 use store::IssuerStore;
@@ -89,6 +94,11 @@ pub struct Core {
     base_path: String,
     resource_name: String,
     keys: Arc<LocalKeys>,
+    /// The resource server's verifier: revocation and introspection check access tokens with it,
+    /// and revoking a grant goes through it (recorded, evicted from its cache, announced).
+    verifier: Arc<Verifier>,
+    /// How long a revoked grant is remembered: as long as any of its tokens can be used.
+    revocation_lifetime: std::time::Duration,
     store: IssuerStore,
     users: accounts::Users,
     configured: HashMap<String, Client>,
@@ -104,8 +114,20 @@ pub struct Core {
 
 impl Issuer {
     /// The authorization server for `settings`, signing with `keys`, keeping its state in
-    /// `store` (the server's: `storage.url`).
-    pub fn new(settings: &Settings, keys: Arc<LocalKeys>, store: Arc<dyn Store>) -> Result<Issuer, StartupError> {
+    /// `store` (the server's: `storage.url`), checking tokens with `verifier` (the `jwt` layer's,
+    /// which must check revocations in the same store).
+    pub fn new(
+        settings: &Settings,
+        keys: Arc<LocalKeys>,
+        store: Arc<dyn Store>,
+        verifier: Arc<Verifier>,
+    ) -> Result<Issuer, StartupError> {
+        if verifier.revocations().is_none() {
+            return Err(StartupError::config(
+                "issuer.enabled",
+                "the embedded authorization server needs the jwt layer to check its revocations",
+            ));
+        }
         if keys.kid().is_none() {
             return Err(StartupError::config(
                 "jwt.private_key",
@@ -150,6 +172,12 @@ impl Issuer {
             base_path,
             resource_name: settings.oauth.resource_name.clone(),
             keys,
+            verifier,
+            revocation_lifetime: std::time::Duration::from_secs(
+                issuer_settings
+                    .refresh_token_ttl_secs
+                    .max(issuer_settings.access_token_ttl_secs.saturating_add(settings.jwt.leeway_secs)),
+            ),
             documents: cimd::MetadataDocuments::new(
                 issuer_settings.allow_loopback_http_client_ids,
                 issuer_settings.redirect_schemes.clone(),
@@ -196,7 +224,10 @@ impl Issuer {
         for path in metadata::paths(&core.base_path, metadata::OIDC_PATH) {
             discovery = discovery.route(&path, get(metadata::serve_openid));
         }
-        let mut api = Router::new().route("/token", post(token::token));
+        let mut api = Router::new()
+            .route("/token", post(token::token))
+            .route("/revoke", post(revocation::revoke))
+            .route("/introspect", post(introspection::introspect));
         if core.settings.dynamic_registration {
             api = api.route("/register", post(register::register));
         }
@@ -251,6 +282,16 @@ impl Core {
         Err(ClientError::Unknown(
             "this server does not know this client_id: the application must register again".into(),
         ))
+    }
+
+    /// Revokes a family's grant: its refresh tokens at `/token`, its access tokens at `/mcp`.
+    async fn revoke_family(&self, family: &str) -> Result<(), StoreError> {
+        self.revoke_grant(&crate::jwt::revoked::grant_id(family)).await
+    }
+
+    /// Revokes a grant by its id (what access tokens carry), on every instance.
+    async fn revoke_grant(&self, grant: &str) -> Result<(), StoreError> {
+        self.verifier.revoke_grant(grant, self.revocation_lifetime).await
     }
 
     /// The address of the client a request comes from (see [`crate::serve::client_address`]).

@@ -1,5 +1,6 @@
 //! What the authorization server keeps (feature `issuer`), on the server's [`Store`]: requests
-//! waiting for a person, sign-ins, authorization codes, refresh tokens and their families,
+//! waiting for a person, sign-ins, authorization codes, refresh tokens and their families (a
+//! revoked family is filed by its grant id, where the resource server looks: `jwt::revoked`),
 //! registered clients, cached client metadata documents, and the counters of the sign-in and
 //! client-authentication limits. The store is `memory:`, an SQLite file or Redis
 //! (`storage.url`), so this survives restarts and is shared by instances as the store is.
@@ -19,6 +20,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::jwt::revoked::grant_id;
 use crate::store::{Counted, Spent, Store, StoreError};
 
 /// A person (or, for `client_credentials`, a client) as tokens describe them.
@@ -81,6 +83,9 @@ pub struct AuthorizationCode {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RefreshToken {
     pub family: String,
+    /// When it was issued (seconds since the epoch); 0 in records written before it was kept.
+    #[serde(default)]
+    pub issued_at: i64,
     pub client_id: String,
     pub resource: String,
     /// The scopes of the original grant.
@@ -119,8 +124,10 @@ mod table {
     pub const SIGN_INS: &str = "as_signin";
     pub const CODES: &str = "as_code";
     pub const REFRESH_TOKENS: &str = "as_refresh";
-    /// Revoked token families.
-    pub const REVOKED: &str = "as_revoked";
+    /// Refresh tokens spent by a rotation (their record stays, so that a reuse is recognised).
+    pub const ROTATED: &str = "as_refresh_used";
+    /// Revoked grants, by grant id: the table the resource server reads (`jwt::revoked`).
+    pub const REVOKED: &str = crate::jwt::revoked::TABLE;
     /// Registrations never used yet (one group), and used ones (another table, one group).
     pub const NEW_CLIENTS: &str = "as_client_new";
     pub const CLIENTS: &str = "as_client";
@@ -253,13 +260,25 @@ impl IssuerStore {
         })
     }
 
-    /// Revokes every refresh token of a family, now and to come, for `lifetime` (the longest a
-    /// token of the family can live: the refresh-token lifetime).
-    pub async fn revoke_family(&self, family: &str, lifetime: Duration) -> StoreResult<()> {
-        self.store.put(table::REVOKED, family, b"1", lifetime).await
+    /// Remembers that the refresh token under `key` was rotated (spent by its client), until it
+    /// would have expired: introspection reports it inactive.
+    pub async fn mark_rotated(&self, key: &str, token: &RefreshToken) -> StoreResult<()> {
+        self.store.put(table::ROTATED, key, b"1", ttl_until(token.expires_at)).await
     }
 
+    /// Whether the refresh token under `key` was rotated.
+    pub async fn rotated(&self, key: &str) -> StoreResult<bool> {
+        Ok(self.store.get(table::ROTATED, key).await?.is_some())
+    }
+
+    /// Whether a family's grant was revoked. Revocations are filed under the grant id (the
+    /// resource server looks them up by the id its access tokens carry); records of earlier
+    /// versions, filed under the family itself, count too until they expire (a refresh-token
+    /// lifetime after the upgrade, when this second look-up can go).
     async fn revoked(&self, family: &str) -> StoreResult<bool> {
+        if self.store.get(table::REVOKED, &grant_id(family)).await?.is_some() {
+            return Ok(true);
+        }
         Ok(self.store.get(table::REVOKED, family).await?.is_some())
     }
 
@@ -354,6 +373,7 @@ mod tests {
     fn refresh(family: &str) -> RefreshToken {
         RefreshToken {
             family: family.into(),
+            issued_at: super::super::now(),
             client_id: "c".into(),
             resource: "r".into(),
             scopes: vec![],
@@ -382,11 +402,22 @@ mod tests {
         store.save_refresh("b", &refresh("f")).await.unwrap();
         store.save_refresh("c", &refresh("g")).await.unwrap();
         store.redeem_refresh("a").await.unwrap();
-        store.revoke_family("f", Duration::from_secs(60)).await.unwrap();
+        crate::jwt::revoked::Revocations::new(store.store().clone())
+            .record(&grant_id("f"), Duration::from_secs(60))
+            .await
+            .unwrap();
         // The look-up that precedes every spend finds nothing.
         assert!(store.refresh_token("b").await.unwrap().is_none());
         assert!(!store.save_refresh("d", &refresh("f")).await.unwrap());
         assert!(matches!(store.redeem_refresh("c").await.unwrap(), Redeemed::Fresh(_)));
+    }
+
+    #[tokio::test]
+    async fn a_family_revoked_by_an_earlier_version_stays_revoked() {
+        let store = store();
+        store.save_refresh("a", &refresh("f")).await.unwrap();
+        store.store().put(table::REVOKED, "f", b"1", Duration::from_secs(60)).await.unwrap();
+        assert!(store.refresh_token("a").await.unwrap().is_none());
     }
 
     #[tokio::test]

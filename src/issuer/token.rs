@@ -2,7 +2,8 @@
 //!
 //! - `authorization_code`: the code is spent first (single use), then everything it is bound to
 //!   is checked: client, redirect URI, PKCE verifier, resource. A code presented a second time
-//!   revokes the refresh tokens issued from it (RFC 6749 section 4.1.2).
+//!   revokes the tokens issued from it, refresh and access tokens (RFC 6749 section 4.1.2,
+//!   RFC 9700 section 4.5).
 //! - `refresh_token`: rotated on every use. A refresh token that was already used means two
 //!   parties hold it: the whole family (every token descending from one authorization) is revoked.
 //! - `client_credentials`: confidential clients of the configuration, acting as themselves with
@@ -11,7 +12,9 @@
 //! Client authentication: `none` (public clients, with PKCE), `client_secret_basic`,
 //! `client_secret_post`; one method per request. Access tokens are JWTs signed with the `jwt`
 //! layer's key, for exactly one resource (`aud`), with the granted `scope`, the user's `roles`,
-//! `client_id`, `preferred_username` and `name`.
+//! `client_id`, `preferred_username`, `name`, and the id of their grant (`grant_id`, see
+//! `jwt::revoked`): the family of a code's tokens, or, for `client_credentials`, a grant of the one
+//! token, so that every access token from here can be revoked.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,6 +37,7 @@ use super::clients::{Client, Origin, Secret};
 use super::error::OAuthError;
 use super::store::{Account, Redeemed, RefreshToken};
 use super::{ClientError, Core, Params, digest, now, random_token};
+use crate::jwt::revoked::{GRANT_CLAIM, grant_id};
 
 /// `POST /token`.
 pub(super) async fn token(
@@ -109,7 +113,12 @@ async fn handle(
 /// Secret attempts are counted per client and per client address before the secret is checked
 /// (`issuer.client_secret_max_attempts` per `issuer.login_window_secs`); a success clears the
 /// client's count.
-async fn authenticate(core: &Core, address: &str, headers: &HeaderMap, params: &Params) -> Result<Client, OAuthError> {
+pub(super) async fn authenticate(
+    core: &Core,
+    address: &str,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<Client, OAuthError> {
     let basic = basic_credentials(headers)?;
     let (client_id, secret) = match (basic, params.get("client_secret")) {
         (Some(_), Some(_)) => {
@@ -237,7 +246,7 @@ async fn authorization_code(core: &Core, client: &Client, params: &Params) -> Re
     let code = match core.store.redeem_code(&digest(code)).await? {
         Redeemed::Fresh(code) => code,
         Redeemed::Replayed { family } => {
-            core.store.revoke_family(&family, refresh_lifetime(core)).await?;
+            core.revoke_family(&family).await?;
             tracing::warn!(client_id = %client.client_id, "authorization code replayed; its tokens are revoked");
             return Err(OAuthError::invalid_grant("authorization code already used"));
         }
@@ -261,13 +270,8 @@ async fn authorization_code(core: &Core, client: &Client, params: &Params) -> Re
     {
         return Err(OAuthError::invalid_target("resource differs from the authorization request"));
     }
-    let refresh = client.allows_grant("refresh_token").then_some(code.family.as_str());
-    issue(core, &code.account, &client.client_id, &code.resource, &code.scopes, &code.scopes, refresh).await
-}
-
-/// How long a revocation of a family must last: as long as any of its refresh tokens can.
-fn refresh_lifetime(core: &Core) -> Duration {
-    Duration::from_secs(core.settings.refresh_token_ttl_secs)
+    let grant = Grant { family: &code.family, refresh: client.allows_grant("refresh_token") };
+    issue(core, &code.account, &client.client_id, &code.resource, &code.scopes, &code.scopes, grant).await
 }
 
 async fn refresh_token(core: &Core, client: &Client, params: &Params) -> Result<Value, OAuthError> {
@@ -282,15 +286,15 @@ async fn refresh_token(core: &Core, client: &Client, params: &Params) -> Result<
         return Err(OAuthError::invalid_grant("unknown, expired or revoked refresh token"));
     };
     if token.client_id != client.client_id {
-        core.store.revoke_family(&token.family, refresh_lifetime(core)).await?;
+        core.revoke_family(&token.family).await?;
         return Err(OAuthError::invalid_grant("refresh token was issued to another client"));
     }
     requested_scopes(params, &token)?;
     check_resource(core, params, &token)?;
     match core.store.redeem_refresh(&key).await? {
-        Redeemed::Fresh(_) => {}
+        Redeemed::Fresh(_) => core.store.mark_rotated(&key, &token).await?,
         Redeemed::Replayed { family } => {
-            core.store.revoke_family(&family, refresh_lifetime(core)).await?;
+            core.revoke_family(&family).await?;
             tracing::warn!(client_id = %client.client_id, "refresh token reused; its family is revoked");
             crate::observe::issuer_refresh_reuse_detected();
             return Err(OAuthError::invalid_grant("refresh token already used; every token of this grant is revoked"));
@@ -301,7 +305,8 @@ async fn refresh_token(core: &Core, client: &Client, params: &Params) -> Result<
         return Err(OAuthError::invalid_grant("refresh token expired"));
     }
     let scopes = requested_scopes(params, &token)?;
-    issue(core, &token.account, &client.client_id, &token.resource, &scopes, &token.scopes, Some(&token.family)).await
+    let grant = Grant { family: &token.family, refresh: true };
+    issue(core, &token.account, &client.client_id, &token.resource, &scopes, &token.scopes, grant).await
 }
 
 /// The scopes of a refreshed access token: a narrower `scope` when asked (RFC 6749 section 6),
@@ -350,23 +355,33 @@ async fn client_credentials(core: &Core, client: &Client, params: &Params) -> Re
         name: client.name.clone(),
         roles: client.roles.clone(),
     };
-    issue(core, &account, &client.client_id, &resource, &scopes, &scopes, None).await
+    // A grant of its own, so that this one token can be revoked; no refresh token.
+    let family = random_token();
+    issue(core, &account, &client.client_id, &resource, &scopes, &scopes, Grant { family: &family, refresh: false })
+        .await
 }
 
-/// Signs an access token for `scopes`, and, with a family, a new refresh token for `grant`.
+/// The grant a token is issued under: its family, and whether a refresh token continues it.
+struct Grant<'a> {
+    family: &'a str,
+    refresh: bool,
+}
+
+/// Signs an access token for `scopes` naming its grant, and, when the grant is refreshed, a new
+/// refresh token for the `granted` scopes.
 async fn issue(
     core: &Core,
     account: &Account,
     client_id: &str,
     resource: &str,
     scopes: &[String],
-    grant: &[String],
-    family: Option<&str>,
+    granted: &[String],
+    grant: Grant<'_>,
 ) -> Result<Value, OAuthError> {
     let now = now();
     let ttl = core.settings.access_token_ttl_secs as i64;
     let scope = scopes.join(" ");
-    let claims = json!({
+    let mut claims = json!({
         "iss": core.issuer,
         "sub": account.subject,
         "aud": resource,
@@ -379,6 +394,7 @@ async fn issue(
         "preferred_username": account.username,
         "name": account.name,
     });
+    claims[GRANT_CLAIM] = json!(grant_id(grant.family));
     let access_token = core.keys.sign(&claims).map_err(OAuthError::server_error)?;
     let mut body = json!({
         "access_token": access_token,
@@ -386,18 +402,20 @@ async fn issue(
         "expires_in": ttl,
         "scope": scope,
     });
-    if let Some(family) = family {
+    if grant.refresh {
         let refresh = random_token();
         let record = RefreshToken {
-            family: family.to_owned(),
+            family: grant.family.to_owned(),
+            issued_at: now,
             client_id: client_id.to_owned(),
             resource: resource.to_owned(),
-            scopes: grant.to_vec(),
+            scopes: granted.to_vec(),
             account: account.clone(),
             expires_at: now + core.settings.refresh_token_ttl_secs as i64,
         };
-        // A family revoked since the token was spent (the reuse this rotation raced): the access
-        // token stands, short-lived like any other, but the grant ends here, without a successor.
+        // A family revoked since the token was spent (the reuse this rotation raced): the grant
+        // ends here, without a successor, and the access token is refused at its first use
+        // (the resource server finds its grant revoked).
         if core.store.save_refresh(&digest(&refresh), &record).await? {
             body["refresh_token"] = json!(refresh);
         } else {

@@ -112,6 +112,23 @@ impl TokenCache {
         shard.insert(slot, Entry { token: token.into(), verified });
     }
 
+    /// Drops the entry of `token` (filed under `slot`), if it is there.
+    pub fn remove(&self, slot: u64, token: &str) {
+        let Some(shard) = self.shard(slot) else { return };
+        let mut shard = shard.lock().expect("lock");
+        if shard.get(&slot).is_some_and(|entry| *entry.token == *token) {
+            shard.remove(&slot);
+        }
+    }
+
+    /// Drops every entry `doomed` picks (the tokens of a revoked grant): a scan of the whole
+    /// cache, which revocations (rare) pay for so that cached requests pay nothing.
+    pub fn remove_where(&self, doomed: impl Fn(&Verified) -> bool) {
+        for shard in &self.shards {
+            shard.lock().expect("lock").retain(|_, e| !doomed(&e.verified));
+        }
+    }
+
     /// Drops every entry whose key is no longer in `keys` (after a key refresh).
     pub fn retain_keys(&self, keys: &KeySet) {
         for shard in &self.shards {
@@ -226,6 +243,22 @@ mod tests {
         assert!(get(&cache, "tb", &new, 1).is_some());
         cache.retain_keys(&keys(&["c"]));
         assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn entries_can_be_removed_one_by_one_or_by_what_they_verified() {
+        let keys = keys(&["a", "b"]);
+        let cache = TokenCache::new(100, 0);
+        put(&cache, "ta", verified(&keys, "a", 1000), 0);
+        put(&cache, "tb", verified(&keys, "b", 1000), 0);
+        put(&cache, "tc", verified(&keys, "a", 1000), 0);
+        cache.remove(cache.slot("ta"), "not-ta");
+        assert!(get(&cache, "ta", &keys, 1).is_some(), "another token under the slot removes nothing");
+        cache.remove(cache.slot("ta"), "ta");
+        assert!(get(&cache, "ta", &keys, 1).is_none());
+        cache.remove_where(|v| v.key.kid() == "a");
+        assert!(get(&cache, "tc", &keys, 1).is_none());
+        assert!(get(&cache, "tb", &keys, 1).is_some());
     }
 
     #[test]

@@ -79,6 +79,11 @@ impl Authenticator {
     fn refused(&self, headers: &HeaderMap, rejection: &super::verify::Rejection) -> AppError {
         tracing::debug!(reason = %rejection, "access token refused");
         crate::observe::authentication_failed(rejection.reason());
+        // The store the revoked grants are in did not answer: no verdict, so 503 (as every other
+        // store failure), and the client tries again rather than asking for a new token.
+        if *rejection == super::verify::Rejection::Unavailable {
+            return AppError::Unavailable("cannot check the access token right now");
+        }
         AppError::Unauthorized(self.challenge.challenge(headers, Some("invalid_token"), Some(rejection.description())))
     }
 }

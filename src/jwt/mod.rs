@@ -8,6 +8,7 @@
 //! - [`verify`] — the token checks, ending in a [`Principal`](crate::principal::Principal).
 //! - [`cache`] — verified tokens, so a repeated token skips the signature check.
 //! - [`claims`] — claims to principal: name, scopes, roles.
+//! - [`revoked`] — grants the embedded issuer revoked, refused before their tokens expire.
 //! - [`layer`] — the tower layer on `/mcp` and the `Authorization` header rules.
 //!
 //! The composition root builds a [`Jwt`] from the settings and takes from it the auth layer,
@@ -19,6 +20,7 @@ pub mod keyfile;
 pub mod keys;
 pub mod layer;
 pub mod remote;
+pub mod revoked;
 pub mod verify;
 
 use std::sync::{Arc, Weak};
@@ -36,6 +38,7 @@ pub use verify::{Rejection, Verifier};
 
 use crate::config::{KeySource, Settings};
 use crate::error::StartupError;
+use crate::store::{Store, Subscription};
 use remote::RemoteKeys;
 use verify::Keys;
 
@@ -47,8 +50,10 @@ pub struct Jwt {
 }
 
 impl Jwt {
-    /// Loads (or generates) local keys, or fetches remote ones, and starts their refresh.
-    pub async fn from_settings(settings: &Settings) -> Result<Jwt, StartupError> {
+    /// Loads (or generates) local keys, or fetches remote ones, and starts their refresh. With
+    /// `revocations` (the embedded issuer's store), tokens of revoked grants are refused, and
+    /// revocations announced by any instance are listened to from now on.
+    pub async fn from_settings(settings: &Settings, revocations: Option<Arc<dyn Store>>) -> Result<Jwt, StartupError> {
         let jwt = &settings.jwt;
         if !jwt.enforce_audience {
             tracing::warn!(
@@ -64,9 +69,16 @@ impl Jwt {
             }
             KeySource::JwksUrl(_) | KeySource::Discovery(_) => (Keys::Remote(RemoteKeys::start(settings).await?), None),
         };
-        let verifier = Arc::new(Verifier::new(settings, keys));
+        let mut verifier = Verifier::new(settings, keys);
+        if let Some(store) = revocations {
+            verifier = verifier.with_revocations(store);
+        }
+        let verifier = Arc::new(verifier);
         if let Keys::Remote(_) = verifier.keys() {
             spawn_refresher(Arc::downgrade(&verifier), Duration::from_secs(jwt.refresh_interval_secs));
+        }
+        if let Some(revocations) = verifier.revocations() {
+            spawn_revocation_listener(Arc::downgrade(&verifier), revocations.subscribe());
         }
         Ok(Jwt { verifier, local, max_header_bytes: jwt.max_header_bytes })
     }
@@ -139,6 +151,19 @@ impl Jwt {
             report
         }
     }
+}
+
+/// Evicts the cached tokens of every grant revoked on any instance, for as long as the verifier
+/// lives (see [`revoked`]).
+fn spawn_revocation_listener(verifier: Weak<Verifier>, mut subscription: Subscription) {
+    tokio::spawn(async move {
+        while let Some(message) = subscription.recv().await {
+            let Some(verifier) = verifier.upgrade() else { return };
+            if let Ok(grant) = std::str::from_utf8(&message) {
+                verifier.forget_grant(grant);
+            }
+        }
+    });
 }
 
 /// Refreshes remote keys every `period` for as long as the verifier lives.

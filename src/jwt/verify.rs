@@ -22,6 +22,7 @@ use super::cache::{TokenCache, Verified};
 use super::claims::{self, RoleClaims};
 use super::keys::{KeySet, VerifyingKey};
 use super::remote::RemoteKeys;
+use super::revoked::{self, Revocations};
 use crate::config::{JwtAlgorithm, Settings};
 use crate::principal::Principal;
 
@@ -51,6 +52,11 @@ pub enum Rejection {
     Audience { sub: String },
     /// No `aud` claim, and the audience is enforced.
     NoAudience { sub: String },
+    /// The embedded issuer revoked the token's grant (see [`super::revoked`]).
+    Revoked { sub: String },
+    /// Whether the token's grant was revoked cannot be read from the store right now: not a
+    /// verdict on the token, and answered 503 (fail closed).
+    Unavailable,
 }
 
 impl Rejection {
@@ -68,6 +74,8 @@ impl Rejection {
             Rejection::Issuer { .. } => "issuer",
             Rejection::Audience { .. } => "audience",
             Rejection::NoAudience { .. } => "no_audience",
+            Rejection::Revoked { .. } => "revoked",
+            Rejection::Unavailable => "unavailable",
         }
     }
 
@@ -87,6 +95,8 @@ impl Rejection {
             Rejection::Issuer { .. } => "wrong issuer",
             Rejection::Audience { .. } => "token not issued for this resource",
             Rejection::NoAudience { .. } => "token has no audience",
+            Rejection::Revoked { .. } => "token revoked",
+            Rejection::Unavailable => "cannot check the token right now; try again shortly",
         }
     }
 }
@@ -105,7 +115,8 @@ impl fmt::Display for Rejection {
             | Rejection::IssuedInFuture { sub }
             | Rejection::Issuer { sub }
             | Rejection::Audience { sub }
-            | Rejection::NoAudience { sub } => write!(f, " (sub {sub:?})"),
+            | Rejection::NoAudience { sub }
+            | Rejection::Revoked { sub } => write!(f, " (sub {sub:?})"),
             _ => Ok(()),
         }
     }
@@ -146,6 +157,16 @@ pub struct Verifier {
     leeway: i64,
     roles: RoleClaims,
     cache: TokenCache,
+    /// With the embedded issuer: where revoked grants are recorded.
+    revocations: Option<Revocations>,
+}
+
+/// What [`Verifier::verify_with`] established.
+enum Checked {
+    /// A cached verification: nothing more to check.
+    Cached(Principal),
+    /// A fresh one, to be admitted (its grant checked) and then cached under `slot`.
+    Fresh { verified: Verified, slot: Option<u64> },
 }
 
 /// Seconds since the Unix epoch.
@@ -171,7 +192,20 @@ impl Verifier {
             leeway,
             roles: RoleClaims::new(&jwt.role_claims),
             cache: TokenCache::new(jwt.token_cache_size, leeway),
+            revocations: None,
         }
+    }
+
+    /// Refuses tokens whose grant is revoked in `store` (the embedded issuer's; see
+    /// [`super::revoked`]).
+    pub fn with_revocations(mut self, store: Arc<dyn crate::store::Store>) -> Self {
+        self.revocations = Some(Revocations::new(store));
+        self
+    }
+
+    /// Where revoked grants are recorded, when this verifier checks them.
+    pub fn revocations(&self) -> Option<&Revocations> {
+        self.revocations.as_ref()
     }
 
     /// The keys in use now.
@@ -201,9 +235,11 @@ impl Verifier {
     }
 
     /// Validates `token`. With remote keys, an unknown `kid` triggers one (shared,
-    /// rate-limited) refresh of the key set before the token is refused.
+    /// rate-limited) refresh of the key set before the token is refused. A token seen for the
+    /// first time that names a grant is checked against the revoked grants, if this verifier
+    /// checks them.
     pub async fn verify(&self, token: &str) -> Result<Principal, Rejection> {
-        match &self.keys {
+        let checked = match &self.keys {
             Keys::Fixed(set) => self.verify_with(set, token, unix_now()),
             Keys::Remote(remote) => {
                 let (generation, set) = remote.snapshot();
@@ -219,13 +255,82 @@ impl Verifier {
                     other => other,
                 }
             }
+        }?;
+        match checked {
+            Checked::Cached(principal) => Ok(principal),
+            Checked::Fresh { verified, slot } => self.admit(token, verified, slot).await,
         }
     }
 
+    /// Checks a freshly verified token's grant (one store read), then caches it. An eviction
+    /// between the read and the insert (a revocation announced meanwhile) takes the entry out
+    /// again: the next use reads the store once more.
+    async fn admit(&self, token: &str, verified: Verified, slot: Option<u64>) -> Result<Principal, Rejection> {
+        let principal = verified.principal.clone();
+        let revocations = self.revocations.as_ref().zip(revoked::grant_of(&principal));
+        let Some((revocations, grant)) = revocations else {
+            if let Some(slot) = slot {
+                self.cache.insert(slot, token, verified, unix_now());
+            }
+            return Ok(principal);
+        };
+        let generation = revocations.generation();
+        match revocations.is_revoked(grant).await {
+            Ok(false) => {}
+            Ok(true) => return Err(Rejection::Revoked { sub: principal.subject.clone() }),
+            Err(err) => {
+                tracing::warn!(%err, "revoked grants cannot be read: token refused");
+                return Err(Rejection::Unavailable);
+            }
+        }
+        if let Some(slot) = slot {
+            self.cache.insert(slot, token, verified, unix_now());
+            if revocations.generation() != generation {
+                self.cache.remove(slot, token);
+            }
+        }
+        Ok(principal)
+    }
+
+    /// Forgets the cached verifications of `grant`'s tokens: it was revoked (here or on another
+    /// instance), and their next use must read the store.
+    pub fn forget_grant(&self, grant: &str) {
+        if let Some(revocations) = &self.revocations {
+            revocations.bump();
+        }
+        self.cache.remove_where(|verified| revoked::grant_of(&verified.principal) == Some(grant));
+    }
+
+    /// Revokes `grant` for `lifetime`: recorded in the store, forgotten here at once, and
+    /// announced to the other instances. Without revocations (no embedded issuer) it does nothing.
+    pub async fn revoke_grant(
+        &self,
+        grant: &str,
+        lifetime: std::time::Duration,
+    ) -> Result<(), crate::store::StoreError> {
+        let Some(revocations) = &self.revocations else { return Ok(()) };
+        revocations.record(grant, lifetime).await?;
+        self.forget_grant(grant);
+        revocations.announce(grant).await
+    }
+
     /// Validates `token` against the current keys as of `now` (seconds since the epoch),
-    /// without fetching keys.
+    /// without fetching keys or reading the store (benchmarks, tests): a token that needs its
+    /// grant checked is refused as [`Rejection::Unavailable`], unless it is cached.
     pub fn verify_at(&self, token: &str, now: i64) -> Result<Principal, Rejection> {
-        self.verify_with(&self.key_set(), token, now)
+        match self.verify_with(&self.key_set(), token, now)? {
+            Checked::Cached(principal) => Ok(principal),
+            Checked::Fresh { verified, slot } => {
+                if self.revocations.is_some() && revoked::grant_of(&verified.principal).is_some() {
+                    return Err(Rejection::Unavailable);
+                }
+                let principal = verified.principal.clone();
+                if let Some(slot) = slot {
+                    self.cache.insert(slot, token, verified, now);
+                }
+                Ok(principal)
+            }
+        }
     }
 
     /// Refreshes remote keys now and forgets cached tokens of keys that left the set.
@@ -236,7 +341,7 @@ impl Verifier {
         }
     }
 
-    fn verify_with(&self, keys: &KeySet, token: &str, now: i64) -> Result<Principal, Rejection> {
+    fn verify_with(&self, keys: &KeySet, token: &str, now: i64) -> Result<Checked, Rejection> {
         let slot = (self.cache.capacity() > 0).then(|| self.cache.slot(token));
         if let Some(slot) = slot {
             let hit = self.cache.get(slot, token, keys, now);
@@ -244,15 +349,11 @@ impl Verifier {
             if let Some(hit) = hit {
                 // `exp` was checked by the cache; `nbf` is checked on every use as well.
                 self.check_times(hit.exp, hit.nbf, None, now, &hit.principal.subject)?;
-                return Ok(hit.principal);
+                return Ok(Checked::Cached(hit.principal));
             }
         }
         let verified = self.verify_uncached(keys, token, now)?;
-        let principal = verified.principal.clone();
-        if let Some(slot) = slot {
-            self.cache.insert(slot, token, verified, now);
-        }
-        Ok(principal)
+        Ok(Checked::Fresh { verified, slot })
     }
 
     fn verify_uncached(&self, keys: &KeySet, token: &str, now: i64) -> Result<Verified, Rejection> {
