@@ -886,6 +886,33 @@ mod tests {
         assert!(a.get(&session.id).await.unwrap().is_none());
     }
 
+    #[tokio::test]
+    async fn held_sessions_share_one_store_subscription_and_each_hears_only_its_own_signals() {
+        let memory = Arc::new(MemoryStore::new());
+        let store: Arc<dyn Store> = memory.clone();
+        let many = Caps { sessions: 1000, ..caps() };
+        let (a, b) = (
+            Sessions::new(store.clone(), many, Duration::from_secs(60)),
+            Sessions::new(store, many, Duration::from_secs(60)),
+        );
+        let mut held = Vec::new();
+        for _ in 0..200 {
+            held.push(a.create(None, LegacyVersion::V2025_11_25, ClientCapabilities::default()).await.unwrap());
+        }
+        assert_eq!(memory.channel_count(), 1, "one channel for every session, not one each");
+        let (target, bystander) = (&held[7], &held[8]);
+        let on_b = b.get(&target.id).await.unwrap().unwrap();
+        on_b.update(|record| record.log_level = Some(LogLevel::Error)).await.unwrap();
+        for _ in 0..100 {
+            if target.log_level().is_some() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(target.log_level(), Some(LogLevel::Error), "A hears of B's change to its session");
+        assert_eq!(bystander.log_level(), None, "and no other session takes it");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn the_standalone_stream_of_a_stopped_instance_is_taken_over_of_a_live_one_not() {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
