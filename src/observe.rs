@@ -68,6 +68,12 @@ pub const ISSUER_CONSENTS: &str = "mcp_auth.issuer.consents";
 pub const ISSUER_TOKENS: &str = "mcp_auth.issuer.tokens";
 /// Refresh tokens presented again after they were used (the whole family is revoked).
 pub const ISSUER_REFRESH_REUSE: &str = "mcp_auth.issuer.refresh_reuse_detected";
+/// Grants the embedded authorization server revoked (their refresh and access tokens), by
+/// `reason`: `code_replay`, `refresh_reuse`, `wrong_client` (a refresh token presented by another
+/// client), `client_request` (RFC 7009 revocation).
+pub const ISSUER_GRANTS_REVOKED: &str = "mcp_auth.issuer.grants_revoked";
+/// Answers of the introspection endpoint (RFC 7662) to authenticated clients, by `active`.
+pub const ISSUER_INTROSPECTIONS: &str = "mcp_auth.issuer.introspections";
 /// One storage operation, by `backend`, `operation` and `outcome`.
 pub const STORE_OPERATION_DURATION: &str = "mcp_auth.store.operation.duration";
 /// Always 1, labelled with the version: which build is running.
@@ -308,6 +314,20 @@ pub fn issuer_token(grant: &str, outcome: &'static str) {
 pub fn issuer_refresh_reuse_detected() {
     if enabled() {
         counter!(ISSUER_REFRESH_REUSE).increment(1);
+    }
+}
+
+/// A grant revoked, and why (see [`ISSUER_GRANTS_REVOKED`]).
+pub fn issuer_grant_revoked(reason: &'static str) {
+    if enabled() {
+        counter!(ISSUER_GRANTS_REVOKED, "reason" => reason).increment(1);
+    }
+}
+
+/// An introspection answered, active or not.
+pub fn issuer_introspection(active: bool) {
+    if enabled() {
+        counter!(ISSUER_INTROSPECTIONS, "active" => if active { "true" } else { "false" }).increment(1);
     }
 }
 

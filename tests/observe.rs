@@ -415,11 +415,12 @@ async fn jwks_refreshes_their_failures_and_the_last_success_are_exported() {
 }
 
 /// The embedded authorization server's series: sign-ins by outcome, consent answers, token
-/// requests by grant and outcome, and a refresh token's reuse.
+/// requests by grant and outcome, a refresh token's reuse, grants revoked by reason and
+/// introspections by answer.
 #[cfg(feature = "issuer")]
 #[tokio::test]
 async fn sign_ins_consents_token_requests_and_refresh_reuse_are_counted() {
-    use common::issuer::{BOB_PASSWORD, Browser, Pkce, accounts_layer, authorize_uri, form, query_of};
+    use common::issuer::{BOB_PASSWORD, Browser, Pkce, SERVICE_SECRET, accounts_layer, authorize_uri, form, query_of};
     const CALLBACK: &str = "http://127.0.0.1:4999/callback";
 
     let admin = free_port();
@@ -471,6 +472,22 @@ async fn sign_ins_consents_token_requests_and_refresh_reuse_are_counted() {
     assert_eq!(token(redeem).await.0, StatusCode::BAD_REQUEST, "a code is redeemed once");
     let made_up = vec![("grant_type", "password".to_owned()), ("client_id", "test-client".to_owned())];
     assert_eq!(token(made_up).await.0, StatusCode::BAD_REQUEST);
+    // The confidential client's own token: introspected (active), revoked at its request, then
+    // introspected again (not active).
+    let service = |path: &str, fields: Vec<(&str, &str)>| {
+        client
+            .post(server.url(path))
+            .basic_auth("test-service", Some(SERVICE_SECRET))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&fields))
+            .send()
+    };
+    let reply = service("/token", vec![("grant_type", "client_credentials")]).await.unwrap();
+    let access = reply.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
+    let active = |reply: reqwest::Response| async move { reply.json::<Value>().await.unwrap()["active"].clone() };
+    assert_eq!(active(service("/introspect", vec![("token", &access)]).await.unwrap()).await, true);
+    assert_eq!(service("/revoke", vec![("token", &access)]).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(active(service("/introspect", vec![("token", &access)]).await.unwrap()).await, false);
 
     let (_, metrics) = scrape(&client, admin).await;
     let sign_ins = |outcome| metrics.value("mcp_auth_issuer_sign_ins_total", &[("outcome", outcome)]);
@@ -485,5 +502,9 @@ async fn sign_ins_consents_token_requests_and_refresh_reuse_are_counted() {
     assert_eq!(tokens("refresh_token", "invalid_grant"), 1.0);
     assert_eq!(tokens("_OTHER", "unsupported_grant_type"), 1.0, "a made-up grant is no label value");
     assert_eq!(metrics.value("mcp_auth_issuer_refresh_reuse_detected_total", &[]), 1.0);
+    let revoked = |reason| metrics.value("mcp_auth_issuer_grants_revoked_total", &[("reason", reason)]);
+    assert_eq!((revoked("refresh_reuse"), revoked("code_replay"), revoked("client_request")), (1.0, 1.0, 1.0));
+    let introspected = |active| metrics.value("mcp_auth_issuer_introspections_total", &[("active", active)]);
+    assert_eq!((introspected("true"), introspected("false")), (1.0, 1.0));
     server.stop();
 }

@@ -40,7 +40,10 @@ pub(super) async fn introspect(
 ) -> Response {
     let address = core.address(&headers, peer.map(|Extension(ConnectInfo(addr))| addr));
     match handle(&core, &address, &headers, form).await {
-        Ok(body) => no_store(Json(body).into_response()),
+        Ok(body) => {
+            crate::observe::issuer_introspection(body["active"] == true);
+            no_store(Json(body).into_response())
+        }
         Err(error) => error.into_response(),
     }
 }

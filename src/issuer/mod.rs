@@ -285,13 +285,16 @@ impl Core {
     }
 
     /// Revokes a family's grant: its refresh tokens at `/token`, its access tokens at `/mcp`.
-    async fn revoke_family(&self, family: &str) -> Result<(), StoreError> {
-        self.revoke_grant(&crate::jwt::revoked::grant_id(family)).await
+    /// `reason` labels the metric ([`crate::observe::ISSUER_GRANTS_REVOKED`]).
+    async fn revoke_family(&self, family: &str, reason: &'static str) -> Result<(), StoreError> {
+        self.revoke_grant(&crate::jwt::revoked::grant_id(family), reason).await
     }
 
     /// Revokes a grant by its id (what access tokens carry), on every instance.
-    async fn revoke_grant(&self, grant: &str) -> Result<(), StoreError> {
-        self.verifier.revoke_grant(grant, self.revocation_lifetime).await
+    async fn revoke_grant(&self, grant: &str, reason: &'static str) -> Result<(), StoreError> {
+        self.verifier.revoke_grant(grant, self.revocation_lifetime).await?;
+        crate::observe::issuer_grant_revoked(reason);
+        Ok(())
     }
 
     /// The address of the client a request comes from (see [`crate::serve::client_address`]).

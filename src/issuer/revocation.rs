@@ -62,10 +62,10 @@ async fn handle(
         return Ok(());
     }
     match presented {
-        Presented::Refresh { token, .. } => core.revoke_family(&token.family).await?,
+        Presented::Refresh { token, .. } => core.revoke_family(&token.family, "client_request").await?,
         Presented::Access(principal) => {
             if let Some(grant) = grant_of(&principal) {
-                core.revoke_grant(grant).await?;
+                core.revoke_grant(grant, "client_request").await?;
             }
         }
     }

@@ -246,7 +246,7 @@ async fn authorization_code(core: &Core, client: &Client, params: &Params) -> Re
     let code = match core.store.redeem_code(&digest(code)).await? {
         Redeemed::Fresh(code) => code,
         Redeemed::Replayed { family } => {
-            core.revoke_family(&family).await?;
+            core.revoke_family(&family, "code_replay").await?;
             tracing::warn!(client_id = %client.client_id, "authorization code replayed; its tokens are revoked");
             return Err(OAuthError::invalid_grant("authorization code already used"));
         }
@@ -286,7 +286,7 @@ async fn refresh_token(core: &Core, client: &Client, params: &Params) -> Result<
         return Err(OAuthError::invalid_grant("unknown, expired or revoked refresh token"));
     };
     if token.client_id != client.client_id {
-        core.revoke_family(&token.family).await?;
+        core.revoke_family(&token.family, "wrong_client").await?;
         return Err(OAuthError::invalid_grant("refresh token was issued to another client"));
     }
     requested_scopes(params, &token)?;
@@ -294,7 +294,7 @@ async fn refresh_token(core: &Core, client: &Client, params: &Params) -> Result<
     match core.store.redeem_refresh(&key).await? {
         Redeemed::Fresh(_) => core.store.mark_rotated(&key, &token).await?,
         Redeemed::Replayed { family } => {
-            core.revoke_family(&family).await?;
+            core.revoke_family(&family, "refresh_reuse").await?;
             tracing::warn!(client_id = %client.client_id, "refresh token reused; its family is revoked");
             crate::observe::issuer_refresh_reuse_detected();
             return Err(OAuthError::invalid_grant("refresh token already used; every token of this grant is revoked"));
