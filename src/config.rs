@@ -180,6 +180,17 @@ pub enum ChallengeScopes {
     Operation,
 }
 
+/// When the embedded authorization server issues a refresh token with an authorization: always
+/// only to a client that may use the `refresh_token` grant (its registration, metadata document
+/// or configuration lists it), and with `offline_access` only when the authorization request
+/// asked for the `offline_access` scope too (the 2026-07-28 specification's guidance).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RefreshTokens {
+    Client,
+    OfflineAccess,
+}
+
 /// A per-item authorization rule.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -228,6 +239,10 @@ pub struct IssuerSettings {
     pub max_hash_queue: usize,
     /// Accept RFC 7591 dynamic client registration at `/register`.
     pub dynamic_registration: bool,
+    /// Refuse dynamic registrations that do not state their `application_type` (SEP-837).
+    pub require_application_type: bool,
+    /// When an authorization comes with a refresh token.
+    pub refresh_tokens: RefreshTokens,
     /// Registrations per client address per hour.
     pub registrations_per_address_per_hour: u32,
     /// The most registrations kept that have not been used yet (the oldest make room).

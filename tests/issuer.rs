@@ -59,7 +59,8 @@ async fn metadata_lists_every_endpoint_and_capability() {
     );
     assert_eq!(metadata["authorization_response_iss_parameter_supported"], true);
     assert_eq!(metadata["client_id_metadata_document_supported"], true);
-    assert_eq!(metadata["scopes_supported"], json!(["mcp:prompts", "mcp:read", "mcp:tools"]));
+    // `offline_access` is the authorization server's to offer (never the resource's).
+    assert_eq!(metadata["scopes_supported"], json!(["mcp:prompts", "mcp:read", "mcp:tools", "offline_access"]));
 
     let openid = get(&app, "/.well-known/openid-configuration").await.json();
     assert_eq!(openid["issuer"], ISSUER);
@@ -467,6 +468,27 @@ async fn refresh_tokens_rotate_and_a_reused_one_revokes_its_family() {
 }
 
 #[tokio::test]
+async fn with_refresh_tokens_offline_access_a_refresh_token_comes_only_when_asked_for() {
+    let app = is::app("[issuer]\nrefresh_tokens = \"offline_access\"").await;
+    let without = tokens_for(&app, "bob", BOB_PASSWORD, &[("scope", "mcp:read")]).await;
+    assert!(without["access_token"].is_string());
+    assert!(without.get("refresh_token").is_none(), "{without}");
+    let with = tokens_for(&app, "bob", BOB_PASSWORD, &[("scope", "mcp:read offline_access")]).await;
+    assert!(with["refresh_token"].is_string(), "{with}");
+    assert_eq!(with["scope"], "mcp:read", "offline_access is no scope of the resource's");
+    // The consent page says so when, and only when, the access can be renewed.
+    let consent = |scope: &'static str| {
+        let app = app.clone();
+        async move {
+            let uri = authorize_uri(CLIENT_ID, REDIRECT_URI, &Pkce::new(), &[("scope", scope)]);
+            text(&Browser::new(&app).consent_page(&uri, "bob", BOB_PASSWORD).await)
+        }
+    };
+    assert!(consent("mcp:read offline_access").await.contains("offline_access"));
+    assert!(!consent("mcp:read").await.contains("offline_access"));
+}
+
+#[tokio::test]
 async fn a_refresh_token_works_only_for_its_client() {
     let app = is::app("").await;
     let tokens = tokens_for(&app, "bob", BOB_PASSWORD, &[]).await;
@@ -622,6 +644,53 @@ async fn dynamic_registration_follows_rfc_7591_and_our_redirect_rules() {
             "{metadata}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_registration_states_its_application_type_and_its_redirect_uris_fit_it() {
+    let app = is::app("").await;
+    let registered = |redirect: &str, kind: Option<&str>| {
+        let mut metadata = json!({"redirect_uris": [redirect], "token_endpoint_auth_method": "none"});
+        if let Some(kind) = kind {
+            metadata["application_type"] = json!(kind);
+        }
+        let app = app.clone();
+        async move { register(&app, metadata).await }
+    };
+    for (redirect, kind, answered) in [
+        ("http://127.0.0.1:8765/cb", Some("native"), "native"),
+        ("com.example.app:/cb", Some("native"), "native"),
+        ("https://app.example/cb", Some("native"), "native"),
+        ("https://app.example/cb", Some("web"), "web"),
+        // None stated: what the redirect URIs imply.
+        ("http://localhost:8765/cb", None, "native"),
+        ("https://app.example/cb", None, "web"),
+    ] {
+        let reply = registered(redirect, kind).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{redirect} {kind:?}: {}", text(&reply));
+        assert_eq!(reply.json()["application_type"], answered, "{redirect} {kind:?}");
+    }
+    // A website cannot redirect to this computer or to an app's scheme.
+    for redirect in ["http://127.0.0.1:8765/cb", "https://localhost/cb", "https://[::1]/cb", "com.example.app:/cb"] {
+        let reply = registered(redirect, Some("web")).await;
+        assert_eq!(reply.json()["error"], "invalid_redirect_uri", "{redirect}");
+    }
+    for kind in [json!("desktop"), json!(1)] {
+        let metadata = json!({"redirect_uris": ["https://app.example/cb"], "application_type": kind});
+        assert_eq!(register(&app, metadata).await.json()["error"], "invalid_client_metadata", "{kind}");
+    }
+
+    let strict = is::app("[issuer]\nrequire_application_type = true").await;
+    let metadata = json!({"redirect_uris": ["http://127.0.0.1:8765/cb"], "token_endpoint_auth_method": "none"});
+    let reply = register(&strict, metadata.clone()).await;
+    // Refused for want of one, whatever its redirect URIs imply.
+    assert_eq!(
+        (reply.status, reply.json()["error"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalid_client_metadata"))
+    );
+    let mut stated = metadata;
+    stated["application_type"] = json!("native");
+    assert_eq!(register(&strict, stated).await.status, StatusCode::CREATED);
 }
 
 #[tokio::test]

@@ -31,6 +31,7 @@ use super::clients::{Destination, Origin};
 use super::cookies;
 use super::store::{Account, AuthorizationCode, PendingRequest, SignIn};
 use super::{ClientError, Core, Params, digest, now, pages, random_token};
+use crate::config::RefreshTokens;
 use crate::store::StoreError;
 
 /// The validated redirect URI, and what every answer sent there carries.
@@ -226,6 +227,12 @@ pub(super) async fn start(
         None => (random_token(), true),
     };
     let id = random_token();
+    // A refresh token only for a client that may redeem one, and with `refresh_tokens =
+    // "offline_access"` only when the request asks for that scope too.
+    let offline_access =
+        params.get("scope").is_some_and(|scope| scope.split_whitespace().any(|s| s == "offline_access"));
+    let refresh = client.allows_grant("refresh_token")
+        && (core.settings.refresh_tokens == RefreshTokens::Client || offline_access);
     let pending = PendingRequest {
         client_id: client.client_id.clone(),
         client_name: client.name.clone(),
@@ -238,6 +245,7 @@ pub(super) async fn start(
         scopes: core.grants.requested(params.get("scope")),
         browser: digest(&browser),
         trusted,
+        refresh,
         expires_at: now() + core.settings.request_ttl_secs as i64,
     };
     match core.store.save_request(&address, &id, &pending, core.settings.max_pending_per_address).await {
@@ -320,13 +328,16 @@ async fn consent_or_refusal(
         Destination::ThisComputer(address) => ("this_computer", address),
         Destination::App(scheme) => ("app", scheme),
     };
-    let granted: Vec<(String, String)> = granted
+    let mut granted: Vec<(String, String)> = granted
         .into_iter()
         .map(|s| {
             let description = describe(&s).to_owned();
             (s, description)
         })
         .collect();
+    if pending.refresh {
+        granted.push(("offline_access".to_owned(), describe("offline_access").to_owned()));
+    }
     let action = core.path("/authorize/consent");
     let html = pages::consent(&pages::ConsentPage {
         action: &action,
@@ -356,6 +367,7 @@ async fn consent_or_refusal(
 fn describe(scope: &str) -> &'static str {
     match scope {
         "mcp:read" => "see the tools, prompts and resources this server offers, and read resources",
+        "offline_access" => "keep this access while you are away: renew it without asking you again",
         "mcp:tools" => "call tools",
         "mcp:prompts" => "use prompts",
         _ => "a permission this server defines",
@@ -603,6 +615,7 @@ pub(super) async fn decide(
         scopes,
         account,
         family: random_token(),
+        refresh: pending.refresh,
         expires_at: now() + core.settings.code_ttl_secs as i64,
     };
     // From now on the client is trusted with error redirects: a person consented to it.

@@ -35,7 +35,9 @@ pub fn paths(base_path: &str, well_known: &str) -> Vec<String> {
 
 /// The RFC 8414 document.
 pub fn authorization_server(core: &Core) -> Value {
-    let scopes: Vec<&String> = core.grants.supported().collect();
+    // `offline_access` is the authorization server's to list (never the resource's): a client
+    // may ask for it to get a refresh token (see `issuer.refresh_tokens`).
+    let scopes: Vec<&str> = core.grants.supported().map(String::as_str).chain(["offline_access"]).collect();
     let mut document = json!({
         "issuer": core.issuer,
         "authorization_endpoint": core.url("/authorize"),

@@ -4,6 +4,13 @@
 //! rules as everyone's, its name is shown as unverified, and it may only use the authorization
 //! code and refresh token grants.
 //!
+//! A registration states its `application_type` (SEP-837, from OpenID Connect Dynamic Client
+//! Registration): `native` (an app on the person's device: loopback or private-use scheme
+//! redirect URIs, or https ones it claims) or `web` (a website: https redirect URIs on a host that
+//! is not this computer), and its redirect URIs must fit it. One that states none gets the type its
+//! redirect URIs imply, and the answer says which; with `issuer.require_application_type` it is
+//! refused instead.
+//!
 //! Anyone may register, so registrations are bounded: per client address per hour
 //! (`issuer.registrations_per_address_per_hour`), in size (a few short redirect URIs, a short
 //! name), and in number and time: at most `issuer.max_registered_clients` not used yet, the oldest
@@ -65,6 +72,45 @@ fn strings(metadata: &Map<String, Value>, name: &str) -> Result<Option<Vec<Strin
     }
 }
 
+/// Whether a redirect URI belongs to a website: https on a host that is not this computer.
+fn is_web_redirect(uri: &str) -> bool {
+    url::Url::parse(uri).is_ok_and(|url| {
+        url.scheme() == "https"
+            && url.host().is_some_and(|host| match host {
+                url::Host::Domain(name) => !name.eq_ignore_ascii_case("localhost"),
+                url::Host::Ipv4(ip) => !ip.is_loopback(),
+                url::Host::Ipv6(ip) => !ip.is_loopback(),
+            })
+    })
+}
+
+/// The registration's `application_type` (SEP-837), checked against its redirect URIs (already
+/// valid redirect URIs): a web application's must all be websites; a native application may use
+/// any valid one (loopback, a private-use scheme, or an https URL it claims). Without one, `web`
+/// when every redirect URI is a website's, else `native`; or a refusal when one is `required`.
+fn application_type(
+    metadata: &Map<String, Value>,
+    redirect_uris: &[String],
+    required: bool,
+) -> Result<&'static str, OAuthError> {
+    let all_web = redirect_uris.iter().all(|uri| is_web_redirect(uri));
+    match metadata.get("application_type") {
+        None | Some(Value::Null) if required => Err(OAuthError::invalid_client_metadata(
+            "application_type is required (SEP-837): native for an app on the person's device, web for a website",
+        )),
+        None | Some(Value::Null) => Ok(if all_web { "web" } else { "native" }),
+        Some(Value::String(kind)) if kind == "native" => Ok("native"),
+        Some(Value::String(kind)) if kind == "web" => match redirect_uris.iter().find(|uri| !is_web_redirect(uri)) {
+            None => Ok("web"),
+            Some(uri) => Err(OAuthError::invalid_redirect_uri(format!(
+                "`{uri}`: a web application's redirect URIs are https on a host that is not this computer; \
+                 an app on the person's device registers with application_type native"
+            ))),
+        },
+        Some(_) => Err(OAuthError::invalid_client_metadata("application_type must be native or web")),
+    }
+}
+
 async fn handle(core: &Core, address: &str, body: &[u8]) -> Result<Value, OAuthError> {
     let hour = Duration::from_secs(3600);
     let counted = core.store.count(&format!("register/{address}"), hour).await?;
@@ -94,6 +140,7 @@ async fn handle(core: &Core, address: &str, body: &[u8]) -> Result<Value, OAuthE
         }
         check_redirect_uri(uri, &core.settings.redirect_schemes).map_err(OAuthError::invalid_redirect_uri)?;
     }
+    let application_type = application_type(metadata, &redirect_uris, core.settings.require_application_type)?;
     // RFC 7591 section 2: the default method is client_secret_basic.
     let method = match metadata.get("token_endpoint_auth_method") {
         None | Some(Value::Null) => "client_secret_basic",
@@ -158,6 +205,7 @@ async fn handle(core: &Core, address: &str, body: &[u8]) -> Result<Value, OAuthE
         "grant_types": grant_types,
         "response_types": ["code"],
         "token_endpoint_auth_method": method,
+        "application_type": application_type,
     });
     if let Some(secret) = secret {
         body["client_secret"] = json!(secret);

@@ -54,7 +54,15 @@ pub struct PendingRequest {
     pub browser: String,
     /// Whether errors may be redirected to the client (configured, or consented to before).
     pub trusted: bool,
+    /// Whether the authorization comes with a refresh token (`issuer.refresh_tokens`).
+    #[serde(default = "yes")]
+    pub refresh: bool,
     pub expires_at: i64,
+}
+
+/// The default of flags added to records after they were first stored.
+fn yes() -> bool {
+    true
 }
 
 /// A sign-in remembered for one browser.
@@ -76,6 +84,9 @@ pub struct AuthorizationCode {
     pub account: Account,
     /// The token family the code starts: a replayed code revokes it.
     pub family: String,
+    /// Whether the grant comes with a refresh token (decided with the authorization request).
+    #[serde(default = "yes")]
+    pub refresh: bool,
     pub expires_at: i64,
 }
 

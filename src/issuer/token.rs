@@ -270,7 +270,7 @@ async fn authorization_code(core: &Core, client: &Client, params: &Params) -> Re
     {
         return Err(OAuthError::invalid_target("resource differs from the authorization request"));
     }
-    let grant = Grant { family: &code.family, refresh: client.allows_grant("refresh_token") };
+    let grant = Grant { family: &code.family, refresh: code.refresh && client.allows_grant("refresh_token") };
     issue(core, &code.account, &client.client_id, &code.resource, &code.scopes, &code.scopes, grant).await
 }
 
