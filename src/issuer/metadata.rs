@@ -36,6 +36,7 @@ pub fn paths(base_path: &str, well_known: &str) -> Vec<String> {
 /// The RFC 8414 document.
 pub fn authorization_server(core: &Core) -> Value {
     let scopes: Vec<&String> = core.grants.supported().collect();
+    let assertion_algorithms = core.assertions.algorithms();
     let mut document = json!({
         "issuer": core.issuer,
         "authorization_endpoint": core.url("/authorize"),
@@ -45,12 +46,16 @@ pub fn authorization_server(core: &Core) -> Value {
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
-        "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": assertion_algorithms,
         "revocation_endpoint": core.url("/revoke"),
-        "revocation_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported":
+            ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "revocation_endpoint_auth_signing_alg_values_supported": assertion_algorithms,
         // Confidential clients only (see `introspection`).
         "introspection_endpoint": core.url("/introspect"),
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "introspection_endpoint_auth_signing_alg_values_supported": assertion_algorithms,
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": true,
         "client_id_metadata_document_supported": true,
