@@ -75,27 +75,32 @@ impl Keys {
     }
 }
 
-/// A JWKS server on loopback, counting its fetches.
+/// A JSON server on loopback (a JWKS, a client metadata document), counting its fetches.
 struct JwksServer {
+    /// `/jwks.json` on it.
     url: String,
+    base: String,
     fetches: Arc<AtomicUsize>,
 }
 
-async fn serve_jwks(jwks: Value) -> JwksServer {
-    let fetches = Arc::new(AtomicUsize::new(0));
-    let counter = fetches.clone();
-    let app = Router::new().route(
-        "/jwks.json",
-        axum::routing::get(move || {
-            counter.fetch_add(1, Ordering::SeqCst);
-            let jwks = jwks.clone();
-            async move { axum::Json(jwks) }
-        }),
-    );
+/// Serves `documents(base, path)` as JSON (404 for `None`).
+async fn serve(documents: impl Fn(&str, &str) -> Option<Value> + Send + Sync + 'static) -> JwksServer {
+    use axum::response::IntoResponse;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let (counter, own, documents) = (fetches.clone(), base.clone(), Arc::new(documents));
+    let app = Router::new().fallback(move |uri: axum::http::Uri| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        let document = documents(&own, uri.path());
+        async move { document.map_or_else(|| StatusCode::NOT_FOUND.into_response(), |d| axum::Json(d).into_response()) }
+    });
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    JwksServer { url, fetches }
+    JwksServer { url: format!("{base}/jwks.json"), base, fetches }
+}
+
+async fn serve_jwks(jwks: Value) -> JwksServer {
+    serve(move |_, path| (path == "/jwks.json").then(|| jwks.clone())).await
 }
 
 /// The clients of these tests, and `extra` settings.
@@ -255,6 +260,54 @@ async fn the_code_flow_and_its_refresh_authenticate_with_assertions() {
     )
     .await;
     access_token(&refreshed);
+}
+
+#[tokio::test]
+async fn a_metadata_document_client_authenticates_with_the_keys_at_its_jwks_uri() {
+    let keys = Keys::new();
+    let ec_jwks = json!({ "keys": [keys.ec_jwk.clone()] });
+    let server = serve(move |base, path| match path {
+        "/client.json" => Some(json!({
+            "client_id": format!("{base}/client.json"),
+            "client_name": "Keyed metadata client",
+            "redirect_uris": ["http://127.0.0.1/callback"],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "token_endpoint_auth_method": "private_key_jwt",
+            "jwks_uri": format!("{base}/jwks.json"),
+        })),
+        "/jwks.json" => Some(ec_jwks.clone()),
+        _ => None,
+    })
+    .await;
+    let client_id = format!("{}/client.json", server.base);
+    let app = is::app("[issuer]\nallow_loopback_http_client_ids = true").await;
+    let (pkce, redirect) = (Pkce::new(), "http://127.0.0.1:5123/callback");
+    let callback = Browser::new(&app)
+        .authorize(&is::authorize_uri(&client_id, redirect, &pkce, &[]), "alice", ALICE_PASSWORD)
+        .await;
+    let code = is::query_of(&callback).remove("code").unwrap();
+    let redeem = |assertion: String| {
+        let fields = [
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", redirect),
+            ("code_verifier", pkce.verifier.as_str()),
+            ("client_assertion_type", ASSERTION_TYPE),
+        ]
+        .map(|(k, v)| (k, v.to_owned()));
+        let app = app.clone();
+        async move {
+            let mut fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            fields.push(("client_assertion", &assertion));
+            is::token_request(&app, &fields, None).await
+        }
+    };
+    // Signed by the RSA key, which the document does not publish: refused, the code unspent.
+    assert_refused(&redeem(keys.rs(Algorithm::RS256, &claims(&client_id))).await, "kid");
+    let token = access_token(&redeem(keys.es256(&claims(&client_id))).await);
+    assert_eq!(is::claims(&token)["client_id"], client_id.as_str());
+    assert_eq!(echo(&app, &token).await, "hello");
+    assert_eq!(server.fetches.load(Ordering::SeqCst), 2, "the document and the JWKS, once each");
 }
 
 #[tokio::test]

@@ -424,7 +424,8 @@ fn client_from_document(
         Some("private_key_jwt") => match (document.get("jwks_uri"), document.get("jwks")) {
             (Some(Value::String(uri)), None) => {
                 let url = Url::parse(uri).map_err(|_| "jwks_uri is not a URL")?;
-                if url.scheme() != "https" && !is_loopback_host(&url) {
+                // (Loopback `http` is fetched only with the development setting, see `fetch_jwks`.)
+                if !(url.scheme() == "https" || url.scheme() == "http" && is_loopback_host(&url)) {
                     return Err("jwks_uri must use https".into());
                 }
                 keys.uri = Some(uri.clone());
@@ -614,6 +615,26 @@ mod tests {
         assert_eq!(keys.uri.as_deref(), Some("https://app.example/jwks.json"));
         keyed["jwks"] = json!({ "keys": [] });
         assert!(client_from_document(id, &keyed, &[]).is_err(), "both jwks and jwks_uri");
+    }
+
+    #[tokio::test]
+    async fn a_documents_jwks_uri_is_fetched_only_from_public_https_addresses() {
+        let store = || IssuerStore::new(Arc::new(crate::store::MemoryStore::new()));
+        let strict = MetadataDocuments::new(false, Vec::new(), store());
+        for (uri, problem) in [
+            ("http://127.0.0.1:9/jwks.json", "must use https"),
+            ("http://keys.example/jwks.json", "must use https"),
+            ("https://user:pw@keys.example/jwks.json", "credentials"),
+            ("https://127.0.0.1:9/jwks.json", "non-public address"),
+            ("https://[::1]:9/jwks.json", "non-public address"),
+            ("https://169.254.169.254/jwks.json", "non-public address"),
+        ] {
+            let refused = strict.fetch_jwks(uri, false).await.unwrap_err();
+            assert!(refused.contains(problem), "{uri}: {refused}");
+        }
+        // A configured URL may be on a private network: refused here only because nothing listens.
+        let refused = strict.fetch_jwks("http://127.0.0.1:9/jwks.json", true).await.unwrap_err();
+        assert!(refused.contains("failed"), "{refused}");
     }
 
     #[test]
