@@ -233,8 +233,11 @@ pub struct IssuerSettings {
     pub authorize_per_address_per_minute: u32,
     /// Pending authorization requests kept per client address; the address's oldest make room.
     pub max_pending_per_address: usize,
-    /// Client-secret attempts per client, and per client address, per `login_window_secs`.
+    /// Client-secret attempts per client, and per client address, per `login_window_secs`
+    /// (client assertions count as attempts too).
     pub client_secret_max_attempts: u32,
+    /// Signature algorithms accepted for `private_key_jwt` client assertions.
+    pub client_assertion_algorithms: Vec<JwtAlgorithm>,
     /// Password and secret checks waiting for a hashing thread at once; beyond that, 503.
     pub max_hash_queue: usize,
     /// Accept RFC 7591 dynamic client registration at `/register`.
@@ -307,6 +310,17 @@ pub struct IssuerClient {
     /// `client_credentials`: the scopes it may obtain; empty = whatever its roles permit.
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// Empty = decided by `secret_hash` (`none` without one, `client_secret_basic` or `_post`
+    /// with one); `private_key_jwt` = signed client assertions (RFC 7523), verified with `jwks`
+    /// or `jwks_uri`.
+    #[serde(default)]
+    pub token_endpoint_auth_method: String,
+    /// `private_key_jwt`: the client's public keys, a JWKS document as JSON text.
+    #[serde(default)]
+    pub jwks: String,
+    /// `private_key_jwt`: where the client publishes its JWKS (fetched and cached).
+    #[serde(default)]
+    pub jwks_uri: String,
 }
 
 fn default_client_grant_types() -> Vec<String> {
@@ -344,6 +358,12 @@ impl IssuerSettings {
                 return Err(StartupError::config(key, "must be greater than 0"));
             }
         }
+        if self.client_assertion_algorithms.is_empty() {
+            return Err(StartupError::config(
+                "issuer.client_assertion_algorithms",
+                "must name at least one algorithm (RS256, ES256, PS256, ...)",
+            ));
+        }
         let mut usernames = std::collections::BTreeSet::new();
         for user in &mut self.users {
             user.username = user.username.trim().to_owned();
@@ -379,13 +399,61 @@ impl IssuerSettings {
                     format!("names `{unknown}` (known: {})", GRANT_TYPES.join(", ")),
                 ));
             }
+            let has_secret = !client.secret_hash.expose_secret().is_empty();
+            let has_keys = !client.jwks.trim().is_empty() || !client.jwks_uri.trim().is_empty();
+            let method_key = format!("{key}.token_endpoint_auth_method");
+            match client.token_endpoint_auth_method.trim() {
+                "" if has_keys => {
+                    return Err(StartupError::config(
+                        method_key,
+                        "must be `private_key_jwt` when jwks or jwks_uri is set",
+                    ));
+                }
+                "" => {}
+                "none" if has_secret => return Err(StartupError::config(method_key, "`none` takes no secret_hash")),
+                "client_secret_basic" | "client_secret_post" if !has_secret => {
+                    return Err(StartupError::config(method_key, "a client secret method needs a secret_hash"));
+                }
+                "none" | "client_secret_basic" | "client_secret_post" if has_keys => {
+                    return Err(StartupError::config(method_key, "jwks and jwks_uri are for `private_key_jwt`"));
+                }
+                "none" | "client_secret_basic" | "client_secret_post" => {}
+                "private_key_jwt" => {
+                    if has_secret {
+                        return Err(StartupError::config(
+                            method_key,
+                            "`private_key_jwt` takes no secret_hash: a client authenticates one way",
+                        ));
+                    }
+                    if client.jwks.trim().is_empty() == client.jwks_uri.trim().is_empty() {
+                        return Err(StartupError::config(
+                            method_key,
+                            "`private_key_jwt` needs exactly one of jwks (inline JSON) and jwks_uri",
+                        ));
+                    }
+                    if !client.jwks_uri.trim().is_empty() {
+                        client.jwks_uri = client.jwks_uri.trim().to_owned();
+                        check_remote_url(&format!("{key}.jwks_uri"), &client.jwks_uri)?;
+                    }
+                }
+                other => {
+                    return Err(StartupError::config(
+                        method_key,
+                        format!(
+                            "`{other}` is not supported (none, client_secret_basic, client_secret_post, private_key_jwt)"
+                        ),
+                    ));
+                }
+            }
             let grants = |name: &str| client.grant_types.iter().any(|g| g == name);
             if grants("client_credentials")
-                && (client.secret_hash.expose_secret().is_empty() || client.roles.is_empty())
+                && (!(has_secret || client.token_endpoint_auth_method.trim() == "private_key_jwt")
+                    || client.roles.is_empty())
             {
                 return Err(StartupError::config(
                     key,
-                    "client_credentials needs a secret_hash (a confidential client) and at least one role",
+                    "client_credentials needs a secret_hash or private_key_jwt (a confidential client) and at least \
+                     one role",
                 ));
             }
             if grants("authorization_code") && client.redirect_uris.is_empty() {
@@ -688,6 +756,7 @@ const LIST_KEYS: &[&str] = &[
     "oauth.authorization_servers",
     "scopes.supported",
     "issuer.redirect_schemes",
+    "issuer.client_assertion_algorithms",
 ];
 
 impl Settings {

@@ -55,8 +55,9 @@ async fn metadata_lists_every_endpoint_and_capability() {
     assert_eq!(metadata["grant_types_supported"], json!(["authorization_code", "refresh_token", "client_credentials"]));
     assert_eq!(
         metadata["token_endpoint_auth_methods_supported"],
-        json!(["none", "client_secret_basic", "client_secret_post"])
+        json!(["none", "client_secret_basic", "client_secret_post", "private_key_jwt"])
     );
+    assert_eq!(metadata["token_endpoint_auth_signing_alg_values_supported"], json!(["RS256", "ES256", "PS256"]));
     assert_eq!(metadata["authorization_response_iss_parameter_supported"], true);
     assert_eq!(metadata["client_id_metadata_document_supported"], true);
     // `offline_access` is the authorization server's to offer (never the resource's).

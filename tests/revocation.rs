@@ -240,12 +240,12 @@ async fn metadata_advertises_revocation_and_introspection() {
     assert_eq!(metadata["revocation_endpoint"], format!("{ISSUER}/revoke"));
     assert_eq!(
         metadata["revocation_endpoint_auth_methods_supported"],
-        json!(["none", "client_secret_basic", "client_secret_post"])
+        json!(["none", "client_secret_basic", "client_secret_post", "private_key_jwt"])
     );
     assert_eq!(metadata["introspection_endpoint"], format!("{ISSUER}/introspect"));
     assert_eq!(
         metadata["introspection_endpoint_auth_methods_supported"],
-        json!(["client_secret_basic", "client_secret_post"])
+        json!(["client_secret_basic", "client_secret_post", "private_key_jwt"])
     );
 }
 

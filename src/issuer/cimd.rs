@@ -19,6 +19,10 @@
 //!   make this server fetch it again and again; concurrent requests for one URL share one fetch,
 //!   and at most a few fetches run at once (the rest are told to try again shortly): anyone can
 //!   trigger a fetch, without signing in.
+//!
+//! A document may declare `token_endpoint_auth_method` `private_key_jwt` with its public keys
+//! (`jwks`, or `jwks_uri`): the JWKS at `jwks_uri` is fetched by [`MetadataDocuments::fetch_jwks`]
+//! under the same rules (16 KiB), for [`super::assertion`], which caches it.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -33,11 +37,13 @@ use url::{Host, Url};
 use serde::{Deserialize, Serialize};
 
 use super::ClientError;
-use super::clients::{Client, Origin, Secret, check_redirect_uri, is_loopback_host};
+use super::clients::{Client, ClientKeys, Origin, Secret, check_redirect_uri, is_loopback_host};
 use super::store::IssuerStore;
 
 /// Largest document accepted, in bytes (the draft suggests 5 kilobytes).
 const MAX_DOCUMENT_BYTES: usize = 5 * 1024;
+/// Largest JWKS accepted, in bytes (a few RSA keys).
+const MAX_JWKS_BYTES: usize = 16 * 1024;
 /// Time limit for fetching one document.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Cache lifetimes: without `max-age`, and the bounds applied to it.
@@ -52,23 +58,42 @@ const MAX_FETCHES_IN_FLIGHT: usize = 8;
 /// What the store keeps for a document URL: the client it describes, or why there is none.
 #[derive(Serialize, Deserialize)]
 enum Cached {
-    Client { name: String, redirect_uris: Vec<String>, grant_types: Vec<String> },
+    Client {
+        name: String,
+        redirect_uris: Vec<String>,
+        grant_types: Vec<String>,
+        /// `private_key_jwt`: the document's `jwks_uri`, or its `jwks` as JSON text.
+        #[serde(default)]
+        jwks_uri: Option<String>,
+        #[serde(default)]
+        jwks: Option<String>,
+    },
     Refused(String),
 }
 
 impl Cached {
     fn answer(self, client_id: &str) -> Result<Client, ClientError> {
         match self {
-            Cached::Client { name, redirect_uris, grant_types } => Ok(Client {
-                client_id: client_id.to_owned(),
-                name,
-                origin: Origin::MetadataDocument,
-                redirect_uris,
-                grant_types,
-                secret: Secret::None,
-                roles: Vec::new(),
-                scopes: Vec::new(),
-            }),
+            Cached::Client { name, redirect_uris, grant_types, jwks_uri, jwks } => {
+                let secret = match (jwks_uri, jwks) {
+                    (Some(uri), _) => Secret::PrivateKeyJwt(ClientKeys::Uri(uri)),
+                    (None, Some(jwks)) => {
+                        let jwks = serde_json::from_str(&jwks).map_err(|_| ClientError::Unknown("bad jwks".into()))?;
+                        Secret::PrivateKeyJwt(ClientKeys::inline(&jwks).map_err(ClientError::Unknown)?)
+                    }
+                    (None, None) => Secret::None,
+                };
+                Ok(Client {
+                    client_id: client_id.to_owned(),
+                    name,
+                    origin: Origin::MetadataDocument,
+                    redirect_uris,
+                    grant_types,
+                    secret,
+                    roles: Vec::new(),
+                    scopes: Vec::new(),
+                })
+            }
             Cached::Refused(problem) => Err(ClientError::Unknown(problem)),
         }
     }
@@ -136,19 +161,21 @@ impl MetadataDocuments {
                 "this server is fetching too many client metadata documents; try again shortly".into(),
             ));
         };
-        let answer = match self.fetch(url).await {
+        let answer = match self.fetch(url, MAX_DOCUMENT_BYTES, false).await {
             Ok((document, max_age)) => {
                 client_from_document(client_id, &document, &self.redirect_schemes).map(|client| (client, max_age))
             }
             Err(problem) => Err(problem),
         };
         match answer {
-            Ok((client, max_age)) => {
+            Ok(((client, keys), max_age)) => {
                 if max_age > 0 {
                     let cached = Cached::Client {
                         name: client.name.clone(),
                         redirect_uris: client.redirect_uris.clone(),
                         grant_types: client.grant_types.clone(),
+                        jwks_uri: keys.uri,
+                        jwks: keys.inline,
                     };
                     self.store.save_document(client_id, &cached, Duration::from_secs(max_age as u64)).await?;
                 }
@@ -192,8 +219,32 @@ impl MetadataDocuments {
         Ok(url)
     }
 
-    /// Resolves, checks the addresses, and fetches the document from a checked address.
-    async fn fetch(&self, url: &Url) -> Result<(Value, i64), String> {
+    /// Fetches a client's JWKS (`jwks_uri`) with the rules of metadata documents: one of the
+    /// fetches in flight, https (loopback http only in development), public addresses only,
+    /// no redirects, 16 KiB, 5 seconds. `any_address`: a URL from the configuration, which the
+    /// operator chose, may be on a private network. Returns the document and its cache lifetime.
+    pub async fn fetch_jwks(&self, jwks_uri: &str, any_address: bool) -> Result<(Value, i64), String> {
+        let url = Url::parse(jwks_uri).map_err(|e| format!("the jwks_uri is not a valid URL ({e})"))?;
+        if !any_address {
+            match url.scheme() {
+                "https" => {}
+                "http" if self.allow_loopback_http && is_loopback_host(&url) => {}
+                _ => return Err("a jwks_uri must use https".into()),
+            }
+            if !url.username().is_empty() || url.password().is_some() || url.fragment().is_some() {
+                return Err("a jwks_uri must not contain credentials or a fragment".into());
+            }
+        }
+        let Ok(_slot) = self.in_flight.clone().try_acquire_owned() else {
+            return Err("this server is fetching too many client documents; try again shortly".into());
+        };
+        self.fetch(&url, MAX_JWKS_BYTES, any_address).await
+    }
+
+    /// Resolves, checks the addresses, and fetches the document from a checked address (any
+    /// address with `any_address`: configured URLs), at most `max_bytes` of it.
+    async fn fetch(&self, url: &Url, max_bytes: usize, any_address: bool) -> Result<(Value, i64), String> {
+        let may_fetch_from = |ip: IpAddr| any_address || self.may_fetch_from(ip);
         let port = url.port_or_known_default().ok_or("the client_id URL has no port")?;
         let (domain, addresses): (Option<&str>, Vec<IpAddr>) = match url.host() {
             Some(Host::Ipv4(ip)) => (None, vec![IpAddr::V4(ip)]),
@@ -210,7 +261,7 @@ impl MetadataDocuments {
         if addresses.is_empty() {
             return Err("the client_id host has no address".into());
         }
-        if let Some(refused) = addresses.iter().find(|ip| !self.may_fetch_from(**ip)) {
+        if let Some(refused) = addresses.iter().find(|ip| !may_fetch_from(**ip)) {
             return Err(format!(
                 "the client_id host resolves to {refused}, a non-public address this server does not fetch from"
             ));
@@ -229,21 +280,21 @@ impl MetadataDocuments {
             .map_err(|e| format!("fetching the client metadata document failed: {e}"))?;
         // The address the connection reached, checked again: it must be the one checked above.
         let reached = response.remote_addr().map(|address| address.ip());
-        if reached.is_none_or(|ip| !addresses.contains(&ip) || !self.may_fetch_from(ip)) {
+        if reached.is_none_or(|ip| !addresses.contains(&ip) || !may_fetch_from(ip)) {
             return Err("the client metadata document was served from an address that was not checked".into());
         }
         if response.status() != reqwest::StatusCode::OK {
             return Err(format!("the client metadata document answered HTTP {}", response.status().as_u16()));
         }
-        if response.content_length().is_some_and(|n| n > MAX_DOCUMENT_BYTES as u64) {
-            return Err(format!("the client metadata document is larger than {MAX_DOCUMENT_BYTES} bytes"));
+        if response.content_length().is_some_and(|n| n > max_bytes as u64) {
+            return Err(format!("the client metadata document is larger than {max_bytes} bytes"));
         }
         let max_age = cache_lifetime(response.headers().get(reqwest::header::CACHE_CONTROL));
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| format!("reading the document failed: {e}"))? {
             body.extend_from_slice(&chunk);
-            if body.len() > MAX_DOCUMENT_BYTES {
-                return Err(format!("the client metadata document is larger than {MAX_DOCUMENT_BYTES} bytes"));
+            if body.len() > max_bytes {
+                return Err(format!("the client metadata document is larger than {max_bytes} bytes"));
             }
         }
         let document = serde_json::from_slice(&body).map_err(|_| "the client metadata document is not JSON")?;
@@ -333,9 +384,20 @@ pub fn is_public(ip: IpAddr) -> bool {
     }
 }
 
-/// Checks a fetched document and turns it into a client (a public one: shared secrets make no
-/// sense in a published document, and `private_key_jwt` is not implemented here).
-fn client_from_document(client_id: &str, document: &Value, redirect_schemes: &[String]) -> Result<Client, String> {
+/// A document's `private_key_jwt` keys as the cache keeps them.
+#[derive(Default)]
+struct DocumentKeys {
+    uri: Option<String>,
+    inline: Option<String>,
+}
+
+/// Checks a fetched document and turns it into a client: a public one, or one that signs client
+/// assertions with the keys it publishes (shared secrets make no sense in a published document).
+fn client_from_document(
+    client_id: &str,
+    document: &Value,
+    redirect_schemes: &[String],
+) -> Result<(Client, DocumentKeys), String> {
     let document = document.as_object().ok_or("the client metadata document is not a JSON object")?;
     if document.get("client_id").and_then(Value::as_str) != Some(client_id) {
         return Err("the client metadata document's client_id is not its URL".into());
@@ -356,14 +418,33 @@ fn client_from_document(client_id: &str, document: &Value, redirect_schemes: &[S
     for uri in &redirect_uris {
         check_redirect_uri(uri, redirect_schemes)?;
     }
-    match document.get("token_endpoint_auth_method").and_then(Value::as_str) {
-        None | Some("none") => {}
+    let mut keys = DocumentKeys::default();
+    let secret = match document.get("token_endpoint_auth_method").and_then(Value::as_str) {
+        None | Some("none") => Secret::None,
+        Some("private_key_jwt") => match (document.get("jwks_uri"), document.get("jwks")) {
+            (Some(Value::String(uri)), None) => {
+                let url = Url::parse(uri).map_err(|_| "jwks_uri is not a URL")?;
+                // (Loopback `http` is fetched only with the development setting, see `fetch_jwks`.)
+                if !(url.scheme() == "https" || url.scheme() == "http" && is_loopback_host(&url)) {
+                    return Err("jwks_uri must use https".into());
+                }
+                keys.uri = Some(uri.clone());
+                Secret::PrivateKeyJwt(ClientKeys::Uri(uri.clone()))
+            }
+            (None, Some(jwks)) => {
+                let secret = Secret::PrivateKeyJwt(ClientKeys::inline(jwks)?);
+                keys.inline = Some(jwks.to_string());
+                secret
+            }
+            _ => return Err("private_key_jwt needs exactly one of jwks_uri (a string) and jwks".into()),
+        },
         Some(other) => {
             return Err(format!(
-                "token_endpoint_auth_method `{other}` is not supported for metadata-document clients (only `none`, with PKCE)"
+                "token_endpoint_auth_method `{other}` is not supported for metadata-document clients (`none`, \
+                 with PKCE, or `private_key_jwt`)"
             ));
         }
-    }
+    };
     if let Some(types) = document.get("response_types").and_then(Value::as_array)
         && !types.iter().any(|t| t == "code")
     {
@@ -384,16 +465,17 @@ fn client_from_document(client_id: &str, document: &Value, redirect_schemes: &[S
             known
         }
     };
-    Ok(Client {
+    let client = Client {
         client_id: client_id.to_owned(),
         name: name.to_owned(),
         origin: Origin::MetadataDocument,
         redirect_uris,
         grant_types,
-        secret: Secret::None,
+        secret,
         roles: Vec::new(),
         scopes: Vec::new(),
-    })
+    };
+    Ok((client, keys))
 }
 
 #[cfg(test)]
@@ -507,7 +589,7 @@ mod tests {
     fn documents_must_name_themselves_and_list_valid_redirect_uris() {
         let id = "https://app.example/c.json";
         let good = json!({ "client_id": id, "client_name": "App", "redirect_uris": ["http://127.0.0.1/cb"] });
-        let client = client_from_document(id, &good, &[]).unwrap();
+        let (client, _) = client_from_document(id, &good, &[]).unwrap();
         assert_eq!(
             (client.name.as_str(), client.grant_types.as_slice()),
             ("App", ["authorization_code".to_owned()].as_slice())
@@ -524,6 +606,35 @@ mod tests {
         let mut secret = good.clone();
         secret["token_endpoint_auth_method"] = json!("client_secret_basic");
         assert!(client_from_document(id, &secret, &[]).is_err());
+        let mut keyed = good.clone();
+        keyed["token_endpoint_auth_method"] = json!("private_key_jwt");
+        assert!(client_from_document(id, &keyed, &[]).is_err(), "private_key_jwt without keys");
+        keyed["jwks_uri"] = json!("https://app.example/jwks.json");
+        let (client, keys) = client_from_document(id, &keyed, &[]).unwrap();
+        assert!(matches!(client.secret, Secret::PrivateKeyJwt(ClientKeys::Uri(_))));
+        assert_eq!(keys.uri.as_deref(), Some("https://app.example/jwks.json"));
+        keyed["jwks"] = json!({ "keys": [] });
+        assert!(client_from_document(id, &keyed, &[]).is_err(), "both jwks and jwks_uri");
+    }
+
+    #[tokio::test]
+    async fn a_documents_jwks_uri_is_fetched_only_from_public_https_addresses() {
+        let store = || IssuerStore::new(Arc::new(crate::store::MemoryStore::new()));
+        let strict = MetadataDocuments::new(false, Vec::new(), store());
+        for (uri, problem) in [
+            ("http://127.0.0.1:9/jwks.json", "must use https"),
+            ("http://keys.example/jwks.json", "must use https"),
+            ("https://user:pw@keys.example/jwks.json", "credentials"),
+            ("https://127.0.0.1:9/jwks.json", "non-public address"),
+            ("https://[::1]:9/jwks.json", "non-public address"),
+            ("https://169.254.169.254/jwks.json", "non-public address"),
+        ] {
+            let refused = strict.fetch_jwks(uri, false).await.unwrap_err();
+            assert!(refused.contains(problem), "{uri}: {refused}");
+        }
+        // A configured URL may be on a private network: refused here only because nothing listens.
+        let refused = strict.fetch_jwks("http://127.0.0.1:9/jwks.json", true).await.unwrap_err();
+        assert!(refused.contains("failed"), "{refused}");
     }
 
     #[test]

@@ -10,12 +10,16 @@
 //! the same URI with any port, because a native app listens on whatever port is free when it
 //! starts, while its registration (a static metadata document, say) cannot know it.
 
+use std::sync::Arc;
+
 use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
 use url::Url;
 
 use super::store::RegisteredClient;
-use crate::config::IssuerClient;
+use crate::config::{IssuerClient, JwtAlgorithm};
 use crate::error::StartupError;
+use crate::jwt::KeySet;
 
 /// Where a client's registration comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +42,28 @@ pub enum Secret {
     /// The SHA-256 digest of a secret this server generated (32 random bytes: no need for a
     /// slow hash).
     Digest(String),
+    /// No secret: a JWT the client signs with its private key (`private_key_jwt`, RFC 7523
+    /// section 2.2), checked with these public keys by [`super::assertion`].
+    PrivateKeyJwt(ClientKeys),
+}
+
+/// Where a `private_key_jwt` client's public keys come from.
+#[derive(Debug, Clone)]
+pub enum ClientKeys {
+    /// A JWKS given with the registration (`jwks`), parsed when the client is.
+    Inline(Arc<KeySet>),
+    /// A JWKS URL (`jwks_uri`), fetched and cached when an assertion needs it.
+    Uri(String),
+}
+
+impl ClientKeys {
+    /// Parses an inline JWKS document. Every algorithm a key can verify is kept here; which ones
+    /// an assertion may use is `issuer.client_assertion_algorithms`, checked per assertion.
+    pub fn inline(jwks: &Value) -> Result<ClientKeys, String> {
+        KeySet::from_jwks(jwks, &JwtAlgorithm::ALL)
+            .map(|set| ClientKeys::Inline(Arc::new(set)))
+            .map_err(|e| format!("jwks: {e}"))
+    }
 }
 
 /// A client as the authorization server knows it.
@@ -93,7 +119,18 @@ impl Client {
             check_redirect_uri(uri, extra_schemes)
                 .map_err(|problem| StartupError::config(format!("{key}.redirect_uris"), problem))?;
         }
-        let secret = if config.secret_hash.expose_secret().is_empty() {
+        let secret = if config.token_endpoint_auth_method.trim() == "private_key_jwt" {
+            if config.jwks_uri.is_empty() {
+                let jwks: Value = serde_json::from_str(&config.jwks)
+                    .map_err(|e| StartupError::config(format!("{key}.jwks"), format!("is not JSON: {e}")))?;
+                Secret::PrivateKeyJwt(
+                    ClientKeys::inline(&jwks)
+                        .map_err(|problem| StartupError::config(format!("{key}.jwks"), problem))?,
+                )
+            } else {
+                Secret::PrivateKeyJwt(ClientKeys::Uri(config.jwks_uri.clone()))
+            }
+        } else if config.secret_hash.expose_secret().is_empty() {
             Secret::None
         } else {
             super::password::check_hash(config.secret_hash.expose_secret())
@@ -112,7 +149,7 @@ impl Client {
         })
     }
 
-    /// Whether the client must authenticate with a secret.
+    /// Whether the client must authenticate (with a secret or a client assertion).
     pub fn is_confidential(&self) -> bool {
         !matches!(self.secret, Secret::None)
     }

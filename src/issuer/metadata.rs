@@ -38,6 +38,7 @@ pub fn authorization_server(core: &Core) -> Value {
     // `offline_access` is the authorization server's to list (never the resource's): a client
     // may ask for it to get a refresh token (see `issuer.refresh_tokens`).
     let scopes: Vec<&str> = core.grants.supported().map(String::as_str).chain(["offline_access"]).collect();
+    let assertion_algorithms = core.assertions.algorithms();
     let mut document = json!({
         "issuer": core.issuer,
         "authorization_endpoint": core.url("/authorize"),
@@ -47,12 +48,16 @@ pub fn authorization_server(core: &Core) -> Value {
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
-        "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": assertion_algorithms,
         "revocation_endpoint": core.url("/revoke"),
-        "revocation_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported":
+            ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "revocation_endpoint_auth_signing_alg_values_supported": assertion_algorithms,
         // Confidential clients only (see `introspection`).
         "introspection_endpoint": core.url("/introspect"),
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "introspection_endpoint_auth_signing_alg_values_supported": assertion_algorithms,
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": true,
         "client_id_metadata_document_supported": true,

@@ -13,7 +13,7 @@
 //! - the token endpoint: `authorization_code`, `refresh_token` (rotated on every use; a reused
 //!   refresh token or code revokes its whole family, access tokens included), and
 //!   `client_credentials` for confidential clients of the configuration; client authentication
-//!   `none`, `client_secret_basic`, `client_secret_post`;
+//!   `none`, `client_secret_basic`, `client_secret_post`, `private_key_jwt` ([`assertion`]);
 //! - RFC 7009 revocation ([`revocation`]) and RFC 7662 introspection ([`introspection`]);
 //! - resource indicators (RFC 8707): `resource` must be this server's MCP endpoint (or one of
 //!   `jwt.extra_audiences`) and becomes `aud`; granted scopes are the requested ones that the
@@ -31,7 +31,8 @@
 //!
 //! # Parts
 //! - [`authorize`] — `GET /authorize`, the sign-in and consent forms.
-//! - [`token`] — `POST /token`: client authentication and the three grants.
+//! - [`token`] — `POST /token`: client authentication and the three grants;
+//!   [`assertion`] — `private_key_jwt` client assertions.
 //! - [`revocation`] — `POST /revoke` (RFC 7009); [`introspection`] — `POST /introspect` (RFC 7662).
 //! - [`register`] — `POST /register` (RFC 7591).
 //! - [`clients`] — clients, secrets, redirect URI rules; [`cimd`] — metadata documents.
@@ -40,6 +41,7 @@
 //! - [`pages`] — HTML; [`error`] — OAuth error responses; [`metadata`] — discovery documents.
 
 pub mod accounts;
+pub mod assertion;
 pub mod authorize;
 pub mod cimd;
 pub mod clients;
@@ -103,6 +105,8 @@ pub struct Core {
     users: accounts::Users,
     configured: HashMap<String, Client>,
     documents: cimd::MetadataDocuments,
+    /// `private_key_jwt`: the assertion rules and the clients' fetched keys.
+    assertions: assertion::Assertions,
     grants: Grants,
     resources: Resources,
     sign_in_limits: accounts::SignInLimits,
@@ -182,6 +186,10 @@ impl Issuer {
                 issuer_settings.allow_loopback_http_client_ids,
                 issuer_settings.redirect_schemes.clone(),
                 IssuerStore::new(store.clone()),
+            ),
+            assertions: assertion::Assertions::new(
+                issuer_settings.client_assertion_algorithms.clone(),
+                settings.jwt.leeway_secs,
             ),
             store: IssuerStore::new(store),
             users,

@@ -148,6 +148,15 @@ async fn handle(core: &Core, address: &str, body: &[u8]) -> Result<Value, OAuthE
             "none" => "none",
             "client_secret_basic" => "client_secret_basic",
             "client_secret_post" => "client_secret_post",
+            // Anonymous registrations naming keys would make this server fetch any URL anyone
+            // registers, and keep keys it cannot rotate (no RFC 7592 management here): clients
+            // with keys publish them in a client ID metadata document, or are configured.
+            "private_key_jwt" => {
+                return Err(OAuthError::invalid_client_metadata(
+                    "private_key_jwt cannot be registered dynamically: use a client ID metadata document with \
+                     jwks_uri, or ask the operator to configure the client",
+                ));
+            }
             other => {
                 return Err(OAuthError::invalid_client_metadata(format!(
                     "token_endpoint_auth_method {other} is not supported (none, client_secret_basic, client_secret_post)"

@@ -146,6 +146,8 @@ mod table {
     pub const CONSENTED: &str = "as_consented";
     /// Client ID metadata documents (and failures to get one), for their cache lifetime.
     pub const DOCUMENTS: &str = "as_cimd";
+    /// `jti`s of accepted client assertions (`private_key_jwt`), until the assertion expires.
+    pub const ASSERTIONS: &str = "as_assertion";
     /// Counters of the limits (sign-in attempts, client secrets, registrations, ...).
     pub const COUNTERS: &str = "as_count";
     /// Accounts whose sign-in is locked for browsers it has not seen, until a time.
@@ -334,6 +336,12 @@ impl IssuerStore {
 
     pub async fn save_document<T: Serialize>(&self, url: &str, answer: &T, ttl: Duration) -> StoreResult<()> {
         self.store.put(table::DOCUMENTS, url, &encode(answer), ttl).await
+    }
+
+    /// Records a client assertion's `jti` (digest) for `ttl`; `false` when it was already there
+    /// (a replay), on any instance sharing the store.
+    pub async fn spend_assertion(&self, key: &str, ttl: Duration) -> StoreResult<bool> {
+        self.store.put_new(table::ASSERTIONS, key, b"1", ttl).await
     }
 
     /// Counts one more event of `key` in a fixed window (attempts, registrations, ...).

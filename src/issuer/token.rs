@@ -10,8 +10,9 @@
 //!   their configured roles.
 //!
 //! Client authentication: `none` (public clients, with PKCE), `client_secret_basic`,
-//! `client_secret_post`; one method per request. Access tokens are JWTs signed with the `jwt`
-//! layer's key, for exactly one resource (`aud`), with the granted `scope`, the user's `roles`,
+//! `client_secret_post`, `private_key_jwt` (a signed `client_assertion`, see
+//! [`super::assertion`]); one method per request, the one the client is registered with. Access
+//! tokens are JWTs signed with the `jwt` layer's key, for exactly one resource (`aud`), with the granted `scope`, the user's `roles`,
 //! `client_id`, `preferred_username`, `name`, and the id of their grant (`grant_id`, see
 //! `jwt::revoked`): the family of a code's tokens, or, for `client_credentials`, a grant of the one
 //! token, so that every access token from here can be revoked.
@@ -33,6 +34,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::accounts::Busy;
+use super::assertion::{self, ASSERTION_TYPE};
 use super::clients::{Client, Origin, Secret};
 use super::error::OAuthError;
 use super::store::{Account, Redeemed, RefreshToken};
@@ -110,9 +112,9 @@ async fn handle(
 }
 
 /// Who is asking: one authentication method, checked against how the client is registered.
-/// Secret attempts are counted per client and per client address before the secret is checked
-/// (`issuer.client_secret_max_attempts` per `issuer.login_window_secs`); a success clears the
-/// client's count.
+/// Secret and assertion attempts are counted per client and per client address before they are
+/// checked (`issuer.client_secret_max_attempts` per `issuer.login_window_secs`); a success clears
+/// the client's count.
 pub(super) async fn authenticate(
     core: &Core,
     address: &str,
@@ -120,6 +122,25 @@ pub(super) async fn authenticate(
     params: &Params,
 ) -> Result<Client, OAuthError> {
     let basic = basic_credentials(headers)?;
+    let assertion = match (params.get("client_assertion_type"), params.get("client_assertion")) {
+        (None, None) => None,
+        (Some(ASSERTION_TYPE), Some(assertion)) => Some(assertion),
+        (Some(ASSERTION_TYPE), None) => {
+            return Err(OAuthError::invalid_client("client_assertion is required with client_assertion_type"));
+        }
+        (Some(other), _) => {
+            return Err(OAuthError::invalid_client(format!(
+                "client_assertion_type {other} is not supported (only {ASSERTION_TYPE})"
+            )));
+        }
+        (None, Some(_)) => return Err(OAuthError::invalid_client("client_assertion needs its client_assertion_type")),
+    };
+    if let Some(assertion) = assertion {
+        if basic.is_some() || params.get("client_secret").is_some() {
+            return Err(OAuthError::invalid_request("use one client authentication method, not two"));
+        }
+        return authenticate_assertion(core, address, params, assertion).await;
+    }
     let (client_id, secret) = match (basic, params.get("client_secret")) {
         (Some(_), Some(_)) => {
             return Err(OAuthError::invalid_request("use one client authentication method, not two"));
@@ -136,12 +157,20 @@ pub(super) async fn authenticate(
             (id.to_owned(), secret.map(str::to_owned))
         }
     };
-    let client = match core.client(&client_id).await {
-        Ok(client) => client,
-        Err(ClientError::Unknown(_)) => return Err(OAuthError::invalid_client("unknown client")),
-        Err(ClientError::Store(err)) => return Err(err.into()),
-    };
+    let client = find(core, &client_id).await?;
     let secret = match (&client.secret, secret) {
+        (Secret::PrivateKeyJwt(_), None) => {
+            return Err(OAuthError::invalid_client(
+                "this client must authenticate with private_key_jwt (a signed client_assertion)",
+            ));
+        }
+        (Secret::PrivateKeyJwt(_), Some(_)) => {
+            // Counted like a wrong secret: it is a guess at a credential this client does not have.
+            count_attempt(core, address, &client).await?;
+            return Err(OAuthError::invalid_client(
+                "this client authenticates with private_key_jwt (a signed client_assertion), not a secret",
+            ));
+        }
         (Secret::None, None) => return Ok(client),
         (Secret::None, Some(_)) => {
             return Err(OAuthError::invalid_client("a public client authenticates with PKCE, not a secret"));
@@ -149,6 +178,61 @@ pub(super) async fn authenticate(
         (_, None) => return Err(OAuthError::invalid_client("this client must authenticate with its secret")),
         (_, Some(secret)) => secret,
     };
+    let client_key = count_attempt(core, address, &client).await?;
+    let ok = match &client.secret {
+        Secret::Argon2(hash) => core.users.check_secret(hash.expose_secret(), &secret).await.map_err(|Busy| {
+            OAuthError::temporarily_unavailable("this server is checking too many secrets right now; try again shortly")
+        })?,
+        Secret::Digest(expected) => digest(&secret).as_bytes().ct_eq(expected.as_bytes()).into(),
+        Secret::None | Secret::PrivateKeyJwt(_) => false,
+    };
+    if !ok {
+        tracing::warn!(client_id = %client.client_id, "client authentication failed");
+        return Err(OAuthError::invalid_client("client authentication failed"));
+    }
+    core.store.reset(&client_key).await?;
+    Ok(client)
+}
+
+/// `private_key_jwt`: the client the assertion names (`sub`), its registration for this method,
+/// then the assertion itself, counted as an attempt like a secret.
+async fn authenticate_assertion(
+    core: &Core,
+    address: &str,
+    params: &Params,
+    assertion: &str,
+) -> Result<Client, OAuthError> {
+    let client_id = assertion::claimed_client(assertion)?;
+    if params.get("client_id").is_some_and(|id| id != client_id) {
+        return Err(OAuthError::invalid_client("client_id differs from the client assertion's `sub`"));
+    }
+    let client = find(core, &client_id).await?;
+    let client_key = count_attempt(core, address, &client).await?;
+    let Secret::PrivateKeyJwt(keys) = &client.secret else {
+        return Err(OAuthError::invalid_client(
+            "this client is not registered for private_key_jwt: it authenticates as it was registered",
+        ));
+    };
+    if let Err(error) = core.assertions.verify(core, &client, keys, assertion).await {
+        tracing::warn!(client_id = %client.client_id, reason = %error.description, "client assertion refused");
+        return Err(error);
+    }
+    core.store.reset(&client_key).await?;
+    Ok(client)
+}
+
+/// The client named `client_id`, or `invalid_client`.
+async fn find(core: &Core, client_id: &str) -> Result<Client, OAuthError> {
+    match core.client(client_id).await {
+        Ok(client) => Ok(client),
+        Err(ClientError::Unknown(_)) => Err(OAuthError::invalid_client("unknown client")),
+        Err(ClientError::Store(err)) => Err(err.into()),
+    }
+}
+
+/// Counts an authentication attempt of `client` from `address` before it is checked; refused
+/// beyond the limits. Returns the client's counter, which a success clears.
+async fn count_attempt(core: &Core, address: &str, client: &Client) -> Result<String, OAuthError> {
     let window = Duration::from_secs(core.settings.login_window_secs);
     let max = u64::from(core.settings.client_secret_max_attempts);
     let client_key = format!("secret-client/{}", digest(&client.client_id));
@@ -164,19 +248,7 @@ pub(super) async fn authenticate(
             ));
         }
     }
-    let ok = match &client.secret {
-        Secret::Argon2(hash) => core.users.check_secret(hash.expose_secret(), &secret).await.map_err(|Busy| {
-            OAuthError::temporarily_unavailable("this server is checking too many secrets right now; try again shortly")
-        })?,
-        Secret::Digest(expected) => digest(&secret).as_bytes().ct_eq(expected.as_bytes()).into(),
-        Secret::None => false,
-    };
-    if !ok {
-        tracing::warn!(client_id = %client.client_id, "client authentication failed");
-        return Err(OAuthError::invalid_client("client authentication failed"));
-    }
-    core.store.reset(&client_key).await?;
-    Ok(client)
+    Ok(client_key)
 }
 
 /// `Authorization: Basic` credentials, form-urlencoded inside (RFC 6749 section 2.3.1).
