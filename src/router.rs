@@ -244,6 +244,13 @@ impl AppBuilder {
             {
                 config.discovery_meta = meta.discovery_meta();
             }
+            // The embedded authorization server grants client_credentials (secrets and
+            // private_key_jwt): the OAuth client credentials extension, advertised as it suggests.
+            if self.embedded_issuer() {
+                config
+                    .extensions
+                    .insert("io.modelcontextprotocol/oauth-client-credentials".into(), serde_json::json!({}));
+            }
             config.tracing = self.trace_context.clone().map(|context| crate::mcp::observe::Tracing {
                 context,
                 include_subject: settings.telemetry.include_subject,

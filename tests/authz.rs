@@ -115,6 +115,14 @@ async fn initialize_and_discover_name_the_resource_metadata_and_health_shows_the
     let app = app().await;
     let discover = send(&app, modern(1, "server/discover", json!({}))).await.json();
     assert_eq!(discover["result"]["_meta"]["mcp-auth-server/resourceMetadata"], PRM_URL);
+    // The embedded authorization server grants client_credentials: the OAuth client credentials
+    // extension is advertised; tokens from elsewhere only, it is not.
+    const CLIENT_CREDENTIALS: &str = "io.modelcontextprotocol/oauth-client-credentials";
+    let advertised =
+        |discover: &Value| discover["result"]["capabilities"]["extensions"].get(CLIENT_CREDENTIALS).is_some();
+    assert_eq!(advertised(&discover), cfg!(feature = "issuer"), "{discover}");
+    let offline = app_with(&test_settings_with("[issuer]\nenabled = false")).await;
+    assert!(!advertised(&send(&offline, modern(1, "server/discover", json!({}))).await.json()));
     let init = send(&app, raw_post(call_body())).await.json();
     assert_eq!(init["result"]["_meta"]["mcp-auth-server/resourceMetadata"], PRM_URL);
     let health = send_as_is(&app, get("/health")).await.json();

@@ -74,6 +74,9 @@ pub struct McpConfig {
     /// Extra entries for the `_meta` of `initialize` / `server/discover` results (for example
     /// where the OAuth protected-resource metadata lives).
     pub discovery_meta: Map<String, Value>,
+    /// The extensions `server/discover` advertises in its capabilities (for example the OAuth
+    /// client credentials extension, when the embedded authorization server grants it).
+    pub extensions: Map<String, Value>,
     /// One span per MCP request, when traces are exported (see [`observe`]).
     pub tracing: Option<observe::Tracing>,
 }
@@ -99,6 +102,7 @@ impl McpConfig {
             request_state_secret: mcp.request_state_secret.clone(),
             request_state_ttl: Duration::from_secs(mcp.request_state_ttl_secs),
             discovery_meta: Map::new(),
+            extensions: Map::new(),
             tracing: None,
         }
     }

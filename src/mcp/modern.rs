@@ -149,7 +149,11 @@ fn validate(
 pub(super) fn discover(config: &McpConfig, capabilities: &ServerCapabilities) -> Value {
     let mut result = Map::new();
     result.insert("supportedVersions".into(), json!(MODERN_VERSIONS));
-    result.insert("capabilities".into(), json!(capabilities));
+    let mut capabilities = json!(capabilities);
+    if !config.extensions.is_empty() {
+        capabilities["extensions"] = Value::Object(config.extensions.clone());
+    }
+    result.insert("capabilities".into(), capabilities);
     if let Some(instructions) = &config.instructions {
         result.insert("instructions".into(), json!(instructions));
     }
