@@ -26,8 +26,9 @@
 //!
 //! Tokens are the JWTs the `jwt` layer validates: signed with its local key, `iss` =
 //! `server.public_url`, naming their grant (`jwt::revoked`), so that a revoked grant's access
-//! tokens are refused at `/mcp` on every instance, not only its refresh tokens at `/token`. State lives on the server's store ([`store`]): in memory, in an SQLite
-//! file, or in Redis shared by several instances.
+//! tokens are refused at `/mcp` on every instance, not only its refresh tokens at `/token`. State
+//! lives on the server's store ([`store`]): in memory, in an SQLite file, or in Redis shared by
+//! several instances.
 //!
 //! # Parts
 //! - [`authorize`] — `GET /authorize`, the sign-in and consent forms.

@@ -11,11 +11,13 @@
 //!
 //! Client authentication: `none` (public clients, with PKCE), `client_secret_basic`,
 //! `client_secret_post`, `private_key_jwt` (a signed `client_assertion`, see
-//! [`super::assertion`]); one method per request, the one the client is registered with. Access
-//! tokens are JWTs signed with the `jwt` layer's key, for exactly one resource (`aud`), with the granted `scope`, the user's `roles`,
-//! `client_id`, `preferred_username`, `name`, and the id of their grant (`grant_id`, see
-//! `jwt::revoked`): the family of a code's tokens, or, for `client_credentials`, a grant of the one
-//! token, so that every access token from here can be revoked.
+//! [`super::assertion`]); one method per request, the one the client is registered with.
+//!
+//! Access tokens are JWTs signed with the `jwt` layer's key, for exactly one resource (`aud`),
+//! with the granted `scope`, the user's `roles`, `client_id`, `preferred_username`, `name`, and
+//! the id of their grant (`grant_id`, see `jwt::revoked`): the family of a code's tokens, or, for
+//! `client_credentials`, a grant of the one token, so that every access token from here can be
+//! revoked.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
