@@ -411,7 +411,7 @@ impl Sessions {
     pub fn new(store: Arc<dyn Store>, caps: Caps, idle: Duration) -> Arc<Self> {
         let instance = Arc::from(super::random_id());
         let local = RwLock::new(HashMap::new());
-        Arc::new(Sessions {
+        let sessions = Arc::new(Sessions {
             store,
             instance,
             local,
@@ -419,13 +419,18 @@ impl Sessions {
             caps,
             idle,
             streams: Arc::default(),
-        })
+        });
+        // From the start: one task for the life of the instance (or, made outside a runtime, from
+        // its first session on).
+        sessions.listen();
+        sessions
     }
 
     /// Starts listening to what other instances say about the sessions held here, unless it
-    /// has. Called before a session's record is first read, so that no change made after the
-    /// read goes unheard.
+    /// has (or there is no runtime to listen on yet). Called again before a session's record is
+    /// first read, so that no change made after the read goes unheard.
     fn listen(self: &Arc<Self>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
         self.listening.get_or_init(|| {
             let mut subscription = self.store.subscribe(CHANNEL);
             let sessions = Arc::downgrade(self);
@@ -439,9 +444,7 @@ impl Sessions {
                     }
                 }
             };
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(listening);
-            }
+            runtime.spawn(listening);
         });
     }
 
