@@ -246,6 +246,7 @@ impl AppBuilder {
             }
             // The embedded authorization server grants client_credentials (secrets and
             // private_key_jwt): the OAuth client credentials extension, advertised as it suggests.
+            #[cfg(feature = "issuer")]
             if self.embedded_issuer() {
                 config
                     .extensions
