@@ -27,8 +27,8 @@ use serde_json::{Map, Value, json};
 
 use super::clients::Origin;
 use super::error::OAuthError;
-use super::revocation::{Presented, no_store, params, presented};
-use super::token::authenticate;
+use super::revocation::{Presented, params, presented};
+use super::token::{authenticate, no_store};
 use super::{Core, now};
 
 /// `POST /introspect`.

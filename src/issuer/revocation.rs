@@ -22,12 +22,12 @@ use std::sync::Arc;
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{ConnectInfo, Extension, Form, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
 use super::error::OAuthError;
 use super::store::RefreshToken;
-use super::token::authenticate;
+use super::token::{authenticate, no_store};
 use super::{Core, Params, digest};
 use crate::jwt::Rejection;
 use crate::jwt::revoked::grant_of;
@@ -82,14 +82,6 @@ pub(super) fn params(form: Result<Form<Vec<(String, String)>>, FormRejection>) -
         return Err(OAuthError::invalid_request(format!("parameter {name} is repeated")));
     }
     Ok(params)
-}
-
-/// `Cache-Control: no-store` and `Pragma: no-cache`, as on every answer about tokens.
-pub(super) fn no_store(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    response
 }
 
 /// A token this issuer issued and that is still live (not expired, not revoked).

@@ -63,15 +63,18 @@ pub(super) async fn token(
         crate::observe::issuer_token(&grant, handled.as_ref().map_or_else(|error| error.error, |_| "issued"));
     }
     match handled {
-        Ok(body) => {
-            let mut response = Json(body).into_response();
-            let headers = response.headers_mut();
-            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-            response
-        }
+        Ok(body) => no_store(Json(body).into_response()),
         Err(error) => error.into_response(),
     }
+}
+
+/// `Cache-Control: no-store` and `Pragma: no-cache`, as on every answer about tokens (here, at
+/// `/revoke` and at `/introspect`).
+pub(super) fn no_store(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
 }
 
 async fn handle(
