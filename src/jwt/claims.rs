@@ -8,20 +8,27 @@ use serde_json::{Map, Value};
 use crate::principal::{Identity, Principal};
 
 /// Where roles are read from: dotted claim paths such as `realm_access.roles` or
-/// `resource_access.my-client.roles`.
+/// `resource_access.my-client.roles`. A claim whose whole name is the path is read as it is:
+/// namespaced claims are URLs, dots included (Auth0: `https://example.com/roles`).
 #[derive(Debug, Clone)]
-pub struct RoleClaims(Vec<Vec<String>>);
+pub struct RoleClaims(Vec<(String, Vec<String>)>);
 
 impl RoleClaims {
     pub fn new(paths: &[String]) -> Self {
-        RoleClaims(paths.iter().map(|p| p.split('.').map(|s| s.trim().to_owned()).collect()).collect())
+        RoleClaims(
+            paths.iter().map(|p| (p.trim().to_owned(), p.split('.').map(|s| s.trim().to_owned()).collect())).collect(),
+        )
     }
 
     /// Every string found at any of the paths (an array of strings, or one space-separated
     /// string).
     fn collect(&self, claims: &Map<String, Value>) -> BTreeSet<String> {
         let mut roles = BTreeSet::new();
-        for path in &self.0 {
+        for (name, path) in &self.0 {
+            if let Some(value) = claims.get(name.as_str()) {
+                roles.extend(strings(Some(value)));
+                continue;
+            }
             let mut segments = path.iter();
             let Some(first) = segments.next() else { continue };
             let mut value = claims.get(first.as_str());
@@ -53,7 +60,8 @@ pub fn principal(claims: Map<String, Value>, roles: &RoleClaims) -> Option<Princ
     // `scope` (RFC 8693/9068, space-separated) and `scp` (Entra, Okta: string or array).
     let mut scopes: BTreeSet<String> = strings(claims.get("scope")).into_iter().collect();
     scopes.extend(strings(claims.get("scp")));
-    let client_id = text("client_id").or_else(|| text("azp")).map(str::to_owned);
+    // The client: `client_id` (RFC 9068), `azp` (OpenID Connect; Entra, Keycloak, Auth0), `cid` (Okta).
+    let client_id = text("client_id").or_else(|| text("azp")).or_else(|| text("cid")).map(str::to_owned);
     let expires_at = claims.get("exp").and_then(Value::as_f64).map(|e| e.floor() as i64);
     let roles = roles.collect(&claims);
     Some(Principal::new(Identity { subject, name, issuer, scopes, roles, client_id, expires_at, claims }))
@@ -99,6 +107,23 @@ mod tests {
     }
 
     #[test]
+    fn a_namespaced_claim_with_dots_in_its_name_is_read_whole() {
+        let roles = RoleClaims::new(&["https://mcp.example.com/roles".to_owned()]);
+        let p = principal(
+            claims(json!({"sub": "a", "iss": "i", "https://mcp.example.com/roles": ["admin"], "https://mcp": {"example": {"com/roles": ["nope"]}}})),
+            &roles,
+        )
+        .unwrap();
+        assert_eq!(p.roles.iter().map(String::as_str).collect::<Vec<_>>(), ["admin"]);
+        // Without the literal claim, the dotted path is walked as before.
+        let p = principal(
+            claims(json!({"sub": "a", "iss": "i", "https://mcp": {"example": {"com/roles": ["nested"]}}})),
+            &roles,
+        );
+        assert_eq!(p.unwrap().roles.iter().map(String::as_str).collect::<Vec<_>>(), ["nested"]);
+    }
+
+    #[test]
     fn name_prefers_preferred_username_then_name_then_subject() {
         let roles = RoleClaims::new(&[]);
         let p = principal(claims(json!({"sub": "s", "iss": "i", "name": "N", "preferred_username": "pu"})), &roles);
@@ -107,6 +132,8 @@ mod tests {
         assert_eq!(p.unwrap().name, "N");
         let p = principal(claims(json!({"sub": "s", "iss": "i", "azp": "cli"})), &roles).unwrap();
         assert_eq!((p.name.as_str(), p.client_id.as_deref()), ("s", Some("cli")));
+        let p = principal(claims(json!({"sub": "s", "iss": "i", "cid": "okta-client"})), &roles).unwrap();
+        assert_eq!(p.client_id.as_deref(), Some("okta-client"));
     }
 
     #[test]

@@ -17,6 +17,9 @@
 //
 // Environment (all optional):
 //   IDP_PORT          port on 127.0.0.1 (default 27180); the issuer is http://127.0.0.1:IDP_PORT
+//   IDP_PROFILE       behave like a commercial identity provider in what a resource server sees
+//                     (issuer URL, audience, where scopes and roles are), for the machine
+//                     clients' tokens (see PROFILES below): entra, auth0, keycloak or okta
 //   RESOURCE          our resource identifier (default http://127.0.0.1:27181/mcp)
 //   OTHER_RESOURCE    another API's identifier (default http://127.0.0.1:27189/api)
 //   USER_TOKEN_TTL    lifetime of users' access tokens, in seconds (default 600)
@@ -25,12 +28,76 @@
 // Prints "idp ready <issuer> kid=<kid>" on stdout once it listens.
 
 import { generateKeyPairSync } from 'node:crypto';
+import { createServer } from 'node:http';
 import { calculateJwkThumbprint } from 'jose';
 import Provider, { errors } from 'oidc-provider';
 
 const PORT = Number(process.env.IDP_PORT || 27180);
-const ISSUER = `http://127.0.0.1:${PORT}`;
 const RESOURCE = process.env.RESOURCE || 'http://127.0.0.1:27181/mcp';
+
+// What differs between identity providers, as a resource server sees their access tokens:
+//   path       the issuer's path under the origin (Auth0's issuer ends in a slash)
+//   api        the audience clients ask for instead of our URL, when the IdP has its own API
+//              identifiers (a `resource` naming it gets a token for it)
+//   shape      rewrites the claims oidc-provider puts into a JWT access token
+const TENANT = '9188040d-6c67-4c5b-b112-36a304b66dad';
+const PROFILES = {
+  // Entra ID v2: one issuer per tenant, audience the application's ID (a GUID), delegated scopes in
+  // `scp` (one space-separated string), app roles in `roles`, the client in `azp`. (The machine
+  // clients here get a delegated token's `scp` too, which Entra gives only to users' tokens:
+  // config/entra.toml says what that means for app-only callers.)
+  entra: {
+    path: `/${TENANT}/v2.0`,
+    api: 'api://6e1f2a48-0e4b-4bb3-9a4c-1e2d3c4b5a69',
+    shape(p) {
+      p.scp = p.scope; delete p.scope;
+      p.aud = p.aud.replace(/^api:\/\//, ''); // v2: the application ID, asked for by its ID URI
+      p.azp = p.client_id; delete p.client_id;
+      p.tid = TENANT; p.ver = '2.0';
+    },
+  },
+  // Auth0: issuer with a trailing slash, audience an API identifier, `scope` a string, RBAC
+  // permissions in `permissions`, roles only where an Action puts them (a namespaced claim).
+  auth0: {
+    path: '/',
+    api: 'https://mcp.example.com/api',
+    shape(p) {
+      p.permissions = String(p.scope || '').split(' ').filter(Boolean);
+      p['https://mcp.example.com/roles'] = p.roles; delete p.roles;
+      p.azp = p.client_id; p.gty = 'client-credentials';
+    },
+  },
+  // Keycloak (the realm of config/keycloak): issuer per realm, realm roles (ours beside
+  // Keycloak's own) in `realm_access.roles`, client roles in `resource_access.<client>.roles`,
+  // and `aud` is `account` unless an audience mapper adds the resource (m2m-unmapped has none).
+  keycloak: {
+    path: '/realms/mcp-realm',
+    shape(p) {
+      p.realm_access = { roles: [...p.roles, 'default-roles-mcp-realm', 'offline_access'] };
+      p.resource_access = { account: { roles: ['manage-account'] } };
+      delete p.roles;
+      p.aud = p.client_id === 'm2m-unmapped' ? 'account' : [p.aud, 'account'];
+      p.azp = p.client_id; p.typ = 'Bearer';
+    },
+  },
+  // Okta, custom authorization server: issuer under /oauth2/<server>, audience `api://default`,
+  // `scp` an array, the client in `cid`, groups (our roles) in a `groups` claim.
+  okta: {
+    path: '/oauth2/default',
+    api: 'api://default',
+    shape(p) {
+      p.scp = String(p.scope || '').split(' ').filter(Boolean); delete p.scope;
+      p.cid = p.client_id; delete p.client_id;
+      p.groups = p.roles; delete p.roles;
+    },
+  },
+};
+const PROFILE_NAME = process.env.IDP_PROFILE || '';
+if (PROFILE_NAME && !PROFILES[PROFILE_NAME]) throw new Error(`IDP_PROFILE: unknown profile ${PROFILE_NAME}`);
+const PROFILE = PROFILES[PROFILE_NAME] || {};
+// Where the provider's own routes are served: under the issuer's path, as real IdPs do.
+const MOUNT = (PROFILE.path || '').replace(/\/$/, '');
+const ISSUER = `http://127.0.0.1:${PORT}${PROFILE.path || ''}`;
 const OTHER_RESOURCE = process.env.OTHER_RESOURCE || 'http://127.0.0.1:27189/api';
 const USER_TOKEN_TTL = Number(process.env.USER_TOKEN_TTL || 600);
 const MCP_SCOPES = ['mcp:read', 'mcp:tools', 'mcp:prompts'];
@@ -45,6 +112,7 @@ const USERS = {
 const MACHINE_CLIENTS = [
   { client_id: 'm2m-admin', client_secret: 'm2m-admin-secret', roles: ['admin'] },
   { client_id: 'm2m-guest', client_secret: 'm2m-guest-secret', roles: ['guest'] },
+  { client_id: 'm2m-unmapped', client_secret: 'm2m-unmapped-secret', roles: ['admin'] },
 ];
 
 // ---------------------------------------------------------------- signing key ---
@@ -53,7 +121,7 @@ const key = { ...privateKey.export({ format: 'jwk' }), alg: 'RS256', use: 'sig' 
 key.kid = await calculateJwkThumbprint(key);
 
 // ------------------------------------------------------------ configuration ---
-const RESOURCE_SERVERS = [RESOURCE, OTHER_RESOURCE];
+const RESOURCE_SERVERS = [RESOURCE, OTHER_RESOURCE, ...(PROFILE.api ? [PROFILE.api] : [])];
 
 const configuration = {
   clients: MACHINE_CLIENTS.map(({ client_id, client_secret }) => ({
@@ -106,6 +174,13 @@ const configuration = {
   async findAccount(ctx, sub) {
     if (!USERS[sub]) return undefined;
     return { accountId: sub, claims: async () => ({ sub }) };
+  },
+  formats: {
+    customizers: {
+      async jwt(ctx, token, jwt) {
+        if (PROFILE.shape) PROFILE.shape(jwt.payload);
+      },
+    },
   },
   ttl: {
     AccessToken: USER_TOKEN_TTL,
@@ -206,7 +281,7 @@ const escape = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)}
 function loginPage(uid, params, problem = '') {
   return `<!doctype html><title>Sign in</title><h1>Sign in to ${escape(params.client_id)}</h1>
 <p>${escape(problem)}</p>
-<form method="post" action="/interaction/${escape(uid)}/login">
+<form method="post" action="${MOUNT}/interaction/${escape(uid)}/login">
 <input name="username" placeholder="username"> <input name="password" type="password" placeholder="password">
 <button type="submit">Sign in</button></form>`;
 }
@@ -215,13 +290,26 @@ function consentPage(uid, params, details) {
   const requested = String(params.scope || '').split(' ').filter((s) => MCP_SCOPES.includes(s));
   const boxes = requested.map((s) => `<label><input type="checkbox" name="scope" value="${escape(s)}" checked> ${escape(s)}</label><br>`).join('\n');
   return `<!doctype html><title>Consent</title><h1>${escape(params.client_id)} asks for access to ${escape(params.resource || 'your account')}</h1>
-<form method="post" action="/interaction/${escape(uid)}/confirm">
+<form method="post" action="${MOUNT}/interaction/${escape(uid)}/confirm">
 ${boxes}
 <button type="submit">Allow</button></form>`;
 }
 
 // -------------------------------------------------------------------- serve ---
-const server = provider.listen(PORT, '127.0.0.1', () => {
+// Under a path (MOUNT), each request's path is shortened by it and oidc-provider told where it
+// is mounted (through originalUrl), so that the URLs it publishes include the path.
+const callback = provider.callback();
+const server = createServer((req, res) => {
+  if (MOUNT) {
+    if (req.url !== MOUNT && !req.url.startsWith(`${MOUNT}/`)) {
+      res.statusCode = 404;
+      return res.end('not under the issuer\'s path\n');
+    }
+    req.originalUrl = req.url;
+    req.url = req.url.slice(MOUNT.length) || '/';
+  }
+  return callback(req, res);
+}).listen(PORT, '127.0.0.1', () => {
   console.log(`idp ready ${ISSUER} kid=${key.kid}`);
 });
 const stop = () => server.close(() => process.exit(0));

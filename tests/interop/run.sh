@@ -7,6 +7,9 @@
 #   embedded   no other service: `cargo run --all-features`, dev profile (config/dev.toml), its
 #              own authorization server (feature `issuer`) at its public URL, state in a fresh
 #              SQLite file
+#   profiles   idp.mjs behaving like Entra ID, Auth0, Keycloak and Okta in turn (IDP_PROFILE),
+#              our server started with that provider's shipped profile (config/<name>.toml),
+#              machine clients' tokens checked by profiles.mjs
 #   cluster    the embedded mode's clients against INTEROP_CLUSTER_URL, started by someone else:
 #              tests/cluster/run.sh (two instances and Redis behind nginx)
 #
@@ -19,7 +22,7 @@
 #        hostile.mjs (external only)    wrong aud, unpublished keys, IdP key rotation and outage
 #   3. prints "interop: N passed, M failed" over both modes and fails on any failed check.
 #
-# Usage: run.sh [MODE...]    (default: external embedded; cluster only when asked)
+# Usage: run.sh [MODE...]    (default: external embedded profiles; cluster only when asked)
 # Every flow runs even after another failed. Logs (IdP, server, each flow's output and stderr)
 # are kept in target/interop/logs/MODE. Ports: INTEROP_IDP_PORT (27180), INTEROP_MCP_PORT (27181)
 # for the external mode, INTEROP_EMBEDDED_PORT (27190) for the embedded one; below Linux's
@@ -28,9 +31,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 MODES=("$@")
-[ ${#MODES[@]} -gt 0 ] || MODES=(external embedded)
+[ ${#MODES[@]} -gt 0 ] || MODES=(external embedded profiles)
 for mode in "${MODES[@]}"; do
-  case "$mode" in external|embedded|cluster) ;; *) echo "interop: unknown mode $mode (external, embedded, cluster)" >&2; exit 2 ;; esac
+  case "$mode" in external|embedded|profiles|cluster) ;; *) echo "interop: unknown mode $mode (external, embedded, profiles, cluster)" >&2; exit 2 ;; esac
 done
 
 HERE=tests/interop
@@ -168,6 +171,48 @@ embedded() {
   stop "$server_pid"; server_pid=""
 }
 
+# --------------------------------------------------------- profiles mode ---
+profiles() {
+  export MCP_URL="http://127.0.0.1:$MCP_PORT/mcp"
+  ports_free "$IDP_PORT" "$MCP_PORT"
+  local profile audience
+  for profile in entra auth0 keycloak okta; do
+    # What clients ask for: the provider's API identifier (as idp.mjs defines it for the
+    # profile), or our resource URL where the provider has none (Keycloak).
+    case $profile in
+      entra) audience=api://6e1f2a48-0e4b-4bb3-9a4c-1e2d3c4b5a69 ;;
+      auth0) audience=https://mcp.example.com/api ;;
+      okta) audience=api://default ;;
+      keycloak) audience=$MCP_URL ;;
+    esac
+    say "profiles: $profile: the identity provider"
+    IDP_PROFILE=$profile IDP_PORT=$IDP_PORT RESOURCE="$MCP_URL" \
+      "$NODE" "$HERE/idp.mjs" > "$LOGS/profiles/idp-$profile.log" 2>&1 &
+    idp_pid=$!
+    wait_for 30 grep -q '^idp ready' "$LOGS/profiles/idp-$profile.log" || { cat "$LOGS/profiles/idp-$profile.log" >&2; exit 2; }
+    ISSUER=$(sed -n 's/^idp ready \([^ ]*\) .*/\1/p' "$LOGS/profiles/idp-$profile.log")
+
+    # The shipped profile; only what points at this machine is overridden (the issuer, and the
+    # audience where the provider names it), never where roles or scopes are read from.
+    local audiences=()
+    case $profile in
+      entra) audiences=(MCP_AUTH__JWT__EXTRA_AUDIENCES="${audience#api://}") ;; # v2: the bare application ID
+      auth0|okta) audiences=(MCP_AUTH__JWT__EXTRA_AUDIENCES="$audience") ;;
+    esac
+    say "profiles: $profile: mcp-auth-server with config/$profile.toml, issuer $ISSUER"
+    start_server "$MCP_PORT" "$LOGS/profiles/server-$profile.log" \
+      MCP_AUTH_PROFILE=$profile \
+      MCP_AUTH__SERVER__BIND="127.0.0.1:$MCP_PORT" \
+      MCP_AUTH__SERVER__PUBLIC_URL="http://127.0.0.1:$MCP_PORT" \
+      MCP_AUTH__JWT__ISSUER="$ISSUER" \
+      MCP_AUTH__STORAGE__URL=memory: \
+      "${audiences[@]}"
+    PROFILE=$profile ISSUER="$ISSUER" AUDIENCE="$audience" flow "$profile" "$NODE" "$HERE/profiles.mjs"
+    stop "$server_pid"; server_pid=""
+    stop "$idp_pid"; idp_pid=""
+  done
+}
+
 # --------------------------------------------------------- cluster mode ---
 cluster() {
   export AUTHORIZATION_SERVER=embedded
@@ -197,7 +242,7 @@ for mode in "${MODES[@]}"; do # NOTE and FAIL lines, named by mode and flow
 done
 echo "interop: $passed passed, $failed failed"
 if [ "$failed" -ne 0 ] || [ "$passed" -eq 0 ] || [ "$status" -ne 0 ]; then
-  for log in "$LOGS"/*/server.log; do
+  for log in "$LOGS"/*/server*.log; do
     [ -f "$log" ] || continue
     echo "interop: server log tail ($log):"; tail -n 30 "$log"
   done
