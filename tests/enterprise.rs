@@ -10,10 +10,15 @@
 //! accepted and changes one thing.
 
 mod common;
+#[path = "common/redis.rs"]
+mod redis_server;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
 
 use axum::extract::{Form, State};
 use axum::http::StatusCode;
@@ -24,6 +29,10 @@ use common::issuer::{self as is, ISSUER, RESOURCE, text};
 use common::tokens::{now, rsa_pair};
 use common::{Reply, modern, send, send_as_is};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use mcp_auth_server::store::{Counted, MemoryStore, Spent, Store, StoreError, Subscription};
+use mcp_auth_server::store_redis::RedisStore;
+use mcp_auth_server::store_sqlite::SqliteStore;
+use redis_server::RedisServer;
 use serde_json::{Value, json};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
@@ -622,4 +631,172 @@ fn bad_enterprise_settings_stop_the_start_with_a_clear_error() {
     assert!(error(&client).contains("no [[issuer.enterprise_idps]]"));
     let public = format!("[[issuer.clients]]\nclient_id = \"x\"\ngrant_types = [\"{JWT_BEARER}\"]\n{idp}");
     assert!(error(&public).contains("needs a secret_hash or private_key_jwt"));
+}
+
+// --- the store: every instance, both backends, failing closed ------------------------------------
+
+/// Two instances of the app with the IdP, on one store: `sqlite` (two connections to one file)
+/// or `redis` (one connection each to one server).
+async fn two_instances(backend: &str, idp: &TestIdp) -> (Router, Router, Option<RedisServer>) {
+    let (stores, redis): ([Arc<dyn Store>; 2], _) = match backend {
+        "sqlite" => {
+            let path = common::tokens::fresh_dir("idjag-sqlite").join("store.db");
+            let open = || async { Arc::new(SqliteStore::open(&path).await.unwrap()) as Arc<dyn Store> };
+            ([open().await, open().await], None)
+        }
+        _ => {
+            let redis = RedisServer::start();
+            let connect = || async { Arc::new(RedisStore::connect(&redis.url()).await.unwrap()) as Arc<dyn Store> };
+            ([connect().await, connect().await], Some(redis))
+        }
+    };
+    let [a, b] = stores;
+    let build = |store| mcp_auth_server::AppBuilder::new(is::settings(&overrides(idp, ""))).store(store).build();
+    (build(a).await.unwrap(), build(b).await.unwrap(), redis)
+}
+
+async fn an_id_jag_and_its_link_are_shared_by_instances(backend: &str) {
+    let idp = TestIdp::start().await;
+    let (a, b, _redis) = two_instances(backend, &idp).await;
+    let id_jag = sign(&idp.carol());
+    access_token(&present(&a, APP, &id_jag, &[]).await);
+    assert_refused(&present(&b, APP, &id_jag, &[]).await, "invalid_grant", "already used");
+    // The link A made by e-mail finds carol by her `sub` on B.
+    let token = access_token(&present(&b, APP, &sign(&idp.claims("U-carol")), &[]).await);
+    assert_eq!(is::claims(&token)["sub"], "carol");
+}
+
+#[tokio::test]
+async fn an_id_jag_and_its_link_are_shared_by_instances_on_sqlite() {
+    an_id_jag_and_its_link_are_shared_by_instances("sqlite").await;
+}
+
+#[tokio::test]
+async fn an_id_jag_and_its_link_are_shared_by_instances_on_redis() {
+    an_id_jag_and_its_link_are_shared_by_instances("redis").await;
+}
+
+/// The memory store, whose writes to `table` fail while `failing` is set.
+struct FailingWrites {
+    inner: MemoryStore,
+    table: &'static str,
+    failing: AtomicBool,
+}
+
+impl FailingWrites {
+    fn check(&self, table: &str) -> Result<(), StoreError> {
+        if table == self.table && self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("test: down".into()));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for FailingWrites {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+    fn shared(&self) -> bool {
+        false
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
+    async fn put(&self, table: &str, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        self.check(table)?;
+        self.inner.put(table, key, value, ttl).await
+    }
+    async fn put_new(&self, table: &str, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+        self.check(table)?;
+        self.inner.put_new(table, key, value, ttl).await
+    }
+    async fn get(&self, table: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(table, key).await
+    }
+    async fn take(&self, table: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.take(table, key).await
+    }
+    async fn delete(&self, table: &str, key: &str) -> Result<bool, StoreError> {
+        self.inner.delete(table, key).await
+    }
+    async fn touch(&self, table: &str, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        self.inner.touch(table, key, ttl).await
+    }
+    async fn put_spendable(&self, table: &str, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        self.inner.put_spendable(table, key, value, ttl).await
+    }
+    async fn spend(&self, table: &str, key: &str) -> Result<Spent, StoreError> {
+        self.inner.spend(table, key).await
+    }
+    async fn count(&self, table: &str, key: &str, window: Duration) -> Result<Counted, StoreError> {
+        self.inner.count(table, key, window).await
+    }
+    async fn put_in_group(
+        &self,
+        table: &str,
+        group: &str,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        max: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        self.inner.put_in_group(table, group, key, value, ttl, max).await
+    }
+    async fn group_len(&self, table: &str, group: &str) -> Result<usize, StoreError> {
+        self.inner.group_len(table, group).await
+    }
+    async fn append(&self, log: &str, event: &[u8], keep: usize, ttl: Duration) -> Result<u64, StoreError> {
+        self.inner.append(log, event, keep, ttl).await
+    }
+    async fn read_after(&self, log: &str, after: u64) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.inner.read_after(log, after).await
+    }
+    async fn publish(&self, channel: &str, message: &[u8]) -> Result<(), StoreError> {
+        self.inner.publish(channel, message).await
+    }
+    fn subscribe(&self, channel: &str) -> Subscription {
+        self.inner.subscribe(channel)
+    }
+}
+
+/// A 503 with `Retry-After` and no token.
+fn assert_unavailable(reply: &Reply) {
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{}", text(reply));
+    assert!(reply.header("retry-after").is_some());
+    assert!(reply.json().get("access_token").is_none());
+}
+
+#[tokio::test]
+async fn a_store_that_cannot_record_the_jti_or_the_link_fails_closed_without_a_token() {
+    for table in ["as_id_jag", "as_idp_link"] {
+        let idp = TestIdp::start().await;
+        let store = Arc::new(FailingWrites { inner: MemoryStore::new(), table, failing: AtomicBool::new(true) });
+        let settings = is::settings(&overrides(&idp, ""));
+        let app = mcp_auth_server::AppBuilder::new(settings).store(store.clone()).build().await.unwrap();
+        let id_jag = sign(&idp.carol());
+        assert_unavailable(&present(&app, APP, &id_jag, &[]).await);
+        store.failing.store(false, Ordering::SeqCst);
+        let retried = present(&app, APP, &id_jag, &[]).await;
+        if table == "as_id_jag" {
+            // Nothing was written: the same ID-JAG is accepted once the store is back.
+            access_token(&retried);
+        } else {
+            // The jti was spent before the link failed: that ID-JAG is gone, a new one works.
+            assert_refused(&retried, "invalid_grant", "already used");
+            access_token(&present(&app, APP, &sign(&idp.carol()), &[]).await);
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_idp_whose_keys_cannot_be_fetched_stops_the_start_with_a_clear_error() {
+    let port = redis_server::free_port();
+    let settings = is::settings(&format!(
+        "[jwt]\nstartup_timeout_secs = 0\n[[issuer.enterprise_idps]]\nissuer = \"http://127.0.0.1:{port}\"\n"
+    ));
+    let error = mcp_auth_server::AppBuilder::new(settings).build().await.expect_err("no start without the keys");
+    let message = error.to_string();
+    assert!(message.contains(&format!("http://127.0.0.1:{port}")), "{message}");
+    assert!(message.contains("issuer.enterprise_idps"), "{message}");
 }
