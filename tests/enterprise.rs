@@ -99,6 +99,8 @@ struct TestIdp {
     base: String,
     /// ID tokens it issued (at sign-in), and whom they are about.
     id_tokens: Arc<Mutex<HashMap<String, IdpUser>>>,
+    /// The public keys its JWKS serves (it may rotate them).
+    jwks: Arc<Mutex<Vec<Value>>>,
 }
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -112,7 +114,9 @@ impl TestIdp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let id_tokens = Arc::new(Mutex::new(HashMap::new()));
+        let jwks = Arc::new(Mutex::new(vec![idp_key().jwk.clone()]));
         let state = (base.clone(), id_tokens.clone());
+        let served = jwks.clone();
         let app = Router::new()
             .route(
                 "/.well-known/openid-configuration",
@@ -120,11 +124,17 @@ impl TestIdp {
                     Json(json!({ "issuer": base, "jwks_uri": format!("{base}/jwks.json"), "token_endpoint": format!("{base}/token") }))
                 }),
             )
-            .route("/jwks.json", get(|| async { Json(json!({ "keys": [idp_key().jwk.clone()] })) }))
+            .route(
+                "/jwks.json",
+                get(move || {
+                    let keys = served.lock().unwrap().clone();
+                    async move { Json(json!({ "keys": keys })) }
+                }),
+            )
             .route("/token", post(token_exchange))
             .with_state(state);
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        TestIdp { base, id_tokens }
+        TestIdp { base, id_tokens, jwks }
     }
 
     /// Section 3, reduced to its result: the user signed in to the client, which holds an ID token.
@@ -799,4 +809,57 @@ async fn an_idp_whose_keys_cannot_be_fetched_stops_the_start_with_a_clear_error(
     let message = error.to_string();
     assert!(message.contains(&format!("http://127.0.0.1:{port}")), "{message}");
     assert!(message.contains("issuer.enterprise_idps"), "{message}");
+}
+
+#[tokio::test]
+async fn a_client_registered_dynamically_with_a_secret_may_use_the_grant_and_a_public_one_may_not() {
+    let (app, idp) = setup("").await;
+    let register = |metadata: Value| {
+        let app = app.clone();
+        async move {
+            let request = axum::http::Request::post("/register")
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(metadata.to_string()))
+                .unwrap();
+            send_as_is(&app, request).await
+        }
+    };
+    let grants = json!(["authorization_code", JWT_BEARER]);
+    let registered = register(json!({ "redirect_uris": [is::REDIRECT_URI], "grant_types": grants })).await;
+    assert_eq!(registered.status, StatusCode::CREATED, "{}", text(&registered));
+    let registered = registered.json();
+    let (id, secret) = (registered["client_id"].as_str().unwrap(), registered["client_secret"].as_str().unwrap());
+    let mut claims = idp.carol();
+    claims["client_id"] = json!(id);
+    let fields = [("grant_type", JWT_BEARER), ("assertion", &sign(&claims))];
+    let token = access_token(&is::token_request(&app, &fields, Some((id, secret))).await);
+    assert_eq!(
+        (is::claims(&token)["sub"].as_str(), is::claims(&token)["client_id"].as_str()),
+        (Some("carol"), Some(id))
+    );
+    // A public client cannot register it.
+    let public = register(json!({
+        "redirect_uris": [is::REDIRECT_URI], "grant_types": grants, "token_endpoint_auth_method": "none",
+    }))
+    .await;
+    assert_eq!(public.status, StatusCode::BAD_REQUEST, "{}", text(&public));
+    assert_eq!(public.json()["error"], "invalid_client_metadata");
+    // Nor can anyone where no IdP is trusted.
+    let plain = is::app("").await;
+    let request = axum::http::Request::post("/register")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(json!({ "redirect_uris": [is::REDIRECT_URI], "grant_types": grants }).to_string()))
+        .unwrap();
+    assert_eq!(send_as_is(&plain, request).await.json()["error"], "invalid_client_metadata");
+}
+
+#[tokio::test]
+async fn a_key_the_idp_rotated_in_is_fetched_when_an_id_jag_names_it() {
+    // An unknown kid refetches the keys at once (no minimum interval between fetches here).
+    let (app, idp) = setup("[jwt]\nmin_refresh_interval_secs = 0").await;
+    let rotated = sign_with(rogue_key(), ID_JAG_TYPE, &idp.carol());
+    assert_refused(&present(&app, APP, &rotated, &[]).await, "invalid_grant", "no key of the IdP has kid");
+    // The IdP publishes the new key: the same kind of ID-JAG is accepted now.
+    idp.jwks.lock().unwrap().push(rogue_key().jwk.clone());
+    access_token(&present(&app, APP, &sign_with(rogue_key(), ID_JAG_TYPE, &idp.carol()), &[]).await);
 }
