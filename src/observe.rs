@@ -73,7 +73,7 @@ pub const ISSUER_REFRESH_REUSE: &str = "mcp_auth.issuer.refresh_reuse_detected";
 /// client), `client_request` (RFC 7009 revocation).
 pub const ISSUER_GRANTS_REVOKED: &str = "mcp_auth.issuer.grants_revoked";
 /// ID-JAGs presented with the JWT bearer grant (Enterprise-Managed Authorization), by `outcome`:
-/// `issued`, or why not (`untrusted_issuer`, `signature`, `typ`, `audience`, `resource`,
+/// `accepted`, or why not (`untrusted_issuer`, `signature`, `typ`, `audience`, `resource`,
 /// `expired`, `replayed`, `client`, `unknown_user`, `scope`, `malformed`, `store_error`).
 pub const ISSUER_ID_JAGS: &str = "mcp_auth.issuer.id_jags";
 /// Answers of the introspection endpoint (RFC 7662) to authenticated clients, by `active`.

@@ -157,7 +157,7 @@ impl EnterpriseIdps {
     /// Checks the `assertion` of a JWT bearer grant request from `client` and finds what it grants.
     pub async fn accept(&self, core: &Core, client: &Client, params: &Params) -> Result<Accepted, OAuthError> {
         let result = self.check(core, client, params).await;
-        crate::observe::issuer_id_jag(result.as_ref().map_or_else(|refusal| refusal.outcome, |_| "issued"));
+        crate::observe::issuer_id_jag(result.as_ref().map_or_else(|refusal| refusal.outcome, |_| "accepted"));
         result.map_err(|refusal| {
             tracing::warn!(client_id = %client.client_id, reason = %refusal.error.description, "ID-JAG refused");
             refusal.error
