@@ -213,7 +213,7 @@ impl AppBuilder {
             // Step 10: the embedded authorization server, signing with the same local key.
             #[cfg(feature = "issuer")]
             if self.embedded_issuer() {
-                let issuer = self.issuer(&jwt, store.clone())?;
+                let issuer = self.issuer(&jwt, store.clone()).await?;
                 app = app.merge(issuer.router());
                 health = health.section("issuer", issuer.health());
             }
@@ -251,6 +251,13 @@ impl AppBuilder {
                 config
                     .extensions
                     .insert("io.modelcontextprotocol/oauth-client-credentials".into(), serde_json::json!({}));
+                // And, with trusted enterprise IdPs, ID-JAGs (Enterprise-Managed Authorization).
+                if !settings.issuer.enterprise_idps.is_empty() {
+                    config.extensions.insert(
+                        "io.modelcontextprotocol/enterprise-managed-authorization".into(),
+                        serde_json::json!({}),
+                    );
+                }
             }
             config.tracing = self.trace_context.clone().map(|context| crate::mcp::observe::Tracing {
                 context,
@@ -382,7 +389,7 @@ impl AppBuilder {
     /// The embedded authorization server, signing with the `jwt` layer's local key, and checking
     /// (revoking, introspecting) tokens with its verifier.
     #[cfg(feature = "issuer")]
-    fn issuer(
+    async fn issuer(
         &self,
         jwt: &crate::jwt::Jwt,
         store: std::sync::Arc<dyn crate::store::Store>,
@@ -393,7 +400,8 @@ impl AppBuilder {
                 "the embedded authorization server needs local keys (jwt.issuer empty)",
             )
         })?;
-        crate::issuer::Issuer::new(&self.settings, keys, store, jwt.verifier().clone())
+        let enterprise = crate::issuer::enterprise::EnterpriseIdps::start(&self.settings).await?;
+        crate::issuer::Issuer::new(&self.settings, keys, store, jwt.verifier().clone(), enterprise)
     }
 }
 

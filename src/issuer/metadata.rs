@@ -65,6 +65,11 @@ pub fn authorization_server(core: &Core) -> Value {
     if core.settings.dynamic_registration {
         document["registration_endpoint"] = json!(core.url("/register"));
     }
+    // Enterprise-Managed Authorization: ID-JAGs with the JWT bearer grant (RFC 7523 section 2.1).
+    if !core.enterprise.is_empty() {
+        document["grant_types_supported"] =
+            json!(["authorization_code", "refresh_token", "client_credentials", crate::config::JWT_BEARER]);
+    }
     document
 }
 
