@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use super::keys::KeySet;
-use crate::config::{JwtAlgorithm, KeySource, Settings};
+use crate::config::{JwtAlgorithm, JwtSettings, KeySource};
 use crate::error::StartupError;
 
 /// Largest metadata or JWKS document accepted, in bytes.
@@ -75,18 +75,26 @@ pub struct RemoteKeys {
 }
 
 impl RemoteKeys {
-    /// Finds the JWKS (discovery when configured) and fetches it, retrying for
-    /// `jwt.startup_timeout_secs` before giving up.
-    pub async fn start(settings: &Settings) -> Result<Arc<RemoteKeys>, StartupError> {
-        let jwt = &settings.jwt;
-        let client = reqwest::Client::builder()
+    /// The HTTP client for one issuer's keys (and its introspection endpoint): bounded times,
+    /// few redirects, our user agent.
+    pub fn client(jwt: &JwtSettings) -> Result<reqwest::Client, StartupError> {
+        reqwest::Client::builder()
             .timeout(Duration::from_secs(jwt.fetch_timeout_secs))
             .connect_timeout(Duration::from_secs(jwt.fetch_timeout_secs.min(5)))
             .redirect(reqwest::redirect::Policy::limited(3))
             .user_agent(concat!("mcp-auth-server/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| StartupError::Remote(format!("cannot create the HTTP client: {e}")))?;
-        let source = jwt.key_source();
+            .map_err(|e| StartupError::Remote(format!("cannot create the HTTP client: {e}")))
+    }
+
+    /// Finds the JWKS of `source` (discovery when configured) and fetches it, keeping the keys
+    /// usable with `algorithms`, retrying for `jwt.startup_timeout_secs` before giving up.
+    pub async fn start(
+        jwt: &JwtSettings,
+        client: reqwest::Client,
+        source: KeySource,
+        algorithms: &[JwtAlgorithm],
+    ) -> Result<Arc<RemoteKeys>, StartupError> {
         let deadline = Instant::now() + Duration::from_secs(jwt.startup_timeout_secs);
         let mut pause = Duration::from_millis(250);
         let mut attempt_number = 0u32;
@@ -95,10 +103,12 @@ impl RemoteKeys {
                 let (origin, jwks_url) = match &source {
                     KeySource::JwksUrl(url) => ("jwks_url", url.clone()),
                     KeySource::Discovery(issuer) => ("discovery", discover(&client, issuer).await?),
-                    KeySource::LocalFiles => return Err(FetchError::fatal("no remote key source configured")),
+                    KeySource::LocalFiles | KeySource::Introspection => {
+                        return Err(FetchError::fatal("no remote key source configured"));
+                    }
                 };
                 warn_if_plain_http(&jwks_url);
-                let keys = fetch_jwks(&client, &jwks_url, &jwt.algorithms).await?;
+                let keys = fetch_jwks(&client, &jwks_url, algorithms).await?;
                 Ok((origin, jwks_url, keys))
             };
             match attempt.await {
@@ -115,7 +125,7 @@ impl RemoteKeys {
                         origin,
                         jwks_url,
                         client,
-                        algorithms: jwt.algorithms.clone(),
+                        algorithms: algorithms.to_vec(),
                         current: RwLock::new(Arc::new(keys)),
                         generation: AtomicU64::new(1),
                         fetching: tokio::sync::Mutex::new(()),
@@ -142,10 +152,10 @@ impl RemoteKeys {
                     let what = match &source {
                         KeySource::Discovery(issuer) => format!("from issuer {issuer}"),
                         KeySource::JwksUrl(url) => format!("from {url}"),
-                        KeySource::LocalFiles => String::new(),
+                        KeySource::LocalFiles | KeySource::Introspection => String::new(),
                     };
                     return Err(StartupError::Remote(format!(
-                        "cannot get the token signing keys {what}: {} (check jwt.issuer / jwt.jwks_url and that the issuer is up)",
+                        "cannot get the token signing keys {what}: {} (check jwt.issuer / jwt.jwks_url / jwt.issuers and that the issuer is up)",
                         err.message
                     )));
                 }
@@ -156,6 +166,11 @@ impl RemoteKeys {
     /// The keys in use now.
     pub fn current(&self) -> Arc<KeySet> {
         self.current.read().expect("lock").clone()
+    }
+
+    /// Whether `key` is in the current set (no clone of the set: the token cache asks on every hit).
+    pub fn holds(&self, key: &Arc<super::keys::VerifyingKey>) -> bool {
+        self.current.read().expect("lock").holds(key)
     }
 
     /// The keys in use now, with the generation they belong to.
