@@ -743,6 +743,68 @@ pub struct JwtSettings {
     pub token_cache_size: usize,
     /// Largest accepted `Authorization` header, in bytes.
     pub max_header_bytes: usize,
+    /// More trusted issuers (`[[jwt.issuers]]`), beside `jwt.issuer` (its short form).
+    #[serde(default)]
+    pub issuers: Vec<IssuerEntry>,
+    /// Opaque tokens: the longest an active introspection answer is reused, in seconds (it is
+    /// never reused past the token's `exp`).
+    pub introspection_cache_secs: u64,
+    /// Opaque tokens: how long an inactive answer is remembered, in seconds (0 = not at all).
+    pub introspection_negative_cache_secs: u64,
+}
+
+/// One `[[jwt.issuers]]` table: an issuer whose tokens are accepted, with its own keys,
+/// audiences, role claims and algorithms (each defaulting to the `[jwt]` value).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerEntry {
+    /// The `iss` its tokens carry, compared exactly.
+    pub issuer: String,
+    /// Its JWKS; empty = discovery from `issuer` (or no keys, for an introspection-only issuer).
+    #[serde(default)]
+    pub jwks_url: String,
+    /// Audiences accepted besides this server's resource URL; empty = `jwt.extra_audiences`.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// Role claim paths; absent = `jwt.role_claims`.
+    #[serde(default)]
+    pub role_claims: Option<Vec<String>>,
+    /// Accepted algorithms; absent = `jwt.algorithms`.
+    #[serde(default)]
+    pub algorithms: Option<Vec<JwtAlgorithm>>,
+    /// RFC 7662 endpoint for opaque (non-JWT) access tokens.
+    #[serde(default)]
+    pub introspection_url: String,
+    /// Client credentials for the introspection endpoint (`client_secret_basic`).
+    #[serde(default)]
+    pub client_id: String,
+    #[serde(default = "empty_secret", serialize_with = "redacted")]
+    pub client_secret: SecretString,
+}
+
+fn empty_secret() -> SecretString {
+    SecretString::from("")
+}
+
+/// An issuer as the `jwt` layer trusts it, resolved from `jwt.issuer` or a `[[jwt.issuers]]`
+/// entry with the `[jwt]` defaults filled in.
+#[derive(Debug, Clone)]
+pub struct TrustedIssuer {
+    pub issuer: String,
+    pub keys: KeySource,
+    /// Audiences accepted besides this server's resource URL.
+    pub audiences: Vec<String>,
+    pub role_claims: Vec<String>,
+    pub algorithms: Vec<JwtAlgorithm>,
+    pub introspection: Option<IntrospectionClient>,
+}
+
+/// Where and as whom opaque tokens are introspected.
+#[derive(Debug, Clone)]
+pub struct IntrospectionClient {
+    pub url: String,
+    pub client_id: String,
+    pub client_secret: SecretString,
 }
 
 /// Where verification keys come from, as decided by `jwt.issuer` and `jwt.jwks_url`.
@@ -754,6 +816,8 @@ pub enum KeySource {
     JwksUrl(String),
     /// The issuer's metadata (OpenID Connect discovery, then RFC 8414) names the JWKS.
     Discovery(String),
+    /// No signing keys: an issuer whose tokens are opaque and introspected.
+    Introspection,
 }
 
 impl JwtSettings {
@@ -771,6 +835,64 @@ impl JwtSettings {
     /// The algorithm local tokens are signed with: the first RSA algorithm allowed.
     pub fn local_signing_algorithm(&self) -> Option<JwtAlgorithm> {
         self.algorithms.iter().copied().find(|alg| alg.is_rsa())
+    }
+
+    /// Whether the local keys are trusted (and loaded): `jwt.issuer` is empty, and either no
+    /// `[[jwt.issuers]]` are listed (the embedded issuer's set-up, as before) or one of them names
+    /// this server (`public_url`) — so listing external issuers never adds local keys by surprise.
+    pub fn trusts_local_keys(&self, public_url: &str) -> bool {
+        self.issuer.is_empty() && (self.issuers.is_empty() || self.issuers.iter().any(|e| e.issuer == public_url))
+    }
+
+    /// Every trusted issuer, in order: `jwt.issuer` (or this server, with local keys), then the
+    /// `[[jwt.issuers]]` entries. `public_url` is this server's (`server.public_url`).
+    pub fn trusted_issuers(&self, public_url: &str) -> Vec<TrustedIssuer> {
+        let mut trusted = Vec::new();
+        let short = |issuer: String, keys: KeySource| TrustedIssuer {
+            issuer,
+            keys,
+            audiences: self.extra_audiences.iter().map(|a| a.trim().to_owned()).collect(),
+            role_claims: self.role_claims.clone(),
+            algorithms: self.algorithms.clone(),
+            introspection: None,
+        };
+        if !self.issuer.is_empty() {
+            trusted.push(short(self.issuer.clone(), self.key_source()));
+        } else if self.issuers.is_empty() {
+            trusted.push(short(public_url.to_owned(), KeySource::LocalFiles));
+        }
+        for entry in &self.issuers {
+            let keys = if entry.issuer == public_url && self.issuer.is_empty() {
+                KeySource::LocalFiles
+            } else if !entry.jwks_url.trim().is_empty() {
+                KeySource::JwksUrl(entry.jwks_url.trim().to_owned())
+            } else if !entry.introspection_url.trim().is_empty() {
+                KeySource::Introspection
+            } else {
+                KeySource::Discovery(entry.issuer.clone())
+            };
+            let audiences = if entry.audiences.is_empty() { &self.extra_audiences } else { &entry.audiences };
+            let introspection = (!entry.introspection_url.trim().is_empty()).then(|| IntrospectionClient {
+                url: entry.introspection_url.trim().to_owned(),
+                client_id: entry.client_id.trim().to_owned(),
+                client_secret: entry.client_secret.clone(),
+            });
+            trusted.push(TrustedIssuer {
+                issuer: entry.issuer.clone(),
+                keys,
+                audiences: audiences.iter().map(|a| a.trim().to_owned()).collect(),
+                role_claims: entry.role_claims.clone().unwrap_or_else(|| self.role_claims.clone()),
+                algorithms: entry.algorithms.clone().unwrap_or_else(|| self.algorithms.clone()),
+                introspection,
+            });
+        }
+        trusted
+    }
+
+    /// The issuer RFC 8414 metadata on this origin speaks for: `jwt.issuer`, else this server
+    /// when its local keys are trusted, else the first `[[jwt.issuers]]` entry.
+    pub fn primary_issuer(&self, public_url: &str) -> String {
+        self.trusted_issuers(public_url).into_iter().next().map_or_else(|| public_url.to_owned(), |t| t.issuer)
     }
 }
 
@@ -967,7 +1089,7 @@ impl Settings {
         if self.mcp.page_size == 0 {
             return Err(StartupError::config("mcp.page_size", "must be greater than 0"));
         }
-        self.jwt.validate()?;
+        self.jwt.validate(&self.server.public_url)?;
         self.storage.parsed()?;
         self.validate_admin()?;
         let endpoint = self.telemetry.otlp_endpoint.trim();
@@ -1008,7 +1130,7 @@ impl Settings {
 }
 
 impl JwtSettings {
-    fn validate(&mut self) -> Result<(), StartupError> {
+    fn validate(&mut self, public_url: &str) -> Result<(), StartupError> {
         self.issuer = self.issuer.trim().to_owned();
         if !self.issuer.is_empty() {
             check_remote_url("jwt.issuer", &self.issuer)?;
@@ -1025,12 +1147,6 @@ impl JwtSettings {
         }
         if self.algorithms.is_empty() {
             return Err(StartupError::config("jwt.algorithms", "must name at least one algorithm"));
-        }
-        if self.key_source() == KeySource::LocalFiles && self.local_signing_algorithm().is_none() {
-            return Err(StartupError::config(
-                "jwt.algorithms",
-                "local keys are RSA: include an RSA algorithm (RS256, PS256, ...) or configure a remote issuer",
-            ));
         }
         if self.leeway_secs > 600 {
             return Err(StartupError::config("jwt.leeway_secs", "must be at most 600 (fix the clocks instead)"));
@@ -1049,6 +1165,100 @@ impl JwtSettings {
             if value == 0 {
                 return Err(StartupError::config(key, "must be greater than 0"));
             }
+        }
+        self.validate_issuers(public_url)
+    }
+
+    /// The `[[jwt.issuers]]` entries: each well formed, none listed twice (nor as `jwt.issuer`),
+    /// at most one introspection endpoint.
+    fn validate_issuers(&mut self, public_url: &str) -> Result<(), StartupError> {
+        let mut seen: Vec<String> = Vec::new();
+        if !self.issuer.is_empty() {
+            seen.push(self.issuer.clone());
+        }
+        let mut introspecting: Option<String> = None;
+        for (index, entry) in self.issuers.iter_mut().enumerate() {
+            let key = format!("jwt.issuers[{index}]");
+            entry.issuer = entry.issuer.trim().to_owned();
+            if entry.issuer.is_empty() {
+                return Err(StartupError::config(format!("{key}.issuer"), "is required (the `iss` its tokens carry)"));
+            }
+            check_remote_url(&format!("{key}.issuer"), &entry.issuer)?;
+            if seen.contains(&entry.issuer) {
+                let why = if self.issuer == entry.issuer {
+                    format!(
+                        "`{}` is jwt.issuer already: list an issuer once, as jwt.issuer or as a [[jwt.issuers]] table",
+                        entry.issuer
+                    )
+                } else {
+                    format!("`{}` is listed twice", entry.issuer)
+                };
+                return Err(StartupError::config(format!("{key}.issuer"), why));
+            }
+            seen.push(entry.issuer.clone());
+            let local = entry.issuer == public_url && self.issuer.is_empty();
+            if local && !(entry.jwks_url.trim().is_empty() && entry.introspection_url.trim().is_empty()) {
+                return Err(StartupError::config(
+                    &key,
+                    "names this server (server.public_url): its tokens are checked with the local keys, so it takes                      no jwks_url or introspection_url",
+                ));
+            }
+            if !entry.jwks_url.trim().is_empty() {
+                check_remote_url(&format!("{key}.jwks_url"), entry.jwks_url.trim())?;
+            }
+            if entry.audiences.iter().any(|a| a.trim().is_empty()) {
+                return Err(StartupError::config(format!("{key}.audiences"), "must not contain empty values"));
+            }
+            if let Some(paths) = &entry.role_claims
+                && paths.iter().any(|path| path.split('.').any(|segment| segment.trim().is_empty()))
+            {
+                return Err(StartupError::config(
+                    format!("{key}.role_claims"),
+                    "paths are dotted claim names, without empty parts",
+                ));
+            }
+            if entry.algorithms.as_ref().is_some_and(Vec::is_empty) {
+                return Err(StartupError::config(format!("{key}.algorithms"), "must name at least one algorithm"));
+            }
+            let introspection = entry.introspection_url.trim();
+            let has_secret = !entry.client_secret.expose_secret().is_empty();
+            if introspection.is_empty() {
+                if !entry.client_id.trim().is_empty() || has_secret {
+                    return Err(StartupError::config(
+                        &key,
+                        "client_id and client_secret are the introspection endpoint's: set introspection_url too",
+                    ));
+                }
+                continue;
+            }
+            check_remote_url(&format!("{key}.introspection_url"), introspection)?;
+            if entry.client_id.trim().is_empty() || !has_secret {
+                return Err(StartupError::config(
+                    &key,
+                    "introspection_url needs client_id and client_secret (RFC 7662 requires the caller to authenticate)",
+                ));
+            }
+            // An opaque token names no issuer: it could only be tried at each endpoint in turn,
+            // handing one identity provider's tokens to another. One endpoint, and no guessing.
+            if let Some(first) = &introspecting {
+                return Err(StartupError::config(
+                    format!("{key}.introspection_url"),
+                    format!(
+                        "only one issuer may introspect opaque tokens ({first} does already): an opaque token \
+                             names no issuer, and sending it to several would show one provider's tokens to another"
+                    ),
+                ));
+            }
+            introspecting = Some(entry.issuer.clone());
+        }
+        if self.introspection_cache_secs == 0 {
+            return Err(StartupError::config("jwt.introspection_cache_secs", "must be greater than 0"));
+        }
+        if self.trusts_local_keys(public_url) && self.local_signing_algorithm().is_none() {
+            return Err(StartupError::config(
+                "jwt.algorithms",
+                "local keys are RSA: include an RSA algorithm (RS256, PS256, ...) or configure a remote issuer",
+            ));
         }
         Ok(())
     }

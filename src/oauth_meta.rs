@@ -45,7 +45,9 @@ pub struct OAuthMeta {
 }
 
 impl OAuthMeta {
-    /// `issuer` is the issuer this server trusts; `scopes_supported` comes from the scope policy.
+    /// `issuer` is the issuer this server trusts first (the one whose RFC 8414 metadata it may
+    /// mirror); every other trusted issuer is listed after it. `scopes_supported` comes from the
+    /// scope policy.
     pub fn new(settings: &Settings, issuer: &str, scopes_supported: Vec<String>) -> Result<Self, StartupError> {
         let resource = settings.mcp_url();
         let url = Url::parse(&resource).map_err(|e| StartupError::config("server.public_url", e.to_string()))?;
@@ -58,8 +60,15 @@ impl OAuthMeta {
             paths.push(format!("{PRM_PATH}{}", url.path()));
         }
         let oauth = &settings.oauth;
+        // Every trusted issuer (RFC 9728 allows several), `issuer` first.
         let authorization_servers = if oauth.authorization_servers.is_empty() {
-            vec![issuer.to_owned()]
+            let mut servers = vec![issuer.to_owned()];
+            for trusted in settings.jwt.trusted_issuers(&settings.server.public_url) {
+                if !servers.contains(&trusted.issuer) {
+                    servers.push(trusted.issuer);
+                }
+            }
+            servers
         } else {
             oauth.authorization_servers.clone()
         };

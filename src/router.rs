@@ -42,7 +42,10 @@ pub fn where_to_connect(settings: &Settings) -> String {
     #[cfg_attr(not(feature = "issuer"), allow(unused_mut))]
     let mut line = format!("connect MCP clients to {url}/mcp");
     #[cfg(feature = "issuer")]
-    if settings.jwt.issuer.is_empty() && settings.issuer.enabled && crate::issuer::has_development_users(settings) {
+    if settings.jwt.trusts_local_keys(&settings.server.public_url)
+        && settings.issuer.enabled
+        && crate::issuer::has_development_users(settings)
+    {
         line.push_str(" and sign in as alice / wonderland (the development users of config/dev.toml)");
     }
     line
@@ -178,7 +181,7 @@ impl AppBuilder {
         let meta = {
             let meta = crate::oauth_meta::OAuthMeta::new(
                 settings,
-                &settings.token_issuer(),
+                &settings.jwt.primary_issuer(&settings.server.public_url),
                 settings.scopes.supported.clone(),
             )?;
             let (metadata, readiness) = self.authorization_server_metadata(&meta).await;
@@ -360,15 +363,15 @@ impl AppBuilder {
         crate::scopes::Policy::new(&self.settings.scopes, None, None, resource_metadata)
     }
 
-    /// RFC 8414 metadata on this origin: the external issuer's, mirrored; the embedded
-    /// authorization server's (it serves its own); or, when we issue tokens offline only, ours
-    /// without endpoints.
+    /// RFC 8414 metadata on this origin: the external issuer's (`jwt.issuer`, else the first of
+    /// `[[jwt.issuers]]`), mirrored; the embedded authorization server's (it serves its own); or,
+    /// when we issue tokens offline only, ours without endpoints.
     #[cfg(feature = "oauth-meta")]
     async fn authorization_server_metadata(
         &self,
         meta: &crate::oauth_meta::OAuthMeta,
     ) -> (Router, Option<crate::oauth_meta::MetadataReadiness>) {
-        if !self.settings.jwt.issuer.is_empty() {
+        if !self.settings.jwt.trusts_local_keys(&self.settings.server.public_url) {
             let refresh = std::time::Duration::from_secs(self.settings.oauth.metadata_refresh_secs);
             let (router, readiness) = meta.external_authorization_server(refresh).await;
             (router, Some(readiness))
@@ -379,11 +382,14 @@ impl AppBuilder {
         }
     }
 
-    /// Whether the embedded authorization server runs: compiled in, enabled, and no external
-    /// issuer configured (a production deployment with its own IdP never mounts it).
+    /// Whether the embedded authorization server runs: compiled in, enabled, and the local keys
+    /// trusted (no `jwt.issuer`, and no `[[jwt.issuers]]` unless one names this server): a
+    /// production deployment with its own IdP never mounts it.
     #[cfg(feature = "oauth-meta")]
     fn embedded_issuer(&self) -> bool {
-        cfg!(feature = "issuer") && self.settings.jwt.issuer.is_empty() && self.settings.issuer.enabled
+        cfg!(feature = "issuer")
+            && self.settings.jwt.trusts_local_keys(&self.settings.server.public_url)
+            && self.settings.issuer.enabled
     }
 
     /// The embedded authorization server, signing with the `jwt` layer's local key, and checking

@@ -134,7 +134,9 @@ impl EnterpriseIdps {
                 KeySource::JwksUrl(config.jwks_url.clone())
             };
             let hint = format!("{key}.issuer / .jwks_url");
-            let keys = RemoteKeys::start_from(&settings.jwt, source, &config.algorithms, &hint).await?;
+            let keys =
+                RemoteKeys::start(&settings.jwt, RemoteKeys::client(&settings.jwt)?, source, &config.algorithms, &hint)
+                    .await?;
             spawn_refresher(Arc::downgrade(&keys), Duration::from_secs(settings.jwt.refresh_interval_secs));
             tracing::info!(idp = %config.issuer, "enterprise identity provider trusted for ID-JAGs");
             idps.push(Idp { settings: config.clone(), keys });

@@ -108,7 +108,10 @@ pub(super) async fn presented(core: &Core, token: &str) -> Result<Option<Present
     // Refresh tokens are base64url (no dots); a JWT has two.
     if token.contains('.') {
         return match core.verifier.verify(token).await {
-            Ok(principal) => Ok(Some(Presented::Access(principal))),
+            // The verifier may also trust other issuers ([[jwt.issuers]]): only this issuer's
+            // own tokens are revoked or described here.
+            Ok(principal) if principal.issuer == core.issuer => Ok(Some(Presented::Access(principal))),
+            Ok(_) => Ok(None),
             Err(Rejection::Unavailable) => {
                 Err(OAuthError::temporarily_unavailable("this server cannot check tokens right now; try again shortly"))
             }

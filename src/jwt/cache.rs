@@ -10,11 +10,18 @@
 //! and never outlive the token's `exp` (plus leeway). An entry also remembers the key that
 //! verified it and is only used while that very key is in the current key set, so a key removed
 //! by rotation takes its cached tokens with it. Time claims are checked by the caller on every hit.
+//!
+//! With several trusted issuers, an entry also remembers which issuer verified it, and its key
+//! must still be in *that* issuer's set: a hit is the same token text, so the same `iss`, and a
+//! token verified for one issuer is never taken as another's (even were two issuers to publish
+//! the same key). The cached path does not parse the token or route it by `iss`: the issuer is
+//! an index stored in the entry.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex};
 
+use super::issuers::Issuers;
 use super::keys::{KeySet, VerifyingKey};
 use crate::principal::Principal;
 
@@ -31,6 +38,8 @@ pub struct Verified {
     pub key: Arc<VerifyingKey>,
     pub exp: i64,
     pub nbf: Option<i64>,
+    /// The trusted issuer (its index in [`Issuers`]) whose key verified the token.
+    pub issuer: usize,
 }
 
 struct Entry {
@@ -79,15 +88,17 @@ impl TokenCache {
         self.shards.get((slot >> 56) as usize % self.shards.len())
     }
 
-    /// The cached verification of `token` (filed under `slot`), if its key is still in `keys`
-    /// and it has not expired; stale entries are dropped on the way.
-    pub fn get(&self, slot: u64, token: &str, keys: &KeySet, now: i64) -> Option<Verified> {
+    /// The cached verification of `token` (filed under `slot`), if its key is still in the set
+    /// of the issuer that verified it and it has not expired; stale entries are dropped on the way.
+    pub fn get(&self, slot: u64, token: &str, issuers: &Issuers, now: i64) -> Option<Verified> {
         let mut shard = self.shard(slot)?.lock().expect("lock");
         let entry = shard.get(&slot)?;
         if *entry.token != *token {
             return None;
         }
-        if keys.holds(&entry.verified.key) && now <= entry.verified.exp + self.leeway {
+        let verified = &entry.verified;
+        let held = issuers.get(verified.issuer).is_some_and(|issuer| issuer.holds(&verified.key));
+        if held && now <= verified.exp + self.leeway {
             return Some(entry.verified.clone());
         }
         shard.remove(&slot);
@@ -129,10 +140,10 @@ impl TokenCache {
         }
     }
 
-    /// Drops every entry whose key is no longer in `keys` (after a key refresh).
-    pub fn retain_keys(&self, keys: &KeySet) {
+    /// Drops every entry of issuer `issuer` whose key is no longer in `keys` (after a refresh).
+    pub fn retain_keys(&self, issuer: usize, keys: &KeySet) {
         for shard in &self.shards {
-            shard.lock().expect("lock").retain(|_, e| keys.holds(&e.verified.key));
+            shard.lock().expect("lock").retain(|_, e| e.verified.issuer != issuer || keys.holds(&e.verified.key));
         }
     }
 
@@ -157,15 +168,33 @@ mod tests {
 
     use super::*;
     use crate::config::JwtAlgorithm;
+    use crate::jwt::issuers::{Issuer, Keys};
     use crate::jwt::keys::tests::rsa_jwk;
     use crate::principal::Identity;
 
-    fn keys(kids: &[&str]) -> KeySet {
+    fn set(kids: &[&str]) -> KeySet {
         let jwks = json!({ "keys": kids.iter().map(|k| rsa_jwk(Some(k), None)).collect::<Vec<_>>() });
         KeySet::from_jwks(&jwks, &[JwtAlgorithm::RS256]).unwrap()
     }
 
-    fn verified(keys: &KeySet, kid: &str, exp: i64) -> Verified {
+    /// Issuers with one key set each, named `https://issuer-<index>`.
+    fn issuers_of(sets: Vec<Arc<KeySet>>) -> Issuers {
+        let issuer = |(index, set)| {
+            Issuer::new(format!("https://issuer-{index}"), Keys::Fixed(set), vec![JwtAlgorithm::RS256], None, &[])
+        };
+        Issuers::new(sets.into_iter().enumerate().map(issuer).collect())
+    }
+
+    /// One issuer with keys `kids`.
+    fn keys(kids: &[&str]) -> Issuers {
+        issuers_of(vec![Arc::new(set(kids))])
+    }
+
+    fn verified(keys: &Issuers, kid: &str, exp: i64) -> Verified {
+        verified_by(keys, 0, kid, exp)
+    }
+
+    fn verified_by(keys: &Issuers, issuer: usize, kid: &str, exp: i64) -> Verified {
         let principal = Principal::new(Identity {
             subject: "s".into(),
             name: "s".into(),
@@ -176,7 +205,8 @@ mod tests {
             expires_at: Some(exp),
             claims: Map::new(),
         });
-        Verified { principal, key: keys.get(kid).unwrap().clone(), exp, nbf: None }
+        let key = keys.get(issuer).unwrap().key_set().get(kid).unwrap().clone();
+        Verified { principal, key, exp, nbf: None, issuer }
     }
 
     /// Inserts `token` under its own slot.
@@ -184,7 +214,7 @@ mod tests {
         cache.insert(cache.slot(token), token, verified, now);
     }
 
-    fn get(cache: &TokenCache, token: &str, keys: &KeySet, now: i64) -> Option<Verified> {
+    fn get(cache: &TokenCache, token: &str, keys: &Issuers, now: i64) -> Option<Verified> {
         cache.get(cache.slot(token), token, keys, now)
     }
 
@@ -238,11 +268,30 @@ mod tests {
         let cache = TokenCache::new(100, 0);
         put(&cache, "ta", verified(&old, "a", 1000), 0);
         put(&cache, "tb", verified(&old, "b", 1000), 0);
-        let new = keys(&["b"]).reusing(&old);
+        let new = issuers_of(vec![Arc::new(set(&["b"]).reusing(&old.get(0).unwrap().key_set()))]);
         assert!(get(&cache, "ta", &new, 1).is_none());
         assert!(get(&cache, "tb", &new, 1).is_some());
-        cache.retain_keys(&keys(&["c"]));
+        cache.retain_keys(1, &set(&["c"]));
+        assert_eq!(cache.len(), 1, "another issuer's refresh leaves these entries alone");
+        cache.retain_keys(0, &set(&["c"]));
         assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn an_entry_is_only_a_hit_while_the_issuer_that_verified_it_holds_its_key() {
+        // Two issuers publishing the very same key set: an entry verified for the first is
+        // checked against the first's set only, and forgetting the first's key drops it even
+        // though the second still has that key.
+        let shared = Arc::new(set(&["a"]));
+        let both = issuers_of(vec![shared.clone(), shared]);
+        let cache = TokenCache::new(100, 0);
+        put(&cache, "t0", verified_by(&both, 0, "a", 1000), 0);
+        assert_eq!(get(&cache, "t0", &both, 1).map(|v| v.issuer), Some(0));
+        let first_rotated = issuers_of(vec![Arc::new(set(&["b"])), both.get(1).unwrap().key_set()]);
+        assert!(get(&cache, "t0", &first_rotated, 1).is_none(), "its own issuer's key went: a miss");
+        // An entry naming an issuer that is no longer configured is a miss too.
+        put(&cache, "t1", verified_by(&both, 1, "a", 1000), 0);
+        assert!(get(&cache, "t1", &keys(&["a"]), 1).is_none());
     }
 
     #[test]

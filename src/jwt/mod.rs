@@ -5,6 +5,10 @@
 //! - [`keyfile`] — the local RSA key pair on disk (created on first start), signing.
 //! - [`keys`] — verification keys parsed once into a [`keys::KeySet`]; [`keys::LocalKeys`].
 //! - [`remote`] — keys from a JWKS URL or the issuer's metadata, cached and refreshed.
+//! - [`issuers`] — the trusted issuers (`jwt.issuer`, `[[jwt.issuers]]`), each with its own
+//!   keys and rules; tokens are routed to theirs by `iss`.
+//! - [`introspect`] — opaque (non-JWT) tokens, introspected (RFC 7662) and cached.
+//! - [`checks`] — the refusal reasons and the claim checks JWTs and introspection share.
 //! - [`verify`] — the token checks, ending in a [`Principal`](crate::principal::Principal).
 //! - [`cache`] — verified tokens, so a repeated token skips the signature check.
 //! - [`claims`] — claims to principal: name, scopes, roles.
@@ -15,7 +19,10 @@
 //! the `/.well-known/jwks.json` route and a `/health` section.
 
 pub mod cache;
+pub mod checks;
 pub mod claims;
+pub mod introspect;
+pub mod issuers;
 pub mod keyfile;
 pub mod keys;
 pub mod layer;
@@ -39,8 +46,9 @@ pub use verify::{Rejection, Verifier};
 use crate::config::{KeySource, Settings};
 use crate::error::StartupError;
 use crate::store::{Store, Subscription};
+use introspect::Introspector;
+use issuers::{Issuer, Issuers, Keys};
 use remote::RemoteKeys;
-use verify::Keys;
 
 /// The `jwt` layer, built once at start-up.
 pub struct Jwt {
@@ -50,9 +58,9 @@ pub struct Jwt {
 }
 
 impl Jwt {
-    /// Loads (or generates) local keys, or fetches remote ones, and starts their refresh. With
-    /// `revocations` (the embedded issuer's store), tokens of revoked grants are refused, and
-    /// revocations announced by any instance are listened to from now on.
+    /// Loads (or generates) local keys and fetches every remote issuer's (concurrently), and
+    /// starts their refresh. With `revocations` (the embedded issuer's store), tokens of revoked
+    /// grants are refused, and revocations announced by any instance are listened to from now on.
     pub async fn from_settings(settings: &Settings, revocations: Option<Arc<dyn Store>>) -> Result<Jwt, StartupError> {
         let jwt = &settings.jwt;
         if !jwt.enforce_audience {
@@ -61,20 +69,67 @@ impl Jwt {
                  including tokens meant for other services"
             );
         }
-        let (keys, local) = match jwt.key_source() {
-            KeySource::LocalFiles => {
+        let trusted = jwt.trusted_issuers(&settings.server.public_url);
+        let local = match trusted.iter().any(|t| t.keys == KeySource::LocalFiles) {
+            true => {
                 let local = Arc::new(LocalKeys::load_or_generate(settings)?);
-                tracing::info!(keys = ?local.key_set().kids(), issuer = %settings.token_issuer(), "using local signing keys");
-                (Keys::Fixed(local.key_set().clone()), Some(local))
+                tracing::info!(keys = ?local.key_set().kids(), issuer = %settings.server.public_url, "using local signing keys");
+                Some(local)
             }
-            KeySource::JwksUrl(_) | KeySource::Discovery(_) => (Keys::Remote(RemoteKeys::start(settings).await?), None),
+            false => None,
         };
-        let mut verifier = Verifier::new(settings, keys);
+        let client = RemoteKeys::client(jwt)?;
+        let issuers = futures_util::future::try_join_all(trusted.iter().map(|t| {
+            let (client, local) = (client.clone(), local.clone());
+            async move {
+                let audiences = jwt.enforce_audience.then(|| {
+                    let mut audiences = vec![settings.mcp_url()];
+                    audiences.extend(t.audiences.iter().cloned());
+                    audiences
+                });
+                let keys = match (&t.keys, local) {
+                    (KeySource::LocalFiles, Some(local)) => Keys::Fixed(local.key_set().clone()),
+                    (KeySource::LocalFiles | KeySource::Introspection, _) => Keys::Fixed(Default::default()),
+                    (source, _) => Keys::Remote(
+                        RemoteKeys::start(
+                            jwt,
+                            client,
+                            source.clone(),
+                            &t.algorithms,
+                            "jwt.issuer / jwt.jwks_url / jwt.issuers",
+                        )
+                        .await?,
+                    ),
+                };
+                let issuer = Issuer::new(t.issuer.clone(), keys, t.algorithms.clone(), audiences, &t.role_claims);
+                Ok::<_, StartupError>(if t.keys == KeySource::Introspection { issuer.without_keys() } else { issuer })
+            }
+        }))
+        .await?;
+        if trusted.len() > 1 {
+            let names: Vec<&str> = trusted.iter().map(|t| t.issuer.as_str()).collect();
+            tracing::info!(issuers = ?names, "trusting several issuers; tokens are routed by `iss`");
+        }
+        let mut verifier = Verifier::with_issuers(settings, Issuers::new(issuers));
+        if let Some(opaque) = trusted.iter().find(|t| t.introspection.is_some()) {
+            let endpoint = opaque.introspection.as_ref().expect("found by it");
+            let audiences =
+                verifier.issuers().route(&opaque.issuer).and_then(|(_, i)| i.audiences().map(<[_]>::to_vec));
+            let rules = introspect::Rules {
+                issuer: opaque.issuer.clone(),
+                audiences,
+                role_claims: opaque.role_claims.clone(),
+                leeway_secs: jwt.leeway_secs,
+                cache_secs: jwt.introspection_cache_secs,
+                negative_cache_secs: jwt.introspection_negative_cache_secs,
+            };
+            verifier = verifier.with_introspection(Introspector::new(endpoint, client.clone(), rules));
+        }
         if let Some(store) = revocations {
             verifier = verifier.with_revocations(store);
         }
         let verifier = Arc::new(verifier);
-        if let Keys::Remote(_) = verifier.keys() {
+        if verifier.issuers().iter().any(|issuer| matches!(issuer.keys(), Keys::Remote(_))) {
             spawn_refresher(Arc::downgrade(&verifier), Duration::from_secs(jwt.refresh_interval_secs));
         }
         if let Some(revocations) = verifier.revocations() {
@@ -120,32 +175,44 @@ impl Jwt {
         )
     }
 
-    /// The `/health` section: key source and status.
-    /// The readiness check: keys to verify tokens with are loaded (remote ones were fetched at
-    /// start-up, and are kept while the issuer is unreachable).
+    /// The readiness check: every issuer that signs tokens has keys to verify them with
+    /// (remote ones were fetched at start-up, and are kept while the issuer is unreachable).
     pub fn readiness(&self) -> impl Fn() -> std::future::Ready<Result<(), String>> + Send + Sync + 'static {
         let verifier = self.verifier.clone();
         move || {
-            let ready = !verifier.key_set().is_empty();
-            std::future::ready(if ready { Ok(()) } else { Err("no keys to verify tokens with".to_owned()) })
+            let empty = verifier.issuers().iter().find(|i| i.has_keys() && i.key_set().is_empty());
+            std::future::ready(match empty {
+                None => Ok(()),
+                Some(issuer) => Err(format!("no keys to verify tokens of {} with", issuer.name())),
+            })
         }
     }
 
+    /// The `/health` section: per issuer, where its keys come from and their status; with one
+    /// issuer, its report is the section itself (as before several were possible).
     pub fn health(&self) -> impl Fn() -> Value + Send + Sync + 'static {
         let verifier = self.verifier.clone();
         let local = self.local.clone();
         move || {
-            let mut report = match (verifier.keys(), &local) {
-                (Keys::Remote(remote), _) => remote.report(),
-                (Keys::Fixed(set), local) => json!({
-                    "source": "local",
-                    "keys": set.len(),
-                    "kids": set.kids(),
-                    "signing_kid": local.as_ref().and_then(|l| l.kid()),
-                }),
+            let issuers: Vec<Value> = verifier
+                .issuers()
+                .iter()
+                .map(|issuer| {
+                    let mut report = issuer.report();
+                    if report["source"] == "local" {
+                        report["signing_kid"] = json!(local.as_ref().and_then(|l| l.kid()));
+                    }
+                    report
+                })
+                .collect();
+            let mut report = match issuers.as_slice() {
+                [only] => only.clone(),
+                _ => json!({}),
             };
-            report["issuer"] = json!(verifier.issuer());
-            report["audiences"] = json!(verifier.audiences());
+            report["issuers"] = Value::Array(issuers);
+            if let Some(introspector) = verifier.introspector() {
+                report["introspection"] = introspector.report();
+            }
             report["token_cache"] =
                 json!({ "entries": verifier.cache().len(), "capacity": verifier.cache().capacity() });
             report

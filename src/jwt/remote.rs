@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use super::keys::KeySet;
-use crate::config::{JwtAlgorithm, KeySource, Settings};
+use crate::config::{JwtAlgorithm, JwtSettings, KeySource};
 use crate::error::StartupError;
 
 /// Largest metadata or JWKS document accepted, in bytes.
@@ -75,28 +75,28 @@ pub struct RemoteKeys {
 }
 
 impl RemoteKeys {
-    /// Finds the JWKS (discovery when configured) and fetches it, retrying for
-    /// `jwt.startup_timeout_secs` before giving up.
-    pub async fn start(settings: &Settings) -> Result<Arc<RemoteKeys>, StartupError> {
-        let jwt = &settings.jwt;
-        Self::start_from(jwt, jwt.key_source(), &jwt.algorithms, "jwt.issuer / jwt.jwks_url").await
-    }
-
-    /// The same for another issuer's keys (`source`, keys for `algorithms`), with the timing of
-    /// `jwt`'s remote-key settings; `settings_hint` names the settings to check in the error.
-    pub async fn start_from(
-        jwt: &crate::config::JwtSettings,
-        source: KeySource,
-        algorithms: &[JwtAlgorithm],
-        settings_hint: &str,
-    ) -> Result<Arc<RemoteKeys>, StartupError> {
-        let client = reqwest::Client::builder()
+    /// The HTTP client for one issuer's keys (and its introspection endpoint): bounded times,
+    /// few redirects, our user agent.
+    pub fn client(jwt: &JwtSettings) -> Result<reqwest::Client, StartupError> {
+        reqwest::Client::builder()
             .timeout(Duration::from_secs(jwt.fetch_timeout_secs))
             .connect_timeout(Duration::from_secs(jwt.fetch_timeout_secs.min(5)))
             .redirect(reqwest::redirect::Policy::limited(3))
             .user_agent(concat!("mcp-auth-server/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| StartupError::Remote(format!("cannot create the HTTP client: {e}")))?;
+            .map_err(|e| StartupError::Remote(format!("cannot create the HTTP client: {e}")))
+    }
+
+    /// Finds the JWKS of `source` (discovery when configured) and fetches it, keeping the keys
+    /// usable with `algorithms`, retrying for `jwt.startup_timeout_secs` before giving up.
+    /// `settings_hint` names the settings to check, in the error.
+    pub async fn start(
+        jwt: &JwtSettings,
+        client: reqwest::Client,
+        source: KeySource,
+        algorithms: &[JwtAlgorithm],
+        settings_hint: &str,
+    ) -> Result<Arc<RemoteKeys>, StartupError> {
         let deadline = Instant::now() + Duration::from_secs(jwt.startup_timeout_secs);
         let mut pause = Duration::from_millis(250);
         let mut attempt_number = 0u32;
@@ -105,7 +105,9 @@ impl RemoteKeys {
                 let (origin, jwks_url) = match &source {
                     KeySource::JwksUrl(url) => ("jwks_url", url.clone()),
                     KeySource::Discovery(issuer) => ("discovery", discover(&client, issuer).await?),
-                    KeySource::LocalFiles => return Err(FetchError::fatal("no remote key source configured")),
+                    KeySource::LocalFiles | KeySource::Introspection => {
+                        return Err(FetchError::fatal("no remote key source configured"));
+                    }
                 };
                 warn_if_plain_http(&jwks_url);
                 let keys = fetch_jwks(&client, &jwks_url, algorithms).await?;
@@ -152,7 +154,7 @@ impl RemoteKeys {
                     let what = match &source {
                         KeySource::Discovery(issuer) => format!("from issuer {issuer}"),
                         KeySource::JwksUrl(url) => format!("from {url}"),
-                        KeySource::LocalFiles => String::new(),
+                        KeySource::LocalFiles | KeySource::Introspection => String::new(),
                     };
                     return Err(StartupError::Remote(format!(
                         "cannot get the token signing keys {what}: {} (check {settings_hint} and that the issuer is up)",
@@ -166,6 +168,11 @@ impl RemoteKeys {
     /// The keys in use now.
     pub fn current(&self) -> Arc<KeySet> {
         self.current.read().expect("lock").clone()
+    }
+
+    /// Whether `key` is in the current set (no clone of the set: the token cache asks on every hit).
+    pub fn holds(&self, key: &Arc<super::keys::VerifyingKey>) -> bool {
+        self.current.read().expect("lock").holds(key)
     }
 
     /// The keys in use now, with the generation they belong to.

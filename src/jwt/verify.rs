@@ -6,12 +6,13 @@
 //! at keys (`jku`, `x5u`, `jwk`, `x5c`) are ignored — keys only ever come from configuration —
 //! and a `crit` header is refused, as no JWS extension is understood. `typ` is not required
 //! (issuers send `JWT` or `at+jwt`); the audience check is what keeps ID tokens and tokens for
-//! other services out. Claims are only looked at after the signature checked out, so a forger
-//! learns nothing about them.
+//! other services out. Of the claims, only `iss` is read before the signature is checked: it
+//! picks the trusted issuer whose keys, algorithms and audiences apply (see [`super::issuers`]);
+//! everything else is looked at after the signature checked out. A token that is not a JWT at
+//! all goes to introspection when an issuer of opaque tokens is configured (see
+//! [`super::introspect`]).
 
-use std::fmt;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -19,117 +20,15 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::cache::{TokenCache, Verified};
-use super::claims::{self, RoleClaims};
+pub use super::checks::{Rejection, unix_now};
+use super::checks::{check_audience, check_times, numeric_date};
+use super::claims;
+use super::introspect::Introspector;
+use super::issuers::{Issuer, Issuers};
 use super::keys::{KeySet, VerifyingKey};
-use super::remote::RemoteKeys;
 use super::revoked::{self, Revocations};
 use crate::config::{JwtAlgorithm, Settings};
 use crate::principal::Principal;
-
-/// Why a token was refused. The [`description`](Rejection::description) goes to the client;
-/// the `Display` form, with `kid` or subject but never the token, goes to the log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Rejection {
-    /// Not a compact JWS, bad base64url, bad JSON, a `crit` header.
-    Malformed(&'static str),
-    /// `alg` is not on the allow-list (this includes `none` and HMAC).
-    Algorithm(String),
-    /// No key with this `kid` (or no `kid` and several keys).
-    UnknownKey(Option<String>),
-    /// The signature does not verify with the selected key.
-    Signature { kid: String },
-    /// A required claim is missing or has the wrong type.
-    Claim { claim: &'static str, sub: Option<String> },
-    /// `exp` (plus leeway) has passed.
-    Expired { sub: String },
-    /// `nbf` is in the future (beyond leeway).
-    NotYetValid { sub: String },
-    /// `iat` is in the future (beyond leeway).
-    IssuedInFuture { sub: String },
-    /// `iss` is not the configured issuer.
-    Issuer { sub: String },
-    /// `aud` does not name this server.
-    Audience { sub: String },
-    /// No `aud` claim, and the audience is enforced.
-    NoAudience { sub: String },
-    /// The embedded issuer revoked the token's grant (see [`super::revoked`]).
-    Revoked { sub: String },
-    /// Whether the token's grant was revoked cannot be read from the store right now: not a
-    /// verdict on the token, and answered 503 (fail closed).
-    Unavailable,
-}
-
-impl Rejection {
-    /// The reason as a metric label (`mcp_auth.authentication.failures`): a word per kind.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Rejection::Malformed(_) => "malformed",
-            Rejection::Algorithm(_) => "algorithm",
-            Rejection::UnknownKey(_) => "unknown_key",
-            Rejection::Signature { .. } => "signature",
-            Rejection::Claim { .. } => "claim",
-            Rejection::Expired { .. } => "expired",
-            Rejection::NotYetValid { .. } => "not_yet_valid",
-            Rejection::IssuedInFuture { .. } => "issued_in_future",
-            Rejection::Issuer { .. } => "issuer",
-            Rejection::Audience { .. } => "audience",
-            Rejection::NoAudience { .. } => "no_audience",
-            Rejection::Revoked { .. } => "revoked",
-            Rejection::Unavailable => "unavailable",
-        }
-    }
-
-    /// A short reason for `error_description`.
-    pub fn description(&self) -> &'static str {
-        match self {
-            Rejection::Malformed(what) => what,
-            Rejection::Algorithm(_) => "signature algorithm not accepted",
-            Rejection::UnknownKey(_) => "unknown signing key",
-            Rejection::Signature { .. } => "invalid signature",
-            Rejection::Claim { claim: "exp", .. } => "token has no valid exp claim",
-            Rejection::Claim { claim: "sub", .. } => "token has no valid sub claim",
-            Rejection::Claim { .. } => "token has an invalid claim",
-            Rejection::Expired { .. } => "token expired",
-            Rejection::NotYetValid { .. } => "token not yet valid",
-            Rejection::IssuedInFuture { .. } => "token issued in the future",
-            Rejection::Issuer { .. } => "wrong issuer",
-            Rejection::Audience { .. } => "token not issued for this resource",
-            Rejection::NoAudience { .. } => "token has no audience",
-            Rejection::Revoked { .. } => "token revoked",
-            Rejection::Unavailable => "cannot check the token right now; try again shortly",
-        }
-    }
-}
-
-impl fmt::Display for Rejection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.description())?;
-        // `alg` and `kid` come from whoever sent the token: cut them short in the log.
-        match self {
-            Rejection::Algorithm(alg) => write!(f, " (alg {:?})", short(alg)),
-            Rejection::UnknownKey(Some(kid)) | Rejection::Signature { kid } => write!(f, " (kid {:?})", short(kid)),
-            Rejection::UnknownKey(None) => f.write_str(" (no kid)"),
-            Rejection::Claim { sub: Some(sub), .. }
-            | Rejection::Expired { sub }
-            | Rejection::NotYetValid { sub }
-            | Rejection::IssuedInFuture { sub }
-            | Rejection::Issuer { sub }
-            | Rejection::Audience { sub }
-            | Rejection::NoAudience { sub }
-            | Rejection::Revoked { sub } => write!(f, " (sub {sub:?})"),
-            _ => Ok(()),
-        }
-    }
-}
-
-/// At most 64 bytes of `text`, cut at a character boundary.
-fn short(text: &str) -> &str {
-    let mut end = text.len().min(64);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
 
 /// The JOSE header members that matter here.
 #[derive(Deserialize)]
@@ -139,43 +38,52 @@ struct JoseHeader {
     crit: Option<Value>,
 }
 
-/// Where the verifier gets its keys.
-pub enum Keys {
-    /// A fixed set (local PEM files).
-    Fixed(Arc<KeySet>),
-    /// A remote JWKS, refreshed in the background and on unknown `kid`s.
-    Remote(Arc<RemoteKeys>),
-}
+pub use super::issuers::Keys;
 
 /// Validates access tokens into principals.
 pub struct Verifier {
-    keys: Keys,
-    algorithms: Vec<JwtAlgorithm>,
-    issuer: String,
-    /// `None` when the audience is not enforced.
-    audiences: Option<Vec<String>>,
+    issuers: Issuers,
     leeway: i64,
-    roles: RoleClaims,
     cache: TokenCache,
     /// With the embedded issuer: where revoked grants are recorded.
     revocations: Option<Revocations>,
+    /// With an issuer of opaque tokens: its introspection endpoint.
+    introspector: Option<Introspector>,
 }
 
-/// What [`Verifier::verify_with`] established.
-enum Checked {
-    /// A cached verification: nothing more to check.
-    Cached(Principal),
-    /// A fresh one, to be admitted (its grant checked) and then cached under `slot`.
-    Fresh { verified: Verified, slot: Option<u64> },
+/// A compact JWS taken apart, its signature not checked yet.
+struct Parsed<'t> {
+    signing_input: &'t str,
+    header: JoseHeader,
+    claims: Map<String, Value>,
+    signature: Vec<u8>,
 }
 
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+impl<'t> Parsed<'t> {
+    /// Splits and decodes `token`: anything that is not a compact JWS with JSON header and
+    /// claims is [`Rejection::Malformed`] (and, with introspection, an opaque token).
+    fn new(token: &'t str) -> Result<Self, Rejection> {
+        let (signing_input, signature) = token.rsplit_once('.').ok_or(Rejection::Malformed("not a JWT"))?;
+        let (header, payload) = signing_input.split_once('.').ok_or(Rejection::Malformed("not a JWT"))?;
+        if payload.contains('.') {
+            return Err(Rejection::Malformed("encrypted or nested tokens are not accepted"));
+        }
+        if header.is_empty() || payload.is_empty() {
+            return Err(Rejection::Malformed("not a JWT"));
+        }
+        let header: JoseHeader = json(b64(header)?, "malformed token header")?;
+        if header.crit.is_some() {
+            return Err(Rejection::Malformed("unsupported critical header"));
+        }
+        // Decoded before the (costly) signature check, so garbage never reaches it.
+        let claims: Map<String, Value> = json(b64(payload)?, "malformed token claims")?;
+        let signature = b64(signature)?;
+        Ok(Parsed { signing_input, header, claims, signature })
+    }
 }
 
 impl Verifier {
-    /// A verifier for `settings`, with its keys from `keys`.
+    /// A verifier of one issuer, `settings`' own (`jwt.issuer`, or this server), with `keys`.
     pub fn new(settings: &Settings, keys: Keys) -> Self {
         let jwt = &settings.jwt;
         let audiences = jwt.enforce_audience.then(|| {
@@ -183,17 +91,27 @@ impl Verifier {
             audiences.extend(jwt.extra_audiences.iter().map(|a| a.trim().to_owned()));
             audiences
         });
+        let issuer = Issuer::new(settings.token_issuer(), keys, jwt.algorithms.clone(), audiences, &jwt.role_claims);
+        Self::with_issuers(settings, Issuers::new(vec![issuer]))
+    }
+
+    /// A verifier of every issuer in `issuers`.
+    pub fn with_issuers(settings: &Settings, issuers: Issuers) -> Self {
+        let jwt = &settings.jwt;
         let leeway = jwt.leeway_secs as i64;
         Verifier {
-            keys,
-            algorithms: jwt.algorithms.clone(),
-            issuer: settings.token_issuer(),
-            audiences,
+            issuers,
             leeway,
-            roles: RoleClaims::new(&jwt.role_claims),
             cache: TokenCache::new(jwt.token_cache_size, leeway),
             revocations: None,
+            introspector: None,
         }
+    }
+
+    /// Introspects opaque (non-JWT) tokens with `introspector`.
+    pub fn with_introspection(mut self, introspector: Introspector) -> Self {
+        self.introspector = Some(introspector);
+        self
     }
 
     /// Refuses tokens whose grant is revoked in `store` (the embedded issuer's; see
@@ -208,58 +126,102 @@ impl Verifier {
         self.revocations.as_ref()
     }
 
-    /// The keys in use now.
-    pub fn key_set(&self) -> Arc<KeySet> {
-        match &self.keys {
-            Keys::Fixed(set) => set.clone(),
-            Keys::Remote(remote) => remote.current(),
-        }
+    /// The trusted issuers.
+    pub fn issuers(&self) -> &Issuers {
+        &self.issuers
     }
 
-    pub fn keys(&self) -> &Keys {
-        &self.keys
+    /// The introspection endpoint for opaque tokens, if one is configured.
+    pub fn introspector(&self) -> Option<&Introspector> {
+        self.introspector.as_ref()
+    }
+
+    /// The keys of the first issuer (the only one, unless `[[jwt.issuers]]` lists more).
+    pub fn key_set(&self) -> Arc<KeySet> {
+        self.issuers.get(0).map(Issuer::key_set).unwrap_or_default()
     }
 
     pub fn cache(&self) -> &TokenCache {
         &self.cache
     }
 
-    /// The expected `iss`.
+    /// The `iss` of the first issuer.
     pub fn issuer(&self) -> &str {
-        &self.issuer
+        self.issuers.get(0).map_or("", Issuer::name)
     }
 
-    /// The accepted audiences; `None` when not enforced.
+    /// The accepted audiences of the first issuer; `None` when not enforced.
     pub fn audiences(&self) -> Option<&[String]> {
-        self.audiences.as_deref()
+        self.issuers.get(0).and_then(Issuer::audiences)
     }
 
-    /// Validates `token`. With remote keys, an unknown `kid` triggers one (shared,
-    /// rate-limited) refresh of the key set before the token is refused. A token seen for the
-    /// first time that names a grant is checked against the revoked grants, if this verifier
-    /// checks them.
+    /// Validates `token`. A cached verification is used at once; otherwise the token goes to the
+    /// issuer its `iss` names (an issuer not trusted is refused with no fetch). With remote keys,
+    /// an unknown `kid` triggers one (shared, rate-limited) refresh of that issuer's keys before
+    /// the token is refused. A token that is not a JWT is introspected, when an issuer of opaque
+    /// tokens is configured. A JWT seen for the first time that names a grant is checked against
+    /// the revoked grants, if this verifier checks them.
     pub async fn verify(&self, token: &str) -> Result<Principal, Rejection> {
-        let checked = match &self.keys {
-            Keys::Fixed(set) => self.verify_with(set, token, unix_now()),
+        let slot = match self.cached(token, unix_now())? {
+            Ok(principal) => return Ok(principal),
+            Err(slot) => slot,
+        };
+        let parsed = match Parsed::new(token) {
+            Ok(parsed) => parsed,
+            Err(rejection) => {
+                return match &self.introspector {
+                    Some(introspector) => introspector.check(token).await,
+                    None => Err(rejection),
+                };
+            }
+        };
+        let (index, issuer) = self.route(&parsed)?;
+        let verified = match issuer.keys() {
+            Keys::Fixed(set) => self.verify_parsed(index, issuer, set, parsed, unix_now()),
             Keys::Remote(remote) => {
                 let (generation, set) = remote.snapshot();
-                match self.verify_with(&set, token, unix_now()) {
+                match self.select_key(issuer, &set, &parsed) {
                     Err(Rejection::UnknownKey(kid)) => {
                         if !remote.refresh_on_miss(generation).await {
                             return Err(Rejection::UnknownKey(kid));
                         }
                         let set = remote.current();
-                        self.cache.retain_keys(&set);
-                        self.verify_with(&set, token, unix_now())
+                        self.cache.retain_keys(index, &set);
+                        self.verify_parsed(index, issuer, &set, parsed, unix_now())
                     }
-                    other => other,
+                    Err(other) => Err(other),
+                    Ok(_) => self.verify_parsed(index, issuer, &set, parsed, unix_now()),
                 }
             }
         }?;
-        match checked {
-            Checked::Cached(principal) => Ok(principal),
-            Checked::Fresh { verified, slot } => self.admit(token, verified, slot).await,
+        self.admit(token, verified, slot).await
+    }
+
+    /// The cached verification of `token` (`Ok`), or the slot to file a fresh one under (`Err`).
+    /// The cached path: a hash, one shard lock and the check that the entry's key is still in
+    /// its issuer's set; no parsing, no routing.
+    fn cached(&self, token: &str, now: i64) -> Result<Result<Principal, Option<u64>>, Rejection> {
+        if self.cache.capacity() == 0 {
+            return Ok(Err(None));
         }
+        let slot = self.cache.slot(token);
+        let hit = self.cache.get(slot, token, &self.issuers, now);
+        crate::observe::token_cache_lookup(hit.is_some());
+        match hit {
+            Some(hit) => {
+                // `exp` was checked by the cache; `nbf` is checked on every use as well.
+                self.check_times(hit.exp, hit.nbf, None, now, &hit.principal.subject)?;
+                Ok(Ok(hit.principal))
+            }
+            None => Ok(Err(Some(slot))),
+        }
+    }
+
+    /// The issuer the token's (unverified) `iss` names; a token naming no trusted issuer is
+    /// refused before any key is looked up or fetched.
+    fn route<'v>(&'v self, parsed: &Parsed<'_>) -> Result<(usize, &'v Issuer), Rejection> {
+        let iss = parsed.claims.get("iss").and_then(Value::as_str).ok_or(Rejection::UnknownIssuer)?;
+        self.issuers.route(iss).ok_or(Rejection::UnknownIssuer)
     }
 
     /// Checks a freshly verified token's grant (one store read), then caches it. An eviction
@@ -315,81 +277,88 @@ impl Verifier {
     }
 
     /// Validates `token` against the current keys as of `now` (seconds since the epoch),
-    /// without fetching keys or reading the store (benchmarks, tests): a token that needs its
-    /// grant checked is refused as [`Rejection::Unavailable`], unless it is cached.
+    /// without fetching keys, introspecting or reading the store (benchmarks, tests): a token
+    /// that needs its grant checked, or introspection, is refused as [`Rejection::Unavailable`],
+    /// unless it is cached.
     pub fn verify_at(&self, token: &str, now: i64) -> Result<Principal, Rejection> {
-        match self.verify_with(&self.key_set(), token, now)? {
-            Checked::Cached(principal) => Ok(principal),
-            Checked::Fresh { verified, slot } => {
-                if self.revocations.is_some() && revoked::grant_of(&verified.principal).is_some() {
-                    return Err(Rejection::Unavailable);
-                }
-                let principal = verified.principal.clone();
-                if let Some(slot) = slot {
-                    self.cache.insert(slot, token, verified, now);
-                }
-                Ok(principal)
-            }
+        let slot = match self.cached(token, now)? {
+            Ok(principal) => return Ok(principal),
+            Err(slot) => slot,
+        };
+        let parsed = match Parsed::new(token) {
+            Ok(parsed) => parsed,
+            Err(_) if self.introspector.is_some() => return Err(Rejection::Unavailable),
+            Err(rejection) => return Err(rejection),
+        };
+        let (index, issuer) = self.route(&parsed)?;
+        let verified = self.verify_parsed(index, issuer, &issuer.key_set(), parsed, now)?;
+        if self.revocations.is_some() && revoked::grant_of(&verified.principal).is_some() {
+            return Err(Rejection::Unavailable);
         }
-    }
-
-    /// Refreshes remote keys now and forgets cached tokens of keys that left the set.
-    pub async fn refresh_keys(&self) {
-        if let Keys::Remote(remote) = &self.keys {
-            remote.refresh().await;
-            self.cache.retain_keys(&remote.current());
-        }
-    }
-
-    fn verify_with(&self, keys: &KeySet, token: &str, now: i64) -> Result<Checked, Rejection> {
-        let slot = (self.cache.capacity() > 0).then(|| self.cache.slot(token));
+        let principal = verified.principal.clone();
         if let Some(slot) = slot {
-            let hit = self.cache.get(slot, token, keys, now);
-            crate::observe::token_cache_lookup(hit.is_some());
-            if let Some(hit) = hit {
-                // `exp` was checked by the cache; `nbf` is checked on every use as well.
-                self.check_times(hit.exp, hit.nbf, None, now, &hit.principal.subject)?;
-                return Ok(Checked::Cached(hit.principal));
-            }
+            self.cache.insert(slot, token, verified, now);
         }
-        let verified = self.verify_uncached(keys, token, now)?;
-        Ok(Checked::Fresh { verified, slot })
+        Ok(principal)
     }
 
-    fn verify_uncached(&self, keys: &KeySet, token: &str, now: i64) -> Result<Verified, Rejection> {
-        let (signing_input, signature) = token.rsplit_once('.').ok_or(Rejection::Malformed("not a JWT"))?;
-        let (header, payload) = signing_input.split_once('.').ok_or(Rejection::Malformed("not a JWT"))?;
-        if payload.contains('.') {
-            return Err(Rejection::Malformed("encrypted or nested tokens are not accepted"));
+    /// Refreshes every issuer's remote keys now and forgets cached tokens of keys that left
+    /// their set.
+    pub async fn refresh_keys(&self) {
+        for (index, issuer) in self.issuers.iter().enumerate() {
+            if let Keys::Remote(remote) = issuer.keys() {
+                remote.refresh().await;
+                self.cache.retain_keys(index, &remote.current());
+            }
         }
-        if header.is_empty() || payload.is_empty() {
-            return Err(Rejection::Malformed("not a JWT"));
-        }
-        let header: JoseHeader = json(b64(header)?, "malformed token header")?;
-        if header.crit.is_some() {
-            return Err(Rejection::Malformed("unsupported critical header"));
-        }
+    }
+
+    /// The algorithm (on `issuer`'s allow-list) and key (in `keys`, by `kid`) of a token.
+    fn select_key(
+        &self,
+        issuer: &Issuer,
+        keys: &KeySet,
+        parsed: &Parsed<'_>,
+    ) -> Result<(JwtAlgorithm, Arc<VerifyingKey>), Rejection> {
+        let header = &parsed.header;
         let alg = JwtAlgorithm::from_name(&header.alg)
-            .filter(|alg| self.algorithms.contains(alg))
+            .filter(|alg| issuer.algorithms().contains(alg))
             .ok_or_else(|| Rejection::Algorithm(header.alg.clone()))?;
-        let key: &Arc<VerifyingKey> = match header.kid.as_deref() {
+        let key = match header.kid.as_deref() {
             Some(kid) => keys.get(kid),
             None => keys.sole(),
         }
         .ok_or_else(|| Rejection::UnknownKey(header.kid.clone()))?;
-        // Both decoded before the (costly) signature check, so garbage never reaches it.
-        let (payload, signature) = (b64(payload)?, b64(signature)?);
-        if !key.verify(alg, signing_input.as_bytes(), &signature) {
+        Ok((alg, key.clone()))
+    }
+
+    /// The signature (with `issuer`'s key from `keys`), then the claims.
+    fn verify_parsed(
+        &self,
+        index: usize,
+        issuer: &Issuer,
+        keys: &KeySet,
+        parsed: Parsed<'_>,
+        now: i64,
+    ) -> Result<Verified, Rejection> {
+        let (alg, key) = self.select_key(issuer, keys, &parsed)?;
+        if !key.verify(alg, parsed.signing_input.as_bytes(), &parsed.signature) {
             return Err(Rejection::Signature { kid: key.kid().to_owned() });
         }
-        let claims: Map<String, Value> = json(payload, "malformed token claims")?;
-        let (exp, nbf) = self.check_claims(&claims, now)?;
-        let principal = claims::principal(claims, &self.roles).ok_or(Rejection::Claim { claim: "sub", sub: None })?;
-        Ok(Verified { principal, key: key.clone(), exp, nbf })
+        let claims = parsed.claims;
+        let (exp, nbf) = self.check_claims(issuer, &claims, now)?;
+        let principal =
+            claims::principal(claims, issuer.roles()).ok_or(Rejection::Claim { claim: "sub", sub: None })?;
+        Ok(Verified { principal, key, exp, nbf, issuer: index })
     }
 
     /// The registered claims: times, issuer, audience. Returns `exp` and `nbf`.
-    fn check_claims(&self, claims: &Map<String, Value>, now: i64) -> Result<(i64, Option<i64>), Rejection> {
+    fn check_claims(
+        &self,
+        issuer: &Issuer,
+        claims: &Map<String, Value>,
+        now: i64,
+    ) -> Result<(i64, Option<i64>), Rejection> {
         let sub = claims.get("sub").and_then(Value::as_str).unwrap_or("").to_owned();
         let date = |claim: &'static str| match claims.get(claim) {
             None => Ok(None),
@@ -400,40 +369,15 @@ impl Verifier {
         let exp = date("exp")?.ok_or_else(|| Rejection::Claim { claim: "exp", sub: Some(sub.clone()) })?;
         let (nbf, iat) = (date("nbf")?, date("iat")?);
         self.check_times(exp, nbf, iat, now, &sub)?;
-        if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
+        if claims.get("iss").and_then(Value::as_str) != Some(issuer.name()) {
             return Err(Rejection::Issuer { sub });
         }
-        if let Some(accepted) = &self.audiences {
-            let named = |aud: &str| accepted.iter().any(|a| a == aud);
-            match claims.get("aud") {
-                None => return Err(Rejection::NoAudience { sub }),
-                Some(Value::String(aud)) if named(aud) => {}
-                Some(Value::Array(auds)) if auds.iter().filter_map(Value::as_str).any(named) => {}
-                Some(_) => return Err(Rejection::Audience { sub }),
-            }
-        }
+        check_audience(issuer.audiences(), claims.get("aud"), true, sub)?;
         Ok((exp, nbf))
     }
 
     fn check_times(&self, exp: i64, nbf: Option<i64>, iat: Option<i64>, now: i64, sub: &str) -> Result<(), Rejection> {
-        if now > exp.saturating_add(self.leeway) {
-            return Err(Rejection::Expired { sub: sub.to_owned() });
-        }
-        if nbf.is_some_and(|nbf| nbf > now.saturating_add(self.leeway)) {
-            return Err(Rejection::NotYetValid { sub: sub.to_owned() });
-        }
-        if iat.is_some_and(|iat| iat > now.saturating_add(self.leeway)) {
-            return Err(Rejection::IssuedInFuture { sub: sub.to_owned() });
-        }
-        Ok(())
-    }
-}
-
-/// A JWT NumericDate: seconds since the epoch, possibly fractional (rounded down).
-fn numeric_date(value: &Value) -> Option<i64> {
-    match value {
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f.floor() as i64)),
-        _ => None,
+        check_times(self.leeway, exp, nbf, iat, now, sub)
     }
 }
 

@@ -7,6 +7,9 @@
 #   embedded   no other service: `cargo run --all-features`, dev profile (config/dev.toml), its
 #              own authorization server (feature `issuer`) at its public URL, state in a fresh
 #              SQLite file
+#   issuers    two independent oidc-provider instances (own ports, own keys), our server trusting
+#              both through [[jwt.issuers]] (issuers.py: tokens of each accepted, cross-labelled
+#              and unlisted issuers refused, both in the metadata)
 #   profiles   idp.mjs behaving like Entra ID, Auth0, Keycloak and Okta in turn (IDP_PROFILE),
 #              our server started with that provider's shipped profile (config/<name>.toml),
 #              machine clients' tokens checked by profiles.mjs
@@ -22,7 +25,7 @@
 #        hostile.mjs (external only)    wrong aud, unpublished keys, IdP key rotation and outage
 #   3. prints "interop: N passed, M failed" over both modes and fails on any failed check.
 #
-# Usage: run.sh [MODE...]    (default: external embedded profiles; cluster only when asked)
+# Usage: run.sh [MODE...]    (default: external embedded issuers profiles; cluster only when asked)
 # Every flow runs even after another failed. Logs (IdP, server, each flow's output and stderr)
 # are kept in target/interop/logs/MODE. Ports: INTEROP_IDP_PORT (27180), INTEROP_MCP_PORT (27181)
 # for the external mode, INTEROP_EMBEDDED_PORT (27190) for the embedded one; below Linux's
@@ -31,9 +34,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 MODES=("$@")
-[ ${#MODES[@]} -gt 0 ] || MODES=(external embedded profiles)
+[ ${#MODES[@]} -gt 0 ] || MODES=(external embedded issuers profiles)
 for mode in "${MODES[@]}"; do
-  case "$mode" in external|embedded|profiles|cluster) ;; *) echo "interop: unknown mode $mode (external, embedded, profiles, cluster)" >&2; exit 2 ;; esac
+  case "$mode" in external|embedded|issuers|profiles|cluster) ;; *) echo "interop: unknown mode $mode (external, embedded, issuers, profiles, cluster)" >&2; exit 2 ;; esac
 done
 
 HERE=tests/interop
@@ -42,6 +45,7 @@ LOGS=$WORK/logs
 IDP_PORT=${INTEROP_IDP_PORT:-27180}
 MCP_PORT=${INTEROP_MCP_PORT:-27181}
 EMBEDDED_PORT=${INTEROP_EMBEDDED_PORT:-27190}
+ISSUERS_PORTS=(${INTEROP_ISSUERS_PORTS:-27182 27183 27184}) # provider A, provider B, our server
 # Users' access tokens live 8 s, so the refresh checks need not wait long; the server is run
 # with no clock leeway so that it refuses them right after (the TypeScript SDK refreshes only
 # when refused).
@@ -88,11 +92,11 @@ cargo build --all-features --quiet
 BIN=target/debug/mcp-auth-server
 
 # ---------------------------------------------------------------- helpers ---
-idp_pid="" server_pid=""
+idp_pid="" idp2_pid="" server_pid=""
 stop() { # stop PID: SIGTERM, then wait for it
   [ -n "$1" ] && kill "$1" 2>/dev/null && wait "$1" 2>/dev/null || true
 }
-cleanup() { stop "$server_pid"; stop "$idp_pid"; }
+cleanup() { stop "$server_pid"; stop "$idp_pid"; stop "$idp2_pid"; }
 trap cleanup EXIT
 ports_free() {
   for port in "$@"; do
@@ -169,6 +173,37 @@ embedded() {
 
   clients
   stop "$server_pid"; server_pid=""
+}
+
+# --------------------------------------------------------- issuers mode ---
+issuers() {
+  local a_port=${ISSUERS_PORTS[0]} b_port=${ISSUERS_PORTS[1]} port=${ISSUERS_PORTS[2]}
+  export ISSUER_A="http://127.0.0.1:$a_port" ISSUER_B="http://127.0.0.1:$b_port"
+  export MCP_URL="http://127.0.0.1:$port/mcp"
+  ports_free "$a_port" "$b_port" "$port"
+
+  say "issuers: two identity providers at $ISSUER_A and $ISSUER_B (each its own key)"
+  IDP_PORT=$a_port RESOURCE="$MCP_URL" "$NODE" "$HERE/idp.mjs" > "$LOGS/issuers/idp-a.log" 2>&1 &
+  idp_pid=$!
+  IDP_PORT=$b_port RESOURCE="$MCP_URL" "$NODE" "$HERE/idp.mjs" > "$LOGS/issuers/idp-b.log" 2>&1 &
+  idp2_pid=$!
+  wait_for 30 grep -q '^idp ready' "$LOGS/issuers/idp-a.log" || { cat "$LOGS/issuers/idp-a.log" >&2; exit 2; }
+  wait_for 30 grep -q '^idp ready' "$LOGS/issuers/idp-b.log" || { cat "$LOGS/issuers/idp-b.log" >&2; exit 2; }
+
+  # Tables cannot be environment variables: the issuers go into a --config file.
+  printf '[[jwt.issuers]]\nissuer = "%s"\n\n[[jwt.issuers]]\nissuer = "%s"\n' "$ISSUER_A" "$ISSUER_B" \
+    > "$WORK/issuers.toml"
+  say "issuers: starting mcp-auth-server at $MCP_URL trusting both ([[jwt.issuers]], keys by discovery)"
+  MCP_AUTH__SERVER__BIND="127.0.0.1:$port" MCP_AUTH__SERVER__PUBLIC_URL="http://127.0.0.1:$port" \
+    MCP_AUTH__JWT__MIN_REFRESH_INTERVAL_SECS=$MIN_REFRESH_SECS \
+    "$BIN" --config "$WORK/issuers.toml" > "$LOGS/issuers/server.log" 2>&1 &
+  server_pid=$!
+  wait_for 60 port_busy "$port" || { cat "$LOGS/issuers/server.log" >&2; exit 2; }
+
+  flow issuers python3 "$HERE/issuers.py"
+  stop "$server_pid"; server_pid=""
+  stop "$idp_pid"; idp_pid=""
+  stop "$idp2_pid"; idp2_pid=""
 }
 
 # --------------------------------------------------------- profiles mode ---
