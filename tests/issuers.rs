@@ -261,6 +261,42 @@ async fn local_keys_stay_trusted_beside_external_issuers_when_an_entry_names_thi
     assert_eq!(document["authorization_servers"], json!([PUBLIC_URL, a.base]));
 }
 
+/// With local keys beside a listed issuer the verifier accepts both at `/mcp`, but the embedded
+/// issuer's `/introspect` describes only its own tokens: another issuer's live JWT is inactive
+/// there (and so cannot be revoked there either).
+#[cfg(feature = "issuer")]
+#[tokio::test]
+async fn the_embedded_issuer_introspects_only_its_own_tokens_beside_other_issuers() {
+    use base64::Engine;
+    let a = Idp::start("idp-a6").await;
+    let layer = format!(
+        "{}\n[[jwt.issuers]]\nissuer = \"{PUBLIC_URL}\"\n[[jwt.issuers]]\nissuer = \"{}\"\n",
+        common::issuer::accounts_layer(),
+        a.base
+    );
+    let app = app_with(&settings(&layer)).await;
+    let introspect = |token: String| {
+        let app = app.clone();
+        async move {
+            let basic = base64::engine::general_purpose::STANDARD
+                .encode(format!("test-service:{}", common::issuer::SERVICE_SECRET));
+            let request = Request::post("/introspect")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("authorization", format!("Basic {basic}"))
+                .body(Body::from(common::issuer::form(&[("token", &token)])))
+                .unwrap();
+            let reply = send_as_is(&app, request).await;
+            assert_eq!(reply.status, StatusCode::OK);
+            reply.json()["active"].clone()
+        }
+    };
+    let foreign = a.token().build();
+    assert_eq!(seen(&whoami(&app, &foreign).await)["issuer"], a.base, "a's token is good at /mcp");
+    assert_eq!(introspect(foreign).await, json!(false), "but not this issuer's to describe");
+    let own = TokenBuilder::new().subject("local-user").build();
+    assert_eq!(introspect(own).await, json!(true));
+}
+
 #[tokio::test]
 async fn the_short_form_alone_still_means_the_local_keys_and_one_issuer() {
     let app = app_with(&settings("")).await;
