@@ -8,7 +8,8 @@
 //!   `jwt.leeway_secs`); `iss`, if present, must be the entry's issuer; `aud`, if present, must
 //!   name this server or one of the entry's audiences (many providers leave `aud` out of
 //!   introspection answers, so its absence is accepted: the endpoint vouches for a token it
-//!   issued); `sub` must be there. Scopes come from `scope`, roles from the entry's role claims.
+//!   issued); `sub` must be there (or, for a client's own token, `client_id`, which is then the
+//!   subject). Scopes come from `scope`, roles from the entry's role claims.
 //! - Answers are cached under the token's SHA-256 digest (never the token itself): an active one
 //!   until the token's `exp`, at most `jwt.introspection_cache_secs`; a refusal for
 //!   `jwt.introspection_negative_cache_secs`. Time claims are checked again on every use.
@@ -237,6 +238,13 @@ impl Introspector {
         if answer.remove("active") != Some(Value::Bool(true)) {
             return Err(Rejection::Inactive);
         }
+        // A token no person stands behind (client credentials) may come without `sub`: its
+        // subject is then the client, as RFC 9068 section 2.2 has JWT access tokens say it.
+        if !answer.contains_key("sub")
+            && let Some(client) = answer.get("client_id").filter(|c| c.as_str().is_some_and(|c| !c.is_empty()))
+        {
+            answer.insert("sub".to_owned(), client.clone());
+        }
         let sub = answer.get("sub").and_then(Value::as_str).unwrap_or("").to_owned();
         let date = |claim: &'static str| match answer.get(claim) {
             None => Ok(None),
@@ -298,6 +306,9 @@ mod tests {
             .judge(answer(json!({"active": true, "sub": "u", "scope": "a b", "roles": ["r"], "exp": 2000})), now)
             .unwrap();
         assert_eq!((ok.0.subject.as_str(), ok.0.issuer.as_str(), ok.1), ("u", "https://idp.example", Some(2000)));
+        // Client credentials without `sub`: the client is the subject.
+        let machine = i.judge(answer(json!({"active": true, "client_id": "svc", "exp": 2000})), now).unwrap();
+        assert_eq!((machine.0.subject.as_str(), machine.0.client_id.as_deref()), ("svc", Some("svc")));
         assert!(ok.0.has_scope("a") && ok.0.roles.contains("r"));
         for (bad, why) in [
             (json!({"active": false, "sub": "u"}), Rejection::Inactive),
@@ -307,6 +318,7 @@ mod tests {
             (json!({"active": true, "sub": "u", "iss": "https://other"}), Rejection::Issuer { sub: "u".into() }),
             (json!({"active": true, "sub": "u", "aud": "https://other/mcp"}), Rejection::Audience { sub: "u".into() }),
             (json!({"active": true, "exp": 2000}), Rejection::Claim { claim: "sub", sub: None }),
+            (json!({"active": true, "exp": 2000, "client_id": ""}), Rejection::Claim { claim: "sub", sub: None }),
         ] {
             assert_eq!(i.judge(answer(bad.clone()), now).unwrap_err(), why, "{bad}");
         }

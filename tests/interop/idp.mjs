@@ -12,6 +12,8 @@
 //     `mcp:read mcp:tools mcp:prompts`; OTHER_RESOURCE is a second API with the same scope
 //     names, for tokens that must be refused by our server;
 //   - a `roles` claim in access tokens: the user's roles, or the machine client's;
+//   - opaque access tokens for the machine client m2m-opaque, described by introspection
+//     (RFC 7662, /token/introspection) to mcp-introspector (secret mcp-introspector-secret);
 //   - a plain HTML login and consent, driven over HTTP by tests/interop/user.mjs. The consent
 //     form lists each requested scope as a checkbox, so a test can approve only some of them.
 //
@@ -113,7 +115,12 @@ const MACHINE_CLIENTS = [
   { client_id: 'm2m-admin', client_secret: 'm2m-admin-secret', roles: ['admin'] },
   { client_id: 'm2m-guest', client_secret: 'm2m-guest-secret', roles: ['guest'] },
   { client_id: 'm2m-unmapped', client_secret: 'm2m-unmapped-secret', roles: ['admin'] },
+  // Gets opaque (reference) access tokens, which resource servers must introspect.
+  { client_id: 'm2m-opaque', client_secret: 'm2m-opaque-secret', roles: ['admin'] },
 ];
+// A resource server allowed to introspect any token at /token/introspection (RFC 7662); it
+// may use no grant.
+const INTROSPECTOR = { client_id: 'mcp-introspector', client_secret: 'mcp-introspector-secret' };
 
 // ---------------------------------------------------------------- signing key ---
 const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -124,14 +131,17 @@ key.kid = await calculateJwkThumbprint(key);
 const RESOURCE_SERVERS = [RESOURCE, OTHER_RESOURCE, ...(PROFILE.api ? [PROFILE.api] : [])];
 
 const configuration = {
-  clients: MACHINE_CLIENTS.map(({ client_id, client_secret }) => ({
-    client_id,
-    client_secret,
-    grant_types: ['client_credentials'],
-    response_types: [],
-    redirect_uris: [],
-    token_endpoint_auth_method: 'client_secret_basic',
-  })),
+  clients: [
+    ...MACHINE_CLIENTS.map(({ client_id, client_secret }) => ({
+      client_id,
+      client_secret,
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
+      token_endpoint_auth_method: 'client_secret_basic',
+    })),
+    { ...INTROSPECTOR, grant_types: [], response_types: [], redirect_uris: [], token_endpoint_auth_method: 'client_secret_basic' },
+  ],
   jwks: { keys: [key] },
   // Known scopes: listed in discovery and allowed in client registrations.
   scopes: ['openid', 'offline_access', ...MCP_SCOPES],
@@ -144,13 +154,21 @@ const configuration = {
     registration: { enabled: true },
     clientCredentials: { enabled: true },
     revocation: { enabled: true },
+    introspection: {
+      enabled: true,
+      // Confidential clients may introspect their own tokens; the introspector any token.
+      allowedPolicy: async (ctx, client, token) => client.clientId === INTROSPECTOR.client_id || token.clientId === client.clientId,
+    },
     resourceIndicators: {
       enabled: true,
       // No default: a client that forgets `resource` gets no token for our server.
       defaultResource: (ctx, client, oneOf) => oneOf,
       useGrantedResource: () => false,
-      getResourceServerInfo(ctx, indicator) {
+      getResourceServerInfo(ctx, indicator, client) {
         if (!RESOURCE_SERVERS.includes(indicator)) throw new errors.InvalidTarget();
+        if (client.clientId === 'm2m-opaque') {
+          return { scope: MCP_SCOPES.join(' '), audience: indicator, accessTokenFormat: 'opaque' };
+        }
         return {
           scope: MCP_SCOPES.join(' '),
           audience: indicator,

@@ -4,8 +4,9 @@ both through [[jwt.issuers]] (run.sh's `issuers` mode starts them all).
 
 Checks: a client-credentials token from each provider is accepted and becomes a principal of
 that issuer; a token from one provider relabelled with the other's `iss` (so: claiming issuer A,
-signed with B's key) is refused; a token naming an issuer not listed is refused; the
-protected-resource metadata names both providers. Standard library only; PASS/FAIL lines.
+signed with B's key) is refused; a token naming an issuer not listed is refused; B's opaque
+token is introspected at B and accepted, an unknown one refused; the protected-resource metadata
+names both providers. Standard library only; PASS/FAIL lines.
 """
 
 import base64
@@ -26,12 +27,12 @@ def check(ok, what):
     failed += 0 if ok else 1
 
 
-def token(issuer):
+def token(issuer, client="m2m-admin"):
     body = urllib.parse.urlencode(
         {"grant_type": "client_credentials", "resource": MCP_URL, "scope": "mcp:read mcp:tools"}
     ).encode()
     request = urllib.request.Request(f"{issuer}/token", data=body)
-    basic = base64.b64encode(b"m2m-admin:m2m-admin-secret").decode()
+    basic = base64.b64encode(f"{client}:{client}-secret".encode()).decode()
     request.add_header("Authorization", f"Basic {basic}")
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.load(response)["access_token"]
@@ -87,6 +88,17 @@ check(status == 401 and 'error="invalid_token"' in str(challenge),
 status, challenge = whoami(relabel(from_a, "http://127.0.0.1:9/not-listed"))
 check(status == 401 and "wrong issuer" in str(challenge),
       f"a token naming an issuer not listed is refused ({status}, {challenge})")
+
+# Opaque tokens: B's reference token for m2m-opaque, introspected at B by the server (RFC 7662).
+opaque = token(B, "m2m-opaque")
+check(opaque.count(".") == 0, f"B issues m2m-opaque an opaque token ({opaque[:12]}...)")
+status, seen = whoami(opaque)
+check(status == 200 and isinstance(seen, dict) and seen.get("issuer") == B and seen.get("subject") == "m2m-opaque"
+      and seen.get("roles") == ["admin"] and "mcp:tools" in seen.get("scopes", []),
+      f"B's opaque token is introspected and accepted as B's client m2m-opaque ({status}, {seen})")
+status, challenge = whoami("not-a-token-B-ever-issued")
+check(status == 401 and 'error="invalid_token"' in str(challenge),
+      f"an opaque token B calls inactive is refused ({status}, {challenge})")
 
 prm_url = MCP_URL.replace("/mcp", "/.well-known/oauth-protected-resource/mcp")
 with urllib.request.urlopen(prm_url, timeout=10) as response:

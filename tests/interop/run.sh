@@ -9,7 +9,7 @@
 #              SQLite file
 #   issuers    two independent oidc-provider instances (own ports, own keys), our server trusting
 #              both through [[jwt.issuers]] (issuers.py: tokens of each accepted, cross-labelled
-#              and unlisted issuers refused, both in the metadata)
+#              and unlisted issuers refused, both in the metadata; B's opaque tokens introspected)
 #   profiles   idp.mjs behaving like Entra ID, Auth0, Keycloak and Okta in turn (IDP_PROFILE),
 #              our server started with that provider's shipped profile (config/<name>.toml),
 #              machine clients' tokens checked by profiles.mjs
@@ -191,8 +191,10 @@ issuers() {
   wait_for 30 grep -q '^idp ready' "$LOGS/issuers/idp-b.log" || { cat "$LOGS/issuers/idp-b.log" >&2; exit 2; }
 
   # Tables cannot be environment variables: the issuers go into a --config file.
-  printf '[[jwt.issuers]]\nissuer = "%s"\n\n[[jwt.issuers]]\nissuer = "%s"\n' "$ISSUER_A" "$ISSUER_B" \
-    > "$WORK/issuers.toml"
+  # B also issues opaque tokens (to m2m-opaque), which the server introspects at B.
+  printf '[[jwt.issuers]]\nissuer = "%s"\n\n[[jwt.issuers]]\nissuer = "%s"\njwks_url = "%s/jwks"\n%s\n%s\n%s\n' \
+    "$ISSUER_A" "$ISSUER_B" "$ISSUER_B" "introspection_url = \"$ISSUER_B/token/introspection\"" \
+    'client_id = "mcp-introspector"' 'client_secret = "mcp-introspector-secret"' > "$WORK/issuers.toml"
   say "issuers: starting mcp-auth-server at $MCP_URL trusting both ([[jwt.issuers]], keys by discovery)"
   MCP_AUTH__SERVER__BIND="127.0.0.1:$port" MCP_AUTH__SERVER__PUBLIC_URL="http://127.0.0.1:$port" \
     MCP_AUTH__JWT__MIN_REFRESH_INTERVAL_SECS=$MIN_REFRESH_SECS \
