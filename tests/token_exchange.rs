@@ -461,3 +461,19 @@ async fn a_token_living_less_than_the_margin_is_not_cached_and_refusals_are_not_
     }
     assert_eq!(idp.requests().len(), 4);
 }
+
+#[tokio::test]
+async fn a_legacy_session_call_gets_its_downstream_token_too() {
+    let api = embedded_api().await;
+    let app = embedded_app(&api).await;
+    let session = common::initialize(&app, common::LEGACY).await;
+    let call = common::call(2, "tools/call", json!({ "name": "exchange_probe", "arguments": { "audience": PROFILE } }));
+    let reply = common::send(&app, common::legacy(&session, common::LEGACY, call)).await;
+    let result = &reply.rpc()["result"];
+    assert_eq!(result["structuredContent"]["audience"], PROFILE, "{result}");
+    // The caller's (the default test token's) scopes, as none were asked for.
+    let caller = claims(&common::tokens::default_token())["scope"].as_str().unwrap().to_owned();
+    let mut expected: Vec<&str> = caller.split(' ').collect();
+    expected.sort();
+    assert_eq!(result["structuredContent"]["scopes"], json!(expected), "{result}");
+}
