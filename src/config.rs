@@ -274,6 +274,45 @@ pub struct IssuerSettings {
     /// grant is off. This server exchanges its callers' tokens for them itself.
     #[serde(default)]
     pub token_exchange_audiences: Vec<String>,
+    /// Enterprise identity providers whose ID-JAGs the token endpoint accepts (Enterprise-Managed
+    /// Authorization); none = the `jwt-bearer` grant is not offered.
+    #[serde(default)]
+    pub enterprise_idps: Vec<EnterpriseIdp>,
+}
+
+/// `[[issuer.enterprise_idps]]`: an enterprise identity provider trusted to sign Identity
+/// Assertion JWT Authorization Grants (ID-JAGs) for this server's users.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnterpriseIdp {
+    /// The IdP's issuer URL: the `iss` of its ID-JAGs, and where its keys are discovered.
+    pub issuer: String,
+    /// Its JWKS URL, when discovery (`<issuer>/.well-known/openid-configuration`) is not wanted.
+    #[serde(default)]
+    pub jwks_url: String,
+    /// Signature algorithms accepted from it.
+    #[serde(default = "default_idp_algorithms")]
+    pub algorithms: Vec<JwtAlgorithm>,
+    /// The clients it may issue ID-JAGs to (their `client_id`s here); empty = any client.
+    #[serde(default)]
+    pub allowed_clients: Vec<String>,
+    /// Link an unknown `sub` to the user whose `email` is the ID-JAG's (with `email_verified`).
+    #[serde(default = "default_true")]
+    pub link_by_email: bool,
+    /// Accept users nobody here knows, as accounts of their own with `provision_roles`.
+    #[serde(default)]
+    pub provision_users: bool,
+    /// The roles of provisioned users (from `scopes.roles`).
+    #[serde(default)]
+    pub provision_roles: Vec<String>,
+}
+
+fn default_idp_algorithms() -> Vec<JwtAlgorithm> {
+    vec![JwtAlgorithm::RS256, JwtAlgorithm::ES256, JwtAlgorithm::PS256]
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// A person who may sign in to the embedded authorization server.
@@ -291,6 +330,9 @@ pub struct IssuerUser {
     /// Display name (`name` claim); defaults to the username.
     #[serde(default)]
     pub name: String,
+    /// E-mail address: an enterprise IdP's ID-JAG with this (verified) `email` links to this user.
+    #[serde(default)]
+    pub email: String,
 }
 
 /// A client registered in the configuration.
@@ -334,8 +376,12 @@ fn default_client_grant_types() -> Vec<String> {
     vec!["authorization_code".to_owned(), "refresh_token".to_owned()]
 }
 
+/// The JWT bearer grant (RFC 7523 section 2.1), which carries an ID-JAG.
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
 /// The grant types the embedded authorization server implements.
-pub const GRANT_TYPES: [&str; 4] = ["authorization_code", "refresh_token", "client_credentials", TOKEN_EXCHANGE_GRANT];
+pub const GRANT_TYPES: [&str; 5] =
+    ["authorization_code", "refresh_token", "client_credentials", JWT_BEARER, TOKEN_EXCHANGE_GRANT];
 
 /// RFC 8693 token exchange's `grant_type`.
 pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -391,6 +437,17 @@ impl IssuerSettings {
                 user.name = user.username.clone();
             }
         }
+        let mut emails = std::collections::BTreeSet::new();
+        for user in &mut self.users {
+            user.email = user.email.trim().to_owned();
+            if !user.email.is_empty() && !emails.insert(user.email.to_lowercase()) {
+                return Err(StartupError::config(
+                    format!("issuer.users.{}.email", user.username),
+                    "is another user's too: linking an enterprise identity by e-mail would be ambiguous",
+                ));
+            }
+        }
+        self.validate_enterprise_idps()?;
         let mut client_ids = std::collections::BTreeSet::new();
         for client in &mut self.clients {
             let key = format!("issuer.clients.{}", client.client_id);
@@ -477,6 +534,21 @@ impl IssuerSettings {
             if grants("authorization_code") && client.redirect_uris.is_empty() {
                 return Err(StartupError::config(key, "authorization_code needs at least one redirect URI"));
             }
+            if grants(JWT_BEARER) {
+                if !(has_secret || client.token_endpoint_auth_method.trim() == "private_key_jwt") {
+                    return Err(StartupError::config(
+                        key,
+                        "the jwt-bearer grant (ID-JAG) needs a secret_hash or private_key_jwt: the client \
+                         authenticates as it is registered (Enterprise-Managed Authorization section 5)",
+                    ));
+                }
+                if self.enterprise_idps.is_empty() {
+                    return Err(StartupError::config(
+                        key,
+                        "lists the jwt-bearer grant, but no [[issuer.enterprise_idps]] is configured",
+                    ));
+                }
+            }
             if client.name.trim().is_empty() {
                 client.name = client.client_id.clone();
             }
@@ -527,6 +599,50 @@ pub struct TokenExchangeIssuer {
 
 fn default_cache_margin_secs() -> u64 {
     30
+}
+
+impl IssuerSettings {
+    /// `[[issuer.enterprise_idps]]`: URLs, one entry per issuer, roles for provisioning.
+    fn validate_enterprise_idps(&mut self) -> Result<(), StartupError> {
+        let mut issuers = std::collections::BTreeSet::new();
+        for idp in &mut self.enterprise_idps {
+            idp.issuer = idp.issuer.trim().to_owned();
+            if idp.issuer.is_empty() {
+                return Err(StartupError::config("issuer.enterprise_idps", "every entry needs its `issuer` URL"));
+            }
+            let key = format!("issuer.enterprise_idps.{}", idp.issuer);
+            check_remote_url(&format!("{key}.issuer"), &idp.issuer)?;
+            if !issuers.insert(idp.issuer.clone()) {
+                return Err(StartupError::config(key, "is listed twice"));
+            }
+            idp.jwks_url = idp.jwks_url.trim().to_owned();
+            if !idp.jwks_url.is_empty() {
+                check_remote_url(&format!("{key}.jwks_url"), &idp.jwks_url)?;
+            }
+            if idp.algorithms.is_empty() {
+                return Err(StartupError::config(
+                    format!("{key}.algorithms"),
+                    "must name at least one algorithm (RS256, ES256, PS256, ...)",
+                ));
+            }
+            if idp.allowed_clients.iter().any(|c| c.trim().is_empty()) {
+                return Err(StartupError::config(format!("{key}.allowed_clients"), "must not contain empty values"));
+            }
+            if idp.provision_users && idp.provision_roles.is_empty() {
+                return Err(StartupError::config(
+                    format!("{key}.provision_roles"),
+                    "provision_users needs at least one role: roles cap what a provisioned user can be granted",
+                ));
+            }
+            if !idp.provision_users && !idp.provision_roles.is_empty() {
+                return Err(StartupError::config(
+                    format!("{key}.provision_roles"),
+                    "is only used with provision_users = true",
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `[storage]`: where state that must survive a restart, or be shared by instances, is kept.

@@ -72,6 +72,10 @@ pub const ISSUER_REFRESH_REUSE: &str = "mcp_auth.issuer.refresh_reuse_detected";
 /// `reason`: `code_replay`, `refresh_reuse`, `wrong_client` (a refresh token presented by another
 /// client), `client_request` (RFC 7009 revocation).
 pub const ISSUER_GRANTS_REVOKED: &str = "mcp_auth.issuer.grants_revoked";
+/// ID-JAGs presented with the JWT bearer grant (Enterprise-Managed Authorization), by `outcome`:
+/// `accepted`, or why not (`untrusted_issuer`, `signature`, `typ`, `audience`, `resource`,
+/// `expired`, `replayed`, `client`, `unknown_user`, `scope`, `malformed`, `store_error`).
+pub const ISSUER_ID_JAGS: &str = "mcp_auth.issuer.id_jags";
 /// Answers of the introspection endpoint (RFC 7662) to authenticated clients, by `active`.
 pub const ISSUER_INTROSPECTIONS: &str = "mcp_auth.issuer.introspections";
 /// One storage operation, by `backend`, `operation` and `outcome`.
@@ -127,6 +131,7 @@ pub(crate) fn describe() {
     describe_counter!(ISSUER_CONSENTS, "Consent page answers, by decision");
     describe_counter!(ISSUER_TOKENS, "Token requests at the embedded authorization server, by grant and outcome");
     describe_counter!(ISSUER_REFRESH_REUSE, "Refresh tokens presented again after use");
+    describe_counter!(ISSUER_ID_JAGS, "ID-JAGs presented at the token endpoint, by outcome");
     describe_histogram!(
         STORE_OPERATION_DURATION,
         Unit::Seconds,
@@ -300,7 +305,7 @@ pub fn issuer_consent(decision: &'static str) {
 }
 
 /// A request to the token endpoint: `grant` is the request's `grant_type` as sent (only the
-/// three the server implements are kept, anything else is [`OTHER`]); `outcome` is `issued`
+/// four the server implements are kept, anything else is [`OTHER`]); `outcome` is `issued`
 /// or the OAuth error code it was refused with (`invalid_grant`, `invalid_client`, ...).
 pub fn issuer_token(grant: &str, outcome: &'static str) {
     if !enabled() {
@@ -321,6 +326,13 @@ pub fn issuer_refresh_reuse_detected() {
 pub fn issuer_grant_revoked(reason: &'static str) {
     if enabled() {
         counter!(ISSUER_GRANTS_REVOKED, "reason" => reason).increment(1);
+    }
+}
+
+/// An ID-JAG presented at the token endpoint, and how it ended (see [`ISSUER_ID_JAGS`]).
+pub fn issuer_id_jag(outcome: &'static str) {
+    if enabled() {
+        counter!(ISSUER_ID_JAGS, "outcome" => outcome).increment(1);
     }
 }
 

@@ -233,7 +233,7 @@ impl AppBuilder {
             // Step 10: the embedded authorization server, signing with the same local key.
             #[cfg(feature = "issuer")]
             if self.embedded_issuer() {
-                let issuer = self.issuer(&jwt, store.clone())?;
+                let issuer = self.issuer(&jwt, store.clone()).await?;
                 // This server exchanges its callers' tokens at its own issuer, in-process.
                 if let Some((backend, audiences)) = issuer.token_exchange(settings.mcp_url()) {
                     tracing::info!(?audiences, "token exchange at the embedded issuer configured");
@@ -281,6 +281,13 @@ impl AppBuilder {
                 config
                     .extensions
                     .insert("io.modelcontextprotocol/oauth-client-credentials".into(), serde_json::json!({}));
+                // And, with trusted enterprise IdPs, ID-JAGs (Enterprise-Managed Authorization).
+                if !settings.issuer.enterprise_idps.is_empty() {
+                    config.extensions.insert(
+                        "io.modelcontextprotocol/enterprise-managed-authorization".into(),
+                        serde_json::json!({}),
+                    );
+                }
             }
             #[cfg(feature = "jwt")]
             if !token_exchange.is_empty() {
@@ -419,7 +426,7 @@ impl AppBuilder {
     /// The embedded authorization server, signing with the `jwt` layer's local key, and checking
     /// (revoking, introspecting) tokens with its verifier.
     #[cfg(feature = "issuer")]
-    fn issuer(
+    async fn issuer(
         &self,
         jwt: &crate::jwt::Jwt,
         store: std::sync::Arc<dyn crate::store::Store>,
@@ -430,7 +437,8 @@ impl AppBuilder {
                 "the embedded authorization server needs local keys (jwt.issuer empty)",
             )
         })?;
-        crate::issuer::Issuer::new(&self.settings, keys, store, jwt.verifier().clone())
+        let enterprise = crate::issuer::enterprise::EnterpriseIdps::start(&self.settings).await?;
+        crate::issuer::Issuer::new(&self.settings, keys, store, jwt.verifier().clone(), enterprise)
     }
 }
 

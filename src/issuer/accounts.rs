@@ -22,6 +22,8 @@ use crate::error::StartupError;
 struct User {
     account: Account,
     hash: SecretString,
+    /// Lowercased; empty = none.
+    email: String,
 }
 
 /// The people who may sign in.
@@ -55,7 +57,8 @@ impl Users {
                 name: user.name.clone(),
                 roles: user.roles.clone(),
             };
-            by_name.insert(user.username.to_lowercase(), User { account, hash: user.password_hash.clone() });
+            let email = user.email.to_lowercase();
+            by_name.insert(user.username.to_lowercase(), User { account, hash: user.password_hash.clone(), email });
         }
         let bind = settings.server.bind.ip();
         if !bind.is_loopback() && !issuer.allow_dev_users_on_public_bind {
@@ -85,6 +88,26 @@ impl Users {
 
     pub fn is_empty(&self) -> bool {
         self.by_name.is_empty()
+    }
+
+    /// The account of `username` (any case), without a password: an enterprise identity linked
+    /// to it ([`super::enterprise`]).
+    pub fn account(&self, username: &str) -> Option<Account> {
+        self.by_name.get(&username.to_lowercase()).map(|user| user.account.clone())
+    }
+
+    /// The account whose `email` is `email` (any case); addresses are unique among users.
+    pub fn by_email(&self, email: &str) -> Option<Account> {
+        let email = email.trim().to_lowercase();
+        if email.is_empty() {
+            return None;
+        }
+        self.by_name.values().find(|user| user.email == email).map(|user| user.account.clone())
+    }
+
+    /// Whether `name` is a user's username (any case).
+    pub fn has(&self, name: &str) -> bool {
+        self.by_name.contains_key(&name.to_lowercase())
     }
 
     /// The account of `username` (any case) if `password` is right; [`Busy`] when too many

@@ -62,13 +62,16 @@ struct Fetched {
     until: i64,
 }
 
+/// The JOSE header fields read here and by [`super::enterprise`].
 #[derive(Deserialize)]
-struct Header {
-    alg: String,
+pub(super) struct Header {
+    pub alg: String,
     #[serde(default)]
-    kid: Option<String>,
+    pub kid: Option<String>,
     #[serde(default)]
-    crit: Option<Value>,
+    pub typ: Option<String>,
+    #[serde(default)]
+    pub crit: Option<Value>,
 }
 
 fn refused(description: impl Into<String>) -> OAuthError {
@@ -76,18 +79,23 @@ fn refused(description: impl Into<String>) -> OAuthError {
 }
 
 /// The three parts of a compact JWS, and its claims (unverified).
-struct Parsed<'a> {
-    signing_input: &'a str,
-    header: Header,
-    claims: Map<String, Value>,
-    signature: Vec<u8>,
+pub(super) struct Parsed<'a> {
+    pub signing_input: &'a str,
+    pub header: Header,
+    pub claims: Map<String, Value>,
+    pub signature: Vec<u8>,
 }
 
 fn parse(assertion: &str) -> Result<Parsed<'_>, OAuthError> {
+    parse_jws(assertion).map_err(refused)
+}
+
+/// Splits and decodes a compact JWS of at most 8 KiB; the error says what is wrong with it.
+pub(super) fn parse_jws(assertion: &str) -> Result<Parsed<'_>, String> {
     if assertion.len() > MAX_ASSERTION_BYTES {
-        return Err(refused(format!("longer than {MAX_ASSERTION_BYTES} bytes")));
+        return Err(format!("longer than {MAX_ASSERTION_BYTES} bytes"));
     }
-    let malformed = || refused("not a signed JWT (header.payload.signature, base64url)");
+    let malformed = || "not a signed JWT (header.payload.signature, base64url)".to_owned();
     let (signing_input, signature) = assertion.rsplit_once('.').ok_or_else(malformed)?;
     let (header, payload) = signing_input.split_once('.').ok_or_else(malformed)?;
     if payload.contains('.') {

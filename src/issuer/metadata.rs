@@ -33,9 +33,14 @@ pub fn paths(base_path: &str, well_known: &str) -> Vec<String> {
     paths
 }
 
-/// The grants of `/token`: token exchange only when it has audiences to mint for.
+/// The grants of `/token`: the JWT bearer grant only with enterprise IdPs, token exchange only
+/// when it has audiences to mint for.
 fn grant_types(core: &Core) -> Vec<&'static str> {
     let mut grants = vec!["authorization_code", "refresh_token", "client_credentials"];
+    // Enterprise-Managed Authorization: ID-JAGs with the JWT bearer grant (RFC 7523 section 2.1).
+    if !core.enterprise.is_empty() {
+        grants.push(crate::config::JWT_BEARER);
+    }
     if !core.settings.token_exchange_audiences.is_empty() {
         grants.push(crate::config::TOKEN_EXCHANGE_GRANT);
     }

@@ -14,6 +14,8 @@
 //!   refresh token or code revokes its whole family, access tokens included), and
 //!   `client_credentials` for confidential clients of the configuration; client authentication
 //!   `none`, `client_secret_basic`, `client_secret_post`, `private_key_jwt` ([`assertion`]);
+//! - the JWT bearer grant carrying an ID-JAG from a trusted enterprise identity provider
+//!   (Enterprise-Managed Authorization, [`enterprise`]);
 //! - RFC 7009 revocation ([`revocation`]) and RFC 7662 introspection ([`introspection`]);
 //! - resource indicators (RFC 8707): `resource` must be this server's MCP endpoint (or one of
 //!   `jwt.extra_audiences`) and becomes `aud`; granted scopes are the requested ones that the
@@ -33,7 +35,7 @@
 //! # Parts
 //! - [`authorize`] — `GET /authorize`, the sign-in and consent forms.
 //! - [`token`] — `POST /token`: client authentication and the three grants;
-//!   [`assertion`] — `private_key_jwt` client assertions.
+//!   [`assertion`] — `private_key_jwt` client assertions; [`enterprise`] — ID-JAGs.
 //! - [`exchange`] — the token-exchange grant (RFC 8693), and this server as its own client.
 //! - [`revocation`] — `POST /revoke` (RFC 7009); [`introspection`] — `POST /introspect` (RFC 7662).
 //! - [`register`] — `POST /register` (RFC 7591).
@@ -47,6 +49,7 @@ pub mod assertion;
 pub mod authorize;
 pub mod cimd;
 pub mod clients;
+pub mod enterprise;
 pub mod error;
 pub mod exchange;
 pub mod introspection;
@@ -110,6 +113,8 @@ pub struct Core {
     documents: cimd::MetadataDocuments,
     /// `private_key_jwt`: the assertion rules and the clients' fetched keys.
     assertions: assertion::Assertions,
+    /// The enterprise IdPs whose ID-JAGs are accepted (none: the grant is not offered).
+    enterprise: enterprise::EnterpriseIdps,
     grants: Grants,
     resources: Resources,
     sign_in_limits: accounts::SignInLimits,
@@ -122,12 +127,13 @@ pub struct Core {
 impl Issuer {
     /// The authorization server for `settings`, signing with `keys`, keeping its state in
     /// `store` (the server's: `storage.url`), checking tokens with `verifier` (the `jwt` layer's,
-    /// which must check revocations in the same store).
+    /// which must check revocations in the same store), accepting ID-JAGs of `enterprise`.
     pub fn new(
         settings: &Settings,
         keys: Arc<LocalKeys>,
         store: Arc<dyn Store>,
         verifier: Arc<Verifier>,
+        enterprise: enterprise::EnterpriseIdps,
     ) -> Result<Issuer, StartupError> {
         if verifier.revocations().is_none() {
             return Err(StartupError::config(
@@ -194,6 +200,7 @@ impl Issuer {
                 issuer_settings.client_assertion_algorithms.clone(),
                 settings.jwt.leeway_secs,
             ),
+            enterprise,
             store: IssuerStore::new(store),
             users,
             configured,
@@ -271,6 +278,7 @@ impl Issuer {
                 "users": core.users.len(),
                 "configured_clients": core.configured.len(),
                 "store": core.store.store().kind(),
+                "enterprise_idps": core.enterprise.report(),
             })
         }
     }

@@ -2,7 +2,8 @@
 //! client ID metadata documents. Anyone may register, so a registration grants nothing by itself:
 //! the client still needs a person to sign in and consent, its redirect URIs are held to the same
 //! rules as everyone's, its name is shown as unverified, and it may only use the authorization
-//! code and refresh token grants.
+//! code and refresh token grants (and, with a secret where enterprise IdPs are trusted, the JWT
+//! bearer grant: ID-JAGs, which only an IdP that knows its client_id issues).
 //!
 //! A registration states its `application_type` (SEP-837, from OpenID Connect Dynamic Client
 //! Registration): `native` (an app on the person's device: loopback or private-use scheme
@@ -32,6 +33,7 @@ use super::clients::check_redirect_uri;
 use super::error::OAuthError;
 use super::store::RegisteredClient;
 use super::{Core, digest, now, random_token};
+use crate::config::JWT_BEARER;
 
 /// The longest redirect URI a registration may list, in bytes (shorter than what the
 /// configuration may use: anyone can register).
@@ -166,9 +168,17 @@ async fn handle(core: &Core, address: &str, body: &[u8]) -> Result<Value, OAuthE
         Some(_) => return Err(OAuthError::invalid_client_metadata("token_endpoint_auth_method must be a string")),
     };
     let grant_types = strings(metadata, "grant_types")?.unwrap_or_else(|| vec!["authorization_code".to_owned()]);
-    if let Some(other) = grant_types.iter().find(|g| !matches!(g.as_str(), "authorization_code" | "refresh_token")) {
+    // The JWT bearer grant with ID-JAGs, where enterprise IdPs are trusted: the extension lets a
+    // client register "at this stage" (Enterprise-Managed Authorization section 5), and it must
+    // authenticate (see `enterprise`); an ID-JAG names the client_id, so the IdP decides anyway.
+    let id_jags = !core.enterprise.is_empty() && method != "none";
+    let registrable =
+        |grant: &str| matches!(grant, "authorization_code" | "refresh_token") || (id_jags && grant == JWT_BEARER);
+    if let Some(other) = grant_types.iter().find(|g| !registrable(g)) {
+        let known =
+            if id_jags { "authorization_code, refresh_token, jwt-bearer" } else { "authorization_code, refresh_token" };
         return Err(OAuthError::invalid_client_metadata(format!(
-            "grant type {other} cannot be registered here (authorization_code, refresh_token)"
+            "grant type {other} cannot be registered here ({known})"
         )));
     }
     if !grant_types.iter().any(|g| g == "authorization_code") {

@@ -148,6 +148,10 @@ mod table {
     pub const DOCUMENTS: &str = "as_cimd";
     /// `jti`s of accepted client assertions (`private_key_jwt`), until the assertion expires.
     pub const ASSERTIONS: &str = "as_assertion";
+    /// `jti`s of accepted ID-JAGs (by issuer), until the ID-JAG expires.
+    pub const ID_JAGS: &str = "as_id_jag";
+    /// Enterprise identities (issuer and `sub`) linked to a user, by username.
+    pub const LINKS: &str = "as_idp_link";
     /// Counters of the limits (sign-in attempts, client secrets, registrations, ...).
     pub const COUNTERS: &str = "as_count";
     /// Accounts whose sign-in is locked for browsers it has not seen, until a time.
@@ -342,6 +346,24 @@ impl IssuerStore {
     /// (a replay), on any instance sharing the store.
     pub async fn spend_assertion(&self, key: &str, ttl: Duration) -> StoreResult<bool> {
         self.store.put_new(table::ASSERTIONS, key, b"1", ttl).await
+    }
+
+    /// Records the `jti` of an ID-JAG under `key` for `ttl`; `false` when it was seen before.
+    pub async fn spend_id_jag(&self, key: &str, ttl: Duration) -> StoreResult<bool> {
+        self.store.put_new(table::ID_JAGS, key, b"1", ttl).await
+    }
+
+    /// The username an enterprise identity (`key`: digest of issuer and `sub`) is linked to.
+    pub async fn linked_user(&self, key: &str) -> StoreResult<Option<String>> {
+        let Some(bytes) = self.store.get(table::LINKS, key).await? else { return Ok(None) };
+        String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| crate::store::StoreError::Invalid(format!("{}: a link that is not text", table::LINKS)))
+    }
+
+    /// Links an enterprise identity to `username` for `ttl` (renewed each time it is used).
+    pub async fn link_user(&self, key: &str, username: &str, ttl: Duration) -> StoreResult<()> {
+        self.store.put(table::LINKS, key, username.as_bytes(), ttl).await
     }
 
     /// Counts one more event of `key` in a fixed window (attempts, registrations, ...).

@@ -8,6 +8,9 @@
 //!   parties hold it: the whole family (every token descending from one authorization) is revoked.
 //! - `client_credentials`: confidential clients of the configuration, acting as themselves with
 //!   their configured roles.
+//! - `urn:ietf:params:oauth:grant-type:jwt-bearer` with an ID-JAG (Enterprise-Managed
+//!   Authorization, when `[[issuer.enterprise_idps]]` are configured): checked by
+//!   [`super::enterprise`]; an access token for the linked user, no refresh token.
 //!
 //! Client authentication: `none` (public clients, with PKCE), `client_secret_basic`,
 //! `client_secret_post`, `private_key_jwt` (a signed `client_assertion`, see
@@ -41,7 +44,7 @@ use super::clients::{Client, Origin, Secret};
 use super::error::OAuthError;
 use super::store::{Account, Redeemed, RefreshToken};
 use super::{ClientError, Core, Params, digest, now, random_token};
-use crate::config::TOKEN_EXCHANGE_GRANT;
+use crate::config::{JWT_BEARER, TOKEN_EXCHANGE_GRANT};
 use crate::jwt::revoked::{GRANT_CLAIM, grant_id};
 
 /// `POST /token`.
@@ -95,7 +98,10 @@ async fn handle(
         });
     }
     let grant_type = params.get("grant_type").ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
-    if !matches!(grant_type, "authorization_code" | "refresh_token" | "client_credentials" | TOKEN_EXCHANGE_GRANT) {
+    let jwt_bearer = grant_type == JWT_BEARER && !core.enterprise.is_empty();
+    if !jwt_bearer
+        && !matches!(grant_type, "authorization_code" | "refresh_token" | "client_credentials" | TOKEN_EXCHANGE_GRANT)
+    {
         return Err(OAuthError::unsupported_grant_type(format!("grant_type {grant_type} is not supported")));
     }
     let client = authenticate(core, address, headers, &params).await?;
@@ -105,6 +111,7 @@ async fn handle(
     let body = match grant_type {
         "authorization_code" => authorization_code(core, &client, &params).await?,
         "refresh_token" => refresh_token(core, &client, &params).await?,
+        JWT_BEARER => id_jag(core, &client, &params).await?,
         TOKEN_EXCHANGE_GRANT => super::exchange::token_exchange(core, &client, &params).await?,
         _ => client_credentials(core, &client, &params).await?,
     };
@@ -438,6 +445,16 @@ async fn client_credentials(core: &Core, client: &Client, params: &Params) -> Re
     let family = random_token();
     issue(core, &account, &client.client_id, &resource, &scopes, &scopes, Grant { family: &family, refresh: false })
         .await
+}
+
+/// The JWT bearer grant with an ID-JAG: the account and scopes [`super::enterprise`] found, under
+/// a grant of its own (revocable), without a refresh token (see there why).
+async fn id_jag(core: &Core, client: &Client, params: &Params) -> Result<Value, OAuthError> {
+    let accepted = core.enterprise.accept(core, client, params).await?;
+    let family = random_token();
+    let scopes = &accepted.scopes;
+    let grant = Grant { family: &family, refresh: false };
+    issue(core, &accepted.account, &client.client_id, &accepted.resource, scopes, scopes, grant).await
 }
 
 /// The grant a token is issued under: its family, and whether a refresh token continues it.

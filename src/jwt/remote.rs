@@ -79,6 +79,17 @@ impl RemoteKeys {
     /// `jwt.startup_timeout_secs` before giving up.
     pub async fn start(settings: &Settings) -> Result<Arc<RemoteKeys>, StartupError> {
         let jwt = &settings.jwt;
+        Self::start_from(jwt, jwt.key_source(), &jwt.algorithms, "jwt.issuer / jwt.jwks_url").await
+    }
+
+    /// The same for another issuer's keys (`source`, keys for `algorithms`), with the timing of
+    /// `jwt`'s remote-key settings; `settings_hint` names the settings to check in the error.
+    pub async fn start_from(
+        jwt: &crate::config::JwtSettings,
+        source: KeySource,
+        algorithms: &[JwtAlgorithm],
+        settings_hint: &str,
+    ) -> Result<Arc<RemoteKeys>, StartupError> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(jwt.fetch_timeout_secs))
             .connect_timeout(Duration::from_secs(jwt.fetch_timeout_secs.min(5)))
@@ -86,7 +97,6 @@ impl RemoteKeys {
             .user_agent(concat!("mcp-auth-server/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| StartupError::Remote(format!("cannot create the HTTP client: {e}")))?;
-        let source = jwt.key_source();
         let deadline = Instant::now() + Duration::from_secs(jwt.startup_timeout_secs);
         let mut pause = Duration::from_millis(250);
         let mut attempt_number = 0u32;
@@ -98,7 +108,7 @@ impl RemoteKeys {
                     KeySource::LocalFiles => return Err(FetchError::fatal("no remote key source configured")),
                 };
                 warn_if_plain_http(&jwks_url);
-                let keys = fetch_jwks(&client, &jwks_url, &jwt.algorithms).await?;
+                let keys = fetch_jwks(&client, &jwks_url, algorithms).await?;
                 Ok((origin, jwks_url, keys))
             };
             match attempt.await {
@@ -115,7 +125,7 @@ impl RemoteKeys {
                         origin,
                         jwks_url,
                         client,
-                        algorithms: jwt.algorithms.clone(),
+                        algorithms: algorithms.to_vec(),
                         current: RwLock::new(Arc::new(keys)),
                         generation: AtomicU64::new(1),
                         fetching: tokio::sync::Mutex::new(()),
@@ -145,7 +155,7 @@ impl RemoteKeys {
                         KeySource::LocalFiles => String::new(),
                     };
                     return Err(StartupError::Remote(format!(
-                        "cannot get the token signing keys {what}: {} (check jwt.issuer / jwt.jwks_url and that the issuer is up)",
+                        "cannot get the token signing keys {what}: {} (check {settings_hint} and that the issuer is up)",
                         err.message
                     )));
                 }
