@@ -33,6 +33,9 @@ pub struct Settings {
     pub storage: StorageSettings,
     pub admin: AdminSettings,
     pub telemetry: TelemetrySettings,
+    /// Absent from `config/default.toml`: no token exchange unless configured.
+    #[serde(default)]
+    pub token_exchange: TokenExchangeSettings,
 }
 
 /// `[server]`: listening, public URL, transport hygiene.
@@ -267,6 +270,10 @@ pub struct IssuerSettings {
     pub users: Vec<IssuerUser>,
     /// Clients registered in advance (confidential ones may use `client_credentials`).
     pub clients: Vec<IssuerClient>,
+    /// Downstream audiences the token-exchange grant (RFC 8693) mints tokens for; empty = the
+    /// grant is off. This server exchanges its callers' tokens for them itself.
+    #[serde(default)]
+    pub token_exchange_audiences: Vec<String>,
     /// Enterprise identity providers whose ID-JAGs the token endpoint accepts (Enterprise-Managed
     /// Authorization); none = the `jwt-bearer` grant is not offered.
     #[serde(default)]
@@ -373,7 +380,11 @@ fn default_client_grant_types() -> Vec<String> {
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 /// The grant types the embedded authorization server implements.
-pub const GRANT_TYPES: [&str; 4] = ["authorization_code", "refresh_token", "client_credentials", JWT_BEARER];
+pub const GRANT_TYPES: [&str; 5] =
+    ["authorization_code", "refresh_token", "client_credentials", JWT_BEARER, TOKEN_EXCHANGE_GRANT];
+
+/// RFC 8693 token exchange's `grant_type`.
+pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
 impl IssuerSettings {
     fn validate(&mut self) -> Result<(), StartupError> {
@@ -512,6 +523,14 @@ impl IssuerSettings {
                      one role",
                 ));
             }
+            if grants(TOKEN_EXCHANGE_GRANT)
+                && !(has_secret || client.token_endpoint_auth_method.trim() == "private_key_jwt")
+            {
+                return Err(StartupError::config(
+                    format!("{key}.grant_types"),
+                    "token exchange is for confidential clients: it needs a secret_hash or private_key_jwt",
+                ));
+            }
             if grants("authorization_code") && client.redirect_uris.is_empty() {
                 return Err(StartupError::config(key, "authorization_code needs at least one redirect URI"));
             }
@@ -536,6 +555,50 @@ impl IssuerSettings {
         }
         Ok(())
     }
+}
+
+/// `[token_exchange]`: exchanging callers' tokens for tools' downstream calls (RFC 8693, feature
+/// `jwt`; see `token_exchange`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenExchangeSettings {
+    /// Downstream tokens kept at once, over every caller, audience and scope set.
+    pub cache_size: usize,
+    /// Time limit of one request to a token endpoint (or its discovery), in seconds.
+    pub timeout_secs: u64,
+    /// The issuers whose tokens are exchanged, each at its own token endpoint.
+    pub issuers: Vec<TokenExchangeIssuer>,
+}
+
+impl Default for TokenExchangeSettings {
+    fn default() -> Self {
+        TokenExchangeSettings { cache_size: 10_000, timeout_secs: 10, issuers: Vec::new() }
+    }
+}
+
+/// `[[token_exchange.issuers]]`: where and how the tokens of one issuer are exchanged.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenExchangeIssuer {
+    /// The `iss` of the tokens exchanged here, exactly as the tokens carry it.
+    pub issuer: String,
+    /// Empty = the `token_endpoint` of the issuer's metadata (OpenID Connect discovery, then
+    /// RFC 8414), looked up at the first exchange.
+    #[serde(default)]
+    pub token_endpoint: String,
+    /// This server's client at the issuer (`client_secret_basic`).
+    pub client_id: String,
+    #[serde(serialize_with = "redacted")]
+    pub client_secret: SecretString,
+    /// The downstream audiences tools may ask for; any other is refused without a request.
+    pub audiences: Vec<String>,
+    /// A cached token is used until this many seconds before it expires.
+    #[serde(default = "default_cache_margin_secs")]
+    pub cache_margin_secs: u64,
+}
+
+fn default_cache_margin_secs() -> u64 {
+    30
 }
 
 impl IssuerSettings {
@@ -1096,7 +1159,87 @@ impl Settings {
         if !endpoint.is_empty() {
             check_remote_url("telemetry.otlp_endpoint", endpoint)?;
         }
-        self.issuer.validate()
+        self.issuer.validate()?;
+        self.validate_token_exchange()
+    }
+
+    /// `[token_exchange]` and `issuer.token_exchange_audiences`: every exchanging issuer is one
+    /// whose tokens this server accepts, named once, with an endpoint (or discovery), client
+    /// credentials and audiences; no downstream audience is this server itself.
+    fn validate_token_exchange(&mut self) -> Result<(), StartupError> {
+        let own_audiences: Vec<String> = std::iter::once(self.mcp_url())
+            .chain(self.jwt.extra_audiences.iter().map(|a| a.trim().to_owned()))
+            .collect();
+        let audiences_key = "issuer.token_exchange_audiences";
+        for audience in &mut self.issuer.token_exchange_audiences {
+            *audience = audience.trim().to_owned();
+            if audience.is_empty() {
+                return Err(StartupError::config(audiences_key, "must not contain empty values"));
+            }
+            if own_audiences.contains(audience) {
+                return Err(StartupError::config(
+                    audiences_key,
+                    format!("names `{audience}`, an audience of this server: exchanged tokens would be accepted here"),
+                ));
+            }
+        }
+        let exchange = &mut self.token_exchange;
+        if exchange.cache_size == 0 || exchange.timeout_secs == 0 {
+            return Err(StartupError::config("token_exchange", "cache_size and timeout_secs must be greater than 0"));
+        }
+        let accepted =
+            if self.jwt.issuer.is_empty() { self.server.public_url.clone() } else { self.jwt.issuer.clone() };
+        let mut seen = std::collections::BTreeSet::new();
+        for entry in &mut exchange.issuers {
+            entry.issuer = entry.issuer.trim().to_owned();
+            let key = format!("token_exchange.issuers.{}", entry.issuer);
+            check_remote_url(&format!("{key}.issuer"), &entry.issuer)?;
+            if !seen.insert(entry.issuer.clone()) {
+                return Err(StartupError::config(key, "is listed twice"));
+            }
+            if self.jwt.issuer.is_empty() && entry.issuer == accepted {
+                return Err(StartupError::config(
+                    key,
+                    "is this server's own issuer: set issuer.token_exchange_audiences instead (it exchanges for \
+                     itself)",
+                ));
+            }
+            if entry.issuer != accepted {
+                return Err(StartupError::config(
+                    key,
+                    format!("is not an issuer whose tokens this server accepts ({accepted})"),
+                ));
+            }
+            entry.token_endpoint = entry.token_endpoint.trim().to_owned();
+            if !entry.token_endpoint.is_empty() {
+                check_remote_url(&format!("{key}.token_endpoint"), &entry.token_endpoint)?;
+            }
+            if entry.client_id.trim().is_empty() || entry.client_secret.expose_secret().is_empty() {
+                return Err(StartupError::config(
+                    key,
+                    "needs client_id and client_secret (this server authenticates with client_secret_basic)",
+                ));
+            }
+            for audience in &mut entry.audiences {
+                *audience = audience.trim().to_owned();
+            }
+            if entry.audiences.is_empty() || entry.audiences.iter().any(String::is_empty) {
+                return Err(StartupError::config(
+                    format!("{key}.audiences"),
+                    "must name at least one downstream audience, and no empty one",
+                ));
+            }
+            if let Some(own) = entry.audiences.iter().find(|a| own_audiences.contains(a)) {
+                return Err(StartupError::config(
+                    format!("{key}.audiences"),
+                    format!("names `{own}`, an audience of this server: that is passthrough, not exchange"),
+                ));
+            }
+            if entry.cache_margin_secs > 3600 {
+                return Err(StartupError::config(format!("{key}.cache_margin_secs"), "must be at most 3600"));
+            }
+        }
+        Ok(())
     }
 
     /// The admin listener is never the public one: another port (or another address) than

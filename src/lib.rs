@@ -12,6 +12,7 @@
 //! | `jwt` | `jwt` | steps 5-6: keys, JWKS, token minting, access-token validation on `/mcp` |
 //! | `oauth-meta` | `oauth_meta` | step 7: protected-resource and authorization-server metadata |
 //! | `scopes` | `scopes` | step 8: scope and role authorization per MCP operation |
+//! | `jwt` | `token_exchange` | tools' downstream tokens: the caller's token exchanged (RFC 8693), cached |
 //! | `issuer` | `issuer` | step 10: an embedded OAuth 2.1 authorization server (sign-in, consent, tokens) |
 //! | `mcp` | `store` | the storage contract for state that outlives a request, and its `memory:` backend |
 //! | `store-sqlite` | `store_sqlite` | that contract on an SQLite file: state survives a restart (one instance) |
@@ -60,6 +61,8 @@ pub mod store;
 pub mod store_redis;
 #[cfg(feature = "store-sqlite")]
 pub mod store_sqlite;
+#[cfg(feature = "jwt")]
+pub mod token_exchange;
 #[cfg(feature = "tools")]
 pub mod tools;
 

@@ -201,6 +201,26 @@ impl AppBuilder {
         #[cfg(feature = "scopes")]
         let policy = std::sync::Arc::new(self.policy(resource_metadata.clone())?);
 
+        // Tools' downstream tokens: callers' tokens exchanged at their issuers (RFC 8693).
+        #[cfg(feature = "jwt")]
+        #[allow(unused_mut)]
+        let mut token_exchange = crate::token_exchange::TokenExchanger::from_settings(settings)?;
+        #[cfg(not(feature = "jwt"))]
+        if !settings.token_exchange.issuers.is_empty() {
+            return Err(StartupError::config(
+                "token_exchange.issuers",
+                "is set, but this build validates no tokens: build with `--features jwt` (or `full`)",
+            ));
+        }
+        #[cfg(feature = "issuer")]
+        if !self.embedded_issuer() && !settings.issuer.token_exchange_audiences.is_empty() {
+            return Err(StartupError::config(
+                "issuer.token_exchange_audiences",
+                "is set, but the embedded authorization server does not run (jwt.issuer is set, or issuer.enabled \
+                 = false): configure [[token_exchange.issuers]] for an external issuer instead",
+            ));
+        }
+
         // Steps 5-6: authentication, between the /mcp routes and the Host/Origin guard.
         #[cfg(feature = "jwt")]
         let auth = {
@@ -217,6 +237,16 @@ impl AppBuilder {
             #[cfg(feature = "issuer")]
             if self.embedded_issuer() {
                 let issuer = self.issuer(&jwt, store.clone()).await?;
+                // This server exchanges its callers' tokens at its own issuer, in-process.
+                if let Some((backend, audiences)) = issuer.token_exchange(settings.mcp_url()) {
+                    tracing::info!(?audiences, "token exchange at the embedded issuer configured");
+                    token_exchange = token_exchange.issuer(
+                        issuer.issuer(),
+                        backend,
+                        audiences,
+                        std::time::Duration::from_secs(EMBEDDED_CACHE_MARGIN_SECS),
+                    );
+                }
                 app = app.merge(issuer.router());
                 health = health.section("issuer", issuer.health());
             }
@@ -261,6 +291,13 @@ impl AppBuilder {
                         serde_json::json!({}),
                     );
                 }
+            }
+            #[cfg(feature = "jwt")]
+            if !token_exchange.is_empty() {
+                let exchanger = std::sync::Arc::new(token_exchange);
+                let cached = exchanger.clone();
+                health = health.section("token_exchange", move || serde_json::json!({ "cached": cached.cached() }));
+                config.token_exchange = Some(exchanger);
             }
             config.tracing = self.trace_context.clone().map(|context| crate::mcp::observe::Tracing {
                 context,
@@ -461,6 +498,10 @@ async fn open_store(settings: &Settings) -> Result<std::sync::Arc<dyn crate::sto
 fn store_unavailable(err: crate::store::StoreError) -> StartupError {
     StartupError::config("storage.url", err.to_string())
 }
+
+/// How long before expiry a downstream token of the embedded issuer is exchanged again.
+#[cfg(feature = "issuer")]
+const EMBEDDED_CACHE_MARGIN_SECS: u64 = 30;
 
 /// Where the deployable service keeps its state when `storage.url` is empty.
 #[cfg(feature = "mcp")]

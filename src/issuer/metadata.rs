@@ -33,6 +33,20 @@ pub fn paths(base_path: &str, well_known: &str) -> Vec<String> {
     paths
 }
 
+/// The grants of `/token`: the JWT bearer grant only with enterprise IdPs, token exchange only
+/// when it has audiences to mint for.
+fn grant_types(core: &Core) -> Vec<&'static str> {
+    let mut grants = vec!["authorization_code", "refresh_token", "client_credentials"];
+    // Enterprise-Managed Authorization: ID-JAGs with the JWT bearer grant (RFC 7523 section 2.1).
+    if !core.enterprise.is_empty() {
+        grants.push(crate::config::JWT_BEARER);
+    }
+    if !core.settings.token_exchange_audiences.is_empty() {
+        grants.push(crate::config::TOKEN_EXCHANGE_GRANT);
+    }
+    grants
+}
+
 /// The RFC 8414 document.
 pub fn authorization_server(core: &Core) -> Value {
     // `offline_access` is the authorization server's to list (never the resource's): a client
@@ -47,7 +61,7 @@ pub fn authorization_server(core: &Core) -> Value {
         "scopes_supported": scopes,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "grant_types_supported": grant_types(core),
         "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"],
         "token_endpoint_auth_signing_alg_values_supported": assertion_algorithms,
         "revocation_endpoint": core.url("/revoke"),
@@ -64,11 +78,6 @@ pub fn authorization_server(core: &Core) -> Value {
     });
     if core.settings.dynamic_registration {
         document["registration_endpoint"] = json!(core.url("/register"));
-    }
-    // Enterprise-Managed Authorization: ID-JAGs with the JWT bearer grant (RFC 7523 section 2.1).
-    if !core.enterprise.is_empty() {
-        document["grant_types_supported"] =
-            json!(["authorization_code", "refresh_token", "client_credentials", crate::config::JWT_BEARER]);
     }
     document
 }

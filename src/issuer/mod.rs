@@ -36,6 +36,7 @@
 //! - [`authorize`] — `GET /authorize`, the sign-in and consent forms.
 //! - [`token`] — `POST /token`: client authentication and the three grants;
 //!   [`assertion`] — `private_key_jwt` client assertions; [`enterprise`] — ID-JAGs.
+//! - [`exchange`] — the token-exchange grant (RFC 8693), and this server as its own client.
 //! - [`revocation`] — `POST /revoke` (RFC 7009); [`introspection`] — `POST /introspect` (RFC 7662).
 //! - [`register`] — `POST /register` (RFC 7591).
 //! - [`clients`] — clients, secrets, redirect URI rules; [`cimd`] — metadata documents.
@@ -50,6 +51,7 @@ pub mod cimd;
 pub mod clients;
 pub mod enterprise;
 pub mod error;
+pub mod exchange;
 pub mod introspection;
 pub mod metadata;
 pub mod pages;
@@ -257,6 +259,14 @@ impl Issuer {
             .merge(pages)
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(self.core.clone())
+    }
+
+    /// This server's own token exchange, in-process, acting as `actor` (its resource
+    /// identifier), with the audiences it may mint for; `None` when none are configured.
+    pub fn token_exchange(&self, actor: String) -> Option<(Arc<exchange::EmbeddedExchange>, Vec<String>)> {
+        let audiences = self.core.settings.token_exchange_audiences.clone();
+        (!audiences.is_empty())
+            .then(|| (Arc::new(exchange::EmbeddedExchange::new(self.core.clone(), actor)), audiences))
     }
 
     /// The `/health` section: issuer, users, clients, and where the state is kept.

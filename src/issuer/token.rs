@@ -44,7 +44,7 @@ use super::clients::{Client, Origin, Secret};
 use super::error::OAuthError;
 use super::store::{Account, Redeemed, RefreshToken};
 use super::{ClientError, Core, Params, digest, now, random_token};
-use crate::config::JWT_BEARER;
+use crate::config::{JWT_BEARER, TOKEN_EXCHANGE_GRANT};
 use crate::jwt::revoked::{GRANT_CLAIM, grant_id};
 
 /// `POST /token`.
@@ -99,7 +99,9 @@ async fn handle(
     }
     let grant_type = params.get("grant_type").ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
     let jwt_bearer = grant_type == JWT_BEARER && !core.enterprise.is_empty();
-    if !jwt_bearer && !matches!(grant_type, "authorization_code" | "refresh_token" | "client_credentials") {
+    if !jwt_bearer
+        && !matches!(grant_type, "authorization_code" | "refresh_token" | "client_credentials" | TOKEN_EXCHANGE_GRANT)
+    {
         return Err(OAuthError::unsupported_grant_type(format!("grant_type {grant_type} is not supported")));
     }
     let client = authenticate(core, address, headers, &params).await?;
@@ -110,6 +112,7 @@ async fn handle(
         "authorization_code" => authorization_code(core, &client, &params).await?,
         "refresh_token" => refresh_token(core, &client, &params).await?,
         JWT_BEARER => id_jag(core, &client, &params).await?,
+        TOKEN_EXCHANGE_GRANT => super::exchange::token_exchange(core, &client, &params).await?,
         _ => client_credentials(core, &client, &params).await?,
     };
     // A registration that got tokens is in use: kept while it is used, not evicted by new ones.

@@ -249,9 +249,24 @@ impl RemoteKeys {
     }
 }
 
-/// Finds the JWKS URL in the issuer's metadata: OpenID Connect discovery first, then the RFC
-/// 8414 locations. The document must name exactly this issuer (RFC 8414 section 3.3).
+/// Finds the JWKS URL in the issuer's metadata (see [`metadata`]).
 async fn discover(client: &reqwest::Client, issuer: &str) -> Result<String, FetchError> {
+    let (url, metadata) = metadata(client, issuer).await?;
+    match metadata.get("jwks_uri").and_then(Value::as_str) {
+        Some(jwks) if Url::parse(jwks).is_ok() => Ok(jwks.to_owned()),
+        _ => Err(FetchError::fatal(format!("{url} has no valid jwks_uri"))),
+    }
+}
+
+/// The issuer's metadata document, for other layers that need another of its endpoints (the
+/// token exchange's `token_endpoint`).
+pub(crate) async fn issuer_metadata(client: &reqwest::Client, issuer: &str) -> Result<Value, String> {
+    metadata(client, issuer).await.map(|(_, metadata)| metadata).map_err(|err| err.message)
+}
+
+/// The issuer's metadata and where it was found: OpenID Connect discovery first, then the RFC
+/// 8414 locations. The document must name exactly this issuer (RFC 8414 section 3.3).
+async fn metadata(client: &reqwest::Client, issuer: &str) -> Result<(String, Value), FetchError> {
     let mut failures = Vec::new();
     let mut retryable = false;
     for url in metadata_urls(issuer)? {
@@ -263,10 +278,7 @@ async fn discover(client: &reqwest::Client, issuer: &str) -> Result<String, Fetc
                         metadata.get("issuer").unwrap_or(&Value::Null)
                     )));
                 }
-                return match metadata.get("jwks_uri").and_then(Value::as_str) {
-                    Some(jwks) if Url::parse(jwks).is_ok() => Ok(jwks.to_owned()),
-                    _ => Err(FetchError::fatal(format!("{url} has no valid jwks_uri"))),
-                };
+                return Ok((url, metadata));
             }
             Err(err) => {
                 retryable |= err.retryable;

@@ -8,6 +8,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::downstream::{Downstream, DownstreamToken, ExchangeError};
 use super::jsonrpc::{Id, RpcError, code, notification_frame};
 use super::protocol::{ClientCapabilities, LogLevel};
 use super::version::Era;
@@ -48,6 +49,9 @@ pub struct RequestContext {
     /// Per-item access decisions, installed by an authorization layer.
     pub access: Option<Arc<dyn AccessControl>>,
     pub(crate) outbox: Option<mpsc::Sender<Outbound>>,
+    /// The token exchange and the caller's token, when an exchange is configured (see
+    /// [`super::downstream`]); never handed to tools as such.
+    pub(crate) downstream: Option<Downstream>,
 }
 
 impl RequestContext {
@@ -67,6 +71,7 @@ impl RequestContext {
             cancellation: CancellationToken::new(),
             access: None,
             outbox: None,
+            downstream: None,
         }
     }
 
@@ -114,6 +119,15 @@ impl RequestContext {
     pub async fn close_sse_connection(&self) {
         if let Some(outbox) = &self.outbox {
             let _ = outbox.send(Outbound::CloseConnection).await;
+        }
+    }
+
+    /// A token for the downstream API `audience` with `scopes`, exchanged for the caller's
+    /// token (RFC 8693) and cached; the caller's own token never leaves this server.
+    pub async fn downstream_token(&self, audience: &str, scopes: &[&str]) -> Result<DownstreamToken, ExchangeError> {
+        match &self.downstream {
+            Some(downstream) => downstream.token(self.principal.as_ref(), audience, scopes).await,
+            None => Err(ExchangeError::NotConfigured),
         }
     }
 

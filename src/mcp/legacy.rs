@@ -20,6 +20,7 @@ use super::Mcp;
 use super::bus::ChangeEvent;
 use super::context::{Item, Outbound, RequestContext};
 use super::dispatch::{Features, McpError, McpFuture, McpReply, McpRequest, feature_method_offered};
+use super::downstream::Downstream;
 use super::headers::Accepts;
 use super::http::{Post, Start, json_bytes, outbox, rpc_error, start};
 use super::jsonrpc::{Id, Message, Params, RpcError, code, error_frame, result_frame};
@@ -312,6 +313,7 @@ async fn call(
         cancellation: cancellation.clone(),
         access: None,
         outbox: sender,
+        downstream: Downstream::for_request(mcp.config.token_exchange.as_ref(), &post.headers),
     };
     // `notifications/cancelled` (or the session ending) stops the work: the handler's future is
     // dropped, and with it everything it holds.

@@ -17,6 +17,7 @@ pub mod audit;
 pub mod bus;
 mod context;
 pub mod dispatch;
+pub mod downstream;
 pub mod headers;
 mod http;
 pub mod jsonrpc;
@@ -48,6 +49,7 @@ pub use dispatch::{
     CacheScope, Catalog, FeatureService, Features, McpError, McpFuture, McpReply, McpRequest, McpService,
     REQUIREMENTS_META,
 };
+pub use downstream::{DownstreamToken, ExchangeError, ExchangeRequest, TokenExchange};
 pub use jsonrpc::{Id, RpcError};
 pub use protocol::{Implementation, ServerCapabilities};
 
@@ -79,6 +81,9 @@ pub struct McpConfig {
     pub extensions: Map<String, Value>,
     /// One span per MCP request, when traces are exported (see [`observe`]).
     pub tracing: Option<observe::Tracing>,
+    /// Exchanges callers' tokens for tools' downstream calls (`None`: no exchange, and requests
+    /// carry nothing for it).
+    pub token_exchange: Option<Arc<dyn downstream::TokenExchange>>,
 }
 
 impl McpConfig {
@@ -104,6 +109,7 @@ impl McpConfig {
             discovery_meta: Map::new(),
             extensions: Map::new(),
             tracing: None,
+            token_exchange: None,
         }
     }
 }

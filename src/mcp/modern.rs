@@ -24,6 +24,7 @@ use super::context::{Item, Outbound, RequestContext};
 use super::dispatch::{
     CacheScope, McpError, McpFuture, McpReply, McpRequest, feature_method_offered, may_require_input,
 };
+use super::downstream::Downstream;
 use super::headers::check_routing_headers;
 use super::http::{Post, Start, json_bytes, modern_status, outbox, rpc_error, start};
 use super::jsonrpc::{Id, Message, RequestMeta, RpcError, code, error_frame, notification_frame};
@@ -197,6 +198,7 @@ async fn call(
     let (sender, mut receiver) = outbox(post.accepts.sse && may_notify);
     let cancellation = CancellationToken::new();
     let client_capabilities = Arc::new(envelope.client_capabilities);
+    let downstream = Downstream::for_request(mcp.config.token_exchange.as_ref(), &post.headers);
     let ctx = RequestContext {
         request_id: id.clone(),
         era: Era::Modern,
@@ -208,6 +210,7 @@ async fn call(
         cancellation: cancellation.clone(),
         access: None,
         outbox: sender,
+        downstream,
     };
     let request = McpRequest { method: method.clone(), params, ctx };
     let mut pending = features.service.handle(request);

@@ -31,6 +31,7 @@ pub use registry::{Registry, RegistryService, SUBJECT_META};
 pub use schemars::JsonSchema;
 pub use whoami::WhoAmI;
 
+pub use crate::mcp::{DownstreamToken, ExchangeError};
 use crate::mcp::{RequestContext, RpcError};
 use crate::principal::Principal;
 
@@ -121,6 +122,13 @@ pub enum ToolError {
 impl ToolError {
     pub fn failed(message: impl Into<String>) -> Self {
         ToolError::Failed(message.into())
+    }
+}
+
+/// A token exchange that failed becomes a failed call: the model reads why (no token in it).
+impl From<ExchangeError> for ToolError {
+    fn from(error: ExchangeError) -> Self {
+        ToolError::Failed(error.to_string())
     }
 }
 
@@ -332,6 +340,14 @@ impl ToolContext {
     /// Resolves when the client gives up on the call.
     pub async fn cancelled(&self) {
         self.request.cancellation.cancelled().await;
+    }
+
+    /// A token for the downstream API `audience` with `scopes`, for calling it as the caller:
+    /// the caller's token exchanged at its issuer (RFC 8693, `[[token_exchange.issuers]]`, or
+    /// `issuer.token_exchange_audiences` for the embedded one) and cached until shortly before
+    /// it expires. The caller's own token is never given to tools, nor sent downstream.
+    pub async fn downstream_token(&self, audience: &str, scopes: &[&str]) -> Result<DownstreamToken, ExchangeError> {
+        self.request.downstream_token(audience, scopes).await
     }
 
     /// Fails with a step-up challenge unless the caller holds every scope in `scopes`. Without

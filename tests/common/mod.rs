@@ -15,6 +15,8 @@ pub const MODERN: &str = "2026-07-28";
 pub const LEGACY: &str = "2025-11-25";
 
 pub mod binary;
+#[cfg(all(feature = "issuer", feature = "tools"))]
+pub mod downstream;
 #[cfg(feature = "issuer")]
 pub mod issuer;
 #[cfg(feature = "jwt")]
