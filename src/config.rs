@@ -1187,8 +1187,11 @@ impl Settings {
         if exchange.cache_size == 0 || exchange.timeout_secs == 0 {
             return Err(StartupError::config("token_exchange", "cache_size and timeout_secs must be greater than 0"));
         }
-        let accepted =
-            if self.jwt.issuer.is_empty() { self.server.public_url.clone() } else { self.jwt.issuer.clone() };
+        // Every issuer whose tokens this server accepts (`jwt.issuer`, `[[jwt.issuers]]`); this
+        // server's own (local keys) exchanges in-process instead.
+        let public_url = self.server.public_url.clone();
+        let local = self.jwt.trusts_local_keys(&public_url);
+        let accepted: Vec<String> = self.jwt.trusted_issuers(&public_url).into_iter().map(|t| t.issuer).collect();
         let mut seen = std::collections::BTreeSet::new();
         for entry in &mut exchange.issuers {
             entry.issuer = entry.issuer.trim().to_owned();
@@ -1197,17 +1200,17 @@ impl Settings {
             if !seen.insert(entry.issuer.clone()) {
                 return Err(StartupError::config(key, "is listed twice"));
             }
-            if self.jwt.issuer.is_empty() && entry.issuer == accepted {
+            if local && entry.issuer == public_url {
                 return Err(StartupError::config(
                     key,
                     "is this server's own issuer: set issuer.token_exchange_audiences instead (it exchanges for \
                      itself)",
                 ));
             }
-            if entry.issuer != accepted {
+            if !accepted.contains(&entry.issuer) {
                 return Err(StartupError::config(
                     key,
-                    format!("is not an issuer whose tokens this server accepts ({accepted})"),
+                    format!("is not an issuer whose tokens this server accepts ({})", accepted.join(", ")),
                 ));
             }
             entry.token_endpoint = entry.token_endpoint.trim().to_owned();

@@ -344,6 +344,16 @@ fn settings_that_cannot_work_are_refused_at_start_up() {
     assert!(err.contains("client_secret"), "{err}");
     let err = load(&entry("https://idp.example", "").replace(&format!("[\"{PROFILE}\"]"), "[]")).unwrap_err();
     assert!(err.contains("audiences"), "{err}");
+    // An issuer listed in [[jwt.issuers]] may be exchanged at; one not listed may not.
+    let listed = |issuer: &str| {
+        entry(issuer, "").replace(
+            "[jwt]\nissuer = \"https://idp.example\"\n",
+            "[[jwt.issuers]]\nissuer = \"https://a.example\"\n[[jwt.issuers]]\nissuer = \"https://b.example\"\n",
+        )
+    };
+    assert!(load(&listed("https://b.example")).is_ok(), "{:?}", load(&listed("https://b.example")));
+    let err = load(&listed("https://idp.example")).unwrap_err();
+    assert!(err.contains("https://a.example, https://b.example"), "{err}");
     let public = format!(
         "[[issuer.clients]]\nclient_id = \"pub\"\nredirect_uris = [\"http://127.0.0.1/cb\"]\ngrant_types = [\"authorization_code\", \"{EXCHANGE_GRANT}\"]\n"
     );
@@ -476,4 +486,31 @@ async fn a_legacy_session_call_gets_its_downstream_token_too() {
     let mut expected: Vec<&str> = caller.split(' ').collect();
     expected.sort();
     assert_eq!(result["structuredContent"]["scopes"], json!(expected), "{result}");
+}
+
+/// With local keys beside another trusted issuer, that issuer's tokens are good at `/mcp` but
+/// never exchanged by the embedded issuer: its `sub` would otherwise become one of ours.
+#[tokio::test]
+async fn another_trusted_issuers_token_is_not_exchanged_by_the_embedded_issuer() {
+    let signer = common::tokens::rsa_signer("other-trusted-issuer");
+    let other = spawn_issuer(json!({ "keys": [signer.public().jwk("RS256")] }), FakeAnswers { expires_in: 300 }).await;
+    let settings = common::issuer::settings(&format!(
+        "{}\n[[jwt.issuers]]\nissuer = \"{ISSUER}\"\n[[jwt.issuers]]\nissuer = \"{}\"\n",
+        embedded_layer(&format!("[\"{PROFILE}\"]")),
+        other.base
+    ));
+    let app = AppBuilder::new(settings).build().await.expect("app builds");
+    let foreign = TokenBuilder::new().issuer(&other.base).subject("alice").signed_with(&signer).build();
+    let listed = send_as_is(&app, {
+        let mut request = modern(1, "tools/list", json!({}));
+        request.headers_mut().insert("authorization", format!("Bearer {foreign}").parse().unwrap());
+        request
+    })
+    .await;
+    assert_eq!(listed.status, 200, "the other issuer's token is accepted at /mcp");
+    let reply = exchange_at_token(&app, ("exchanger", EXCHANGER_SECRET), &foreign, &[("audience", PROFILE)]).await;
+    assert_eq!(reply.json()["error"], "invalid_grant", "{}", String::from_utf8_lossy(&reply.body));
+    // This issuer's own token for the same subject is still exchanged.
+    let own = exchange_at_token(&app, ("exchanger", EXCHANGER_SECRET), &user_token(), &[("audience", PROFILE)]).await;
+    assert_eq!(own.status, 200, "{}", String::from_utf8_lossy(&own.body));
 }

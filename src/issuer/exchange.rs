@@ -79,6 +79,11 @@ async fn mint(
         Rejection::Unavailable => OAuthError::temporarily_unavailable(rejection.description()),
         other => OAuthError::invalid_grant(format!("subject_token refused: {}", other.description())),
     })?;
+    // The verifier may also trust other issuers ([[jwt.issuers]]): only this issuer's own tokens
+    // are exchanged here, or another issuer's `sub` would become one of ours.
+    if subject.issuer != core.issuer {
+        return Err(OAuthError::invalid_grant("subject_token was not issued by this server"));
+    }
     // With `jwt.enforce_audience = false` the verifier takes any audience: only tokens for this
     // server are exchanged, never a downstream token again.
     let own = |aud: &Value| aud.as_str().is_some_and(|aud| core.resources.0.iter().any(|r| r == aud));
