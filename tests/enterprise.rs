@@ -14,22 +14,20 @@ mod common;
 mod redis_server;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
-
-use async_trait::async_trait;
 
 use axum::extract::{Form, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use common::failing_store::{FailingTable, Fails};
 use common::issuer::{self as is, ISSUER, RESOURCE, text};
 use common::tokens::{now, rsa_pair};
 use common::{Reply, modern, send, send_as_is};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use mcp_auth_server::store::{Counted, MemoryStore, Spent, Store, StoreError, Subscription};
+use mcp_auth_server::store::Store;
 use mcp_auth_server::store_redis::RedisStore;
 use mcp_auth_server::store_sqlite::SqliteStore;
 use redis_server::RedisServer;
@@ -686,90 +684,6 @@ async fn an_id_jag_and_its_link_are_shared_by_instances_on_redis() {
     an_id_jag_and_its_link_are_shared_by_instances("redis").await;
 }
 
-/// The memory store, whose writes to `table` fail while `failing` is set.
-struct FailingWrites {
-    inner: MemoryStore,
-    table: &'static str,
-    failing: AtomicBool,
-}
-
-impl FailingWrites {
-    fn check(&self, table: &str) -> Result<(), StoreError> {
-        if table == self.table && self.failing.load(Ordering::SeqCst) {
-            return Err(StoreError::Unavailable("test: down".into()));
-        }
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl Store for FailingWrites {
-    fn kind(&self) -> &'static str {
-        "memory"
-    }
-    fn shared(&self) -> bool {
-        false
-    }
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.inner.ping().await
-    }
-    async fn put(&self, table: &str, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
-        self.check(table)?;
-        self.inner.put(table, key, value, ttl).await
-    }
-    async fn put_new(&self, table: &str, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
-        self.check(table)?;
-        self.inner.put_new(table, key, value, ttl).await
-    }
-    async fn get(&self, table: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.get(table, key).await
-    }
-    async fn take(&self, table: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.take(table, key).await
-    }
-    async fn delete(&self, table: &str, key: &str) -> Result<bool, StoreError> {
-        self.inner.delete(table, key).await
-    }
-    async fn touch(&self, table: &str, key: &str, ttl: Duration) -> Result<bool, StoreError> {
-        self.inner.touch(table, key, ttl).await
-    }
-    async fn put_spendable(&self, table: &str, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
-        self.inner.put_spendable(table, key, value, ttl).await
-    }
-    async fn spend(&self, table: &str, key: &str) -> Result<Spent, StoreError> {
-        self.inner.spend(table, key).await
-    }
-    async fn count(&self, table: &str, key: &str, window: Duration) -> Result<Counted, StoreError> {
-        self.inner.count(table, key, window).await
-    }
-    async fn put_in_group(
-        &self,
-        table: &str,
-        group: &str,
-        key: &str,
-        value: &[u8],
-        ttl: Duration,
-        max: usize,
-    ) -> Result<Vec<String>, StoreError> {
-        self.inner.put_in_group(table, group, key, value, ttl, max).await
-    }
-    async fn group_len(&self, table: &str, group: &str) -> Result<usize, StoreError> {
-        self.inner.group_len(table, group).await
-    }
-    async fn append(&self, log: &str, event: &[u8], keep: usize, ttl: Duration) -> Result<u64, StoreError> {
-        self.inner.append(log, event, keep, ttl).await
-    }
-    async fn read_after(&self, log: &str, after: u64) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        self.inner.read_after(log, after).await
-    }
-    async fn publish(&self, channel: &str, message: &[u8]) -> Result<(), StoreError> {
-        self.inner.publish(channel, message).await
-    }
-    fn subscribe(&self, channel: &str) -> Subscription {
-        self.inner.subscribe(channel)
-    }
-}
-
 /// A 503 with `Retry-After` and no token.
 fn assert_unavailable(reply: &Reply) {
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{}", text(reply));
@@ -781,12 +695,12 @@ fn assert_unavailable(reply: &Reply) {
 async fn a_store_that_cannot_record_the_jti_or_the_link_fails_closed_without_a_token() {
     for table in ["as_id_jag", "as_idp_link"] {
         let idp = TestIdp::start().await;
-        let store = Arc::new(FailingWrites { inner: MemoryStore::new(), table, failing: AtomicBool::new(true) });
+        let store = Arc::new(FailingTable::new(table, Fails::Writes, true));
         let settings = is::settings(&overrides(&idp, ""));
         let app = mcp_auth_server::AppBuilder::new(settings).store(store.clone()).build().await.unwrap();
         let id_jag = sign(&idp.carol());
         assert_unavailable(&present(&app, APP, &id_jag, &[]).await);
-        store.failing.store(false, Ordering::SeqCst);
+        store.set_failing(false);
         let retried = present(&app, APP, &id_jag, &[]).await;
         if table == "as_id_jag" {
             // Nothing was written: the same ID-JAG is accepted once the store is back.

@@ -8,22 +8,21 @@ mod common;
 mod redis_server;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use common::failing_store::{FailingTable, Fails};
 use common::issuer::{
     self as is, ALICE_PASSWORD, BOB_PASSWORD, Browser, CLIENT_ID, ISSUER, Pkce, REDIRECT_URI, RESOURCE, SERVICE_SECRET,
     authorize_uri, claims, form, redeem, text, token_request,
 };
 use common::tokens::{TokenBuilder, now};
 use common::{Reply, modern, send_as_is};
-use mcp_auth_server::store::{Counted, MemoryStore, Spent, Store, StoreError, Subscription};
+use mcp_auth_server::store::{MemoryStore, Store};
 use mcp_auth_server::store_redis::RedisStore;
 use redis_server::RedisServer;
 use serde_json::{Value, json};
@@ -351,94 +350,19 @@ async fn a_self_registered_client_learns_nothing_about_other_clients_tokens() {
 
 // --- failing closed ------------------------------------------------------------------------------
 
-/// The memory store, whose reads of revoked grants fail while `failing` is set.
-struct FailingReads {
-    inner: MemoryStore,
-    failing: AtomicBool,
-}
-
-#[async_trait]
-impl Store for FailingReads {
-    fn kind(&self) -> &'static str {
-        "memory"
-    }
-    fn shared(&self) -> bool {
-        false
-    }
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.inner.ping().await
-    }
-    async fn put(&self, table: &str, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
-        self.inner.put(table, key, value, ttl).await
-    }
-    async fn put_new(&self, table: &str, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
-        self.inner.put_new(table, key, value, ttl).await
-    }
-    async fn get(&self, table: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        if table == "as_revoked" && self.failing.load(Ordering::SeqCst) {
-            return Err(StoreError::Unavailable("test: down".into()));
-        }
-        self.inner.get(table, key).await
-    }
-    async fn take(&self, table: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.take(table, key).await
-    }
-    async fn delete(&self, table: &str, key: &str) -> Result<bool, StoreError> {
-        self.inner.delete(table, key).await
-    }
-    async fn touch(&self, table: &str, key: &str, ttl: Duration) -> Result<bool, StoreError> {
-        self.inner.touch(table, key, ttl).await
-    }
-    async fn put_spendable(&self, table: &str, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
-        self.inner.put_spendable(table, key, value, ttl).await
-    }
-    async fn spend(&self, table: &str, key: &str) -> Result<Spent, StoreError> {
-        self.inner.spend(table, key).await
-    }
-    async fn count(&self, table: &str, key: &str, window: Duration) -> Result<Counted, StoreError> {
-        self.inner.count(table, key, window).await
-    }
-    async fn put_in_group(
-        &self,
-        table: &str,
-        group: &str,
-        key: &str,
-        value: &[u8],
-        ttl: Duration,
-        max: usize,
-    ) -> Result<Vec<String>, StoreError> {
-        self.inner.put_in_group(table, group, key, value, ttl, max).await
-    }
-    async fn group_len(&self, table: &str, group: &str) -> Result<usize, StoreError> {
-        self.inner.group_len(table, group).await
-    }
-    async fn append(&self, log: &str, event: &[u8], keep: usize, ttl: Duration) -> Result<u64, StoreError> {
-        self.inner.append(log, event, keep, ttl).await
-    }
-    async fn read_after(&self, log: &str, after: u64) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        self.inner.read_after(log, after).await
-    }
-    async fn publish(&self, channel: &str, message: &[u8]) -> Result<(), StoreError> {
-        self.inner.publish(channel, message).await
-    }
-    fn subscribe(&self, channel: &str) -> Subscription {
-        self.inner.subscribe(channel)
-    }
-}
-
 #[tokio::test]
 async fn a_new_token_is_refused_with_503_while_revocations_cannot_be_read_and_a_cached_one_is_not() {
-    let store = Arc::new(FailingReads { inner: MemoryStore::new(), failing: AtomicBool::new(false) });
+    let store = Arc::new(FailingTable::new("as_revoked", Fails::Reads, false));
     let app = mcp_auth_server::AppBuilder::new(is::settings("")).store(store.clone()).build().await.unwrap();
     let cached = access(&tokens_for(&app, "bob", BOB_PASSWORD).await);
     assert_accepted(&app, &cached, "first use, read from the store").await;
     let fresh = access(&tokens_for(&app, "alice", ALICE_PASSWORD).await);
-    store.failing.store(true, Ordering::SeqCst);
+    store.set_failing(true);
     let reply = mcp(&app, &fresh).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{}", text(&reply));
     assert_eq!(reply.header("retry-after"), Some("1"));
     assert_accepted(&app, &cached, "checked when it was first seen: the cache answers").await;
-    store.failing.store(false, Ordering::SeqCst);
+    store.set_failing(false);
     assert_accepted(&app, &fresh, "the store is back").await;
 }
 

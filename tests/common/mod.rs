@@ -17,6 +17,8 @@ pub const LEGACY: &str = "2025-11-25";
 pub mod binary;
 #[cfg(all(feature = "issuer", feature = "tools"))]
 pub mod downstream;
+#[cfg(any(feature = "store-sqlite", feature = "store-redis"))]
+pub mod failing_store;
 #[cfg(feature = "issuer")]
 pub mod issuer;
 #[cfg(feature = "jwt")]
